@@ -1,0 +1,175 @@
+//! Criterion benchmarks of the core: signature verification, validation, rendering, the fallback
+//! decision. `benches/compare-twilio-node.sh` runs these next to the official `twilio` npm library
+//! on the same inputs (`benches/fixtures/sms-fallback-request.json`).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use twiml_fallback::Channel;
+use twiml_fallback::config::Config;
+use twiml_fallback::edge::{Body, Edge, EdgeRequest};
+use twiml_fallback::signature::{Payload, SignatureVerifier, compute_signature};
+use twiml_fallback::twiml::{AnswerRules, MAX_DOCUMENT_BYTES, Response, Say, TargetChannel, validate};
+use twiml_fallback::webhook::Params;
+
+struct Inputs {
+    token: String,
+    url: String,
+    params: Params,
+    form: String,
+    message: String,
+}
+
+fn inputs() -> Inputs {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/sms-fallback-request.json")).expect("fixture is JSON");
+    let text = |key: &str| fixture[key].as_str().expect("string field").to_owned();
+    let params = Params::from_pairs(fixture["params"].as_array().expect("params").iter().map(|pair| {
+        (
+            pair[0].as_str().expect("key").to_owned(),
+            pair[1].as_str().expect("value").to_owned(),
+        )
+    }));
+    Inputs {
+        token: text("token"),
+        url: text("url"),
+        form: params.to_form(),
+        params,
+        message: text("message"),
+    }
+}
+
+/// A typical fallback-sized voice document (~200 bytes).
+const TYPICAL: &str = concat!(
+    r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#,
+    r#"<Say voice="Polly.Joanna" language="en-US">Thanks for calling. All of our agents are busy right now.</Say>"#,
+    r#"<Pause length="1"/><Hangup/></Response>"#
+);
+
+/// A realistic IVR document just under Twilio's 64 KB limit.
+fn large_document() -> String {
+    let mut document = String::from(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    document.push_str("<Response>\n");
+    let mut step = 0;
+    loop {
+        let gather = format!(
+            "  <Gather input=\"dtmf speech\" numDigits=\"1\" action=\"/menu?step={step}&amp;lang=en\" method=\"POST\">\n    <Say voice=\"Polly.Joanna\">Press {d} for store hours, or say \"hours\". Café &amp; bakery 🍰</Say>\n    <Pause length=\"1\"/>\n  </Gather>\n",
+            d = step % 10
+        );
+        if document.len() + gather.len() + "<Hangup/></Response>".len() > MAX_DOCUMENT_BYTES {
+            break;
+        }
+        document.push_str(&gather);
+        step += 1;
+    }
+    document.push_str("<Hangup/></Response>");
+    document
+}
+
+fn signature(c: &mut Criterion) {
+    let inputs = inputs();
+    let signature = compute_signature(&inputs.token, &inputs.url, &inputs.params);
+    let verifier = SignatureVerifier::new(inputs.token.as_str());
+    let mut group = c.benchmark_group("signature");
+    group.bench_function("verify/sms-fallback-22-params", |b| {
+        b.iter(|| {
+            verifier.verify(
+                black_box(&inputs.url),
+                Payload::Form(black_box(&inputs.params)),
+                black_box(&signature),
+            )
+        })
+    });
+    group.bench_function("verify/parse-form-then-verify", |b| {
+        b.iter(|| {
+            let params = Params::from_form(black_box(inputs.form.as_bytes()));
+            verifier
+                .verify(&inputs.url, Payload::Form(&params), black_box(&signature))
+                .is_ok()
+        })
+    });
+    group.bench_function("verify/forged", |b| {
+        b.iter(|| {
+            verifier.verify(
+                black_box(&inputs.url),
+                Payload::Form(&inputs.params),
+                black_box("AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            )
+        })
+    });
+    group.bench_function("compute/sms-fallback-22-params", |b| {
+        b.iter(|| compute_signature(black_box(&inputs.token), black_box(&inputs.url), &inputs.params))
+    });
+    group.finish();
+}
+
+fn validation(c: &mut Criterion) {
+    let large = large_document();
+    assert!(
+        validate(TYPICAL.as_bytes(), TargetChannel::Voice)
+            .diagnostics()
+            .is_empty()
+    );
+    let report = validate(large.as_bytes(), TargetChannel::Voice);
+    assert!(report.diagnostics().is_empty(), "{:?}", report.diagnostics().first());
+    let mut group = c.benchmark_group("validate");
+    group.throughput(Throughput::Bytes(TYPICAL.len() as u64));
+    group.bench_function(format!("typical-{}B", TYPICAL.len()), |b| {
+        b.iter(|| validate(black_box(TYPICAL.as_bytes()), TargetChannel::Voice))
+    });
+    group.throughput(Throughput::Bytes(large.len() as u64));
+    group.bench_function(format!("ivr-{}B", large.len()), |b| {
+        b.iter(|| validate(black_box(large.as_bytes()), TargetChannel::Voice))
+    });
+    group.throughput(Throughput::Bytes(TYPICAL.len() as u64));
+    group.bench_function("answer-check-typical", |b| {
+        let rules = AnswerRules::for_channel(Some(Channel::Voice));
+        b.iter(|| {
+            rules
+                .check(200, Some("text/xml; charset=utf-8"), black_box(TYPICAL.as_bytes()))
+                .is_ok()
+        })
+    });
+    group.finish();
+}
+
+fn writer(c: &mut Criterion) {
+    let inputs = inputs();
+    let mut group = c.benchmark_group("writer");
+    group.bench_function("messaging-fallback", |b| {
+        b.iter(|| Response::new().message(black_box(inputs.message.as_str())).to_xml())
+    });
+    group.bench_function("voice-fallback-with-attributes", |b| {
+        b.iter(|| {
+            Response::new()
+                .verb(
+                    Say::new(black_box("An application error has occurred. Please call back later."))
+                        .voice("Polly.Joanna")
+                        .language("en-US"),
+                )
+                .to_xml()
+        })
+    });
+    group.finish();
+}
+
+fn edge(c: &mut Criterion) {
+    let inputs = inputs();
+    let signature = compute_signature(&inputs.token, &inputs.url, &inputs.params);
+    let edge = Edge::new(Config::default(), SignatureVerifier::new(inputs.token.as_str()));
+    c.bench_function("edge/decide-signed-sms-fallback", |b| {
+        b.iter(|| {
+            edge.decide(&EdgeRequest {
+                method: "POST",
+                url: &inputs.url,
+                signature: Some(&signature),
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: Body::Complete(black_box(inputs.form.as_bytes())),
+                now_ms: 1_700_000_000_000,
+            })
+        })
+    });
+}
+
+criterion_group!(benches, signature, validation, writer, edge);
+criterion_main!(benches);

@@ -1,0 +1,361 @@
+use super::*;
+
+fn errors(toml: &str) -> Vec<String> {
+    match Config::from_toml(toml) {
+        Ok(_) => panic!("expected errors for {toml}"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn recovery(toml: &str) -> Recovery {
+    match Config::from_toml(toml) {
+        Ok(config) => config.recovery().cloned().expect("recovery configured"),
+        Err(errors) => panic!("{errors}"),
+    }
+}
+
+#[test]
+fn empty_documents_give_the_embedded_defaults() {
+    let defaults = Config::default();
+    assert_eq!(Config::from_toml("").ok(), Some(defaults.clone()));
+    assert_eq!(Config::from_json("{}").ok(), Some(defaults.clone()));
+    assert_eq!(Config::from_str_auto("  \n").ok(), Some(defaults));
+}
+
+#[test]
+fn defaults_render_valid_twiml_for_each_channel() {
+    let config = Config::default();
+    for channel in [Channel::Voice, Channel::Messaging] {
+        let fallback = config.fallback(Some(channel), None);
+        let report = twiml::validate(fallback.twiml.as_bytes(), channel.into());
+        assert!(report.diagnostics().is_empty(), "{channel}: {:?}", report.diagnostics());
+        assert_eq!(fallback.source, AnswerSource::Default);
+    }
+    assert!(
+        config
+            .fallback(Some(Channel::Voice), None)
+            .twiml
+            .contains(DEFAULT_VOICE_SAY)
+    );
+    assert!(
+        config
+            .fallback(Some(Channel::Messaging), None)
+            .twiml
+            .contains(DEFAULT_MESSAGING_MESSAGE)
+    );
+}
+
+#[test]
+fn unknown_channel_answers_an_empty_response() {
+    let config = Config::default();
+    let fallback = config.fallback(None, Some("+14155550199"));
+    assert_eq!(fallback.twiml, UNKNOWN_CHANNEL_TWIML);
+    assert_eq!(fallback.source, AnswerSource::UnknownChannel);
+    for channel in [TargetChannel::Voice, TargetChannel::Messaging] {
+        assert!(twiml::validate(UNKNOWN_CHANNEL_TWIML.as_bytes(), channel).is_valid());
+    }
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let config = Config::from_toml(
+        r#"
+        [voice]
+        say = "An application error has occurred. Please call back later."
+        voice = "Polly.Joanna"
+        language = "en-US"
+        loop = 2
+        [messaging]
+        message = "We're sorry. We are currently experiencing difficulties. Please try again later."
+        [numbers."+14155550199".voice]
+        say = "Lo sentimos…"
+        language = "es-ES"
+        [alerts]
+        webhook_url = "https://hooks.example.com/services/T000/B000/XXXX"
+        dedup_seconds = 300
+        [recovery]
+        allow_hosts = ["app.example.com"]
+        timeout_ms = 4000
+        "#,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(
+        config
+            .voice()
+            .twiml
+            .contains(r#"<Say voice="Polly.Joanna" language="en-US" loop="2">"#)
+    );
+    assert_eq!(
+        config.alerts(),
+        Some(&Alerts {
+            webhook_url: "https://hooks.example.com/services/T000/B000/XXXX".into(),
+            dedup_seconds: 300
+        })
+    );
+    let recovery = config.recovery().expect("recovery");
+    assert_eq!(recovery.timeout_ms, 4000);
+    assert!(!recovery.allow_http);
+}
+
+#[test]
+fn json_documents_use_the_same_schema() {
+    let config = Config::from_str_auto(
+        r#"{"messaging": {"message": "Back soon", "media": ["https://cdn.example.com/a.png"]},
+            "numbers": {"+14155550199": {"messaging": {"twiml": "<Response/>"}}}}"#,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let default = config.fallback(Some(Channel::Messaging), Some("+14155550100"));
+    assert!(
+        default.twiml.ends_with(
+            "<Message><Body>Back soon</Body><Media>https://cdn.example.com/a.png</Media></Message></Response>"
+        )
+    );
+    let silent = config.fallback(Some(Channel::Messaging), Some("+14155550199"));
+    assert_eq!(silent.twiml, "<Response/>");
+    assert_eq!(silent.source, AnswerSource::Number("+14155550199"));
+}
+
+#[test]
+fn number_overrides_apply_only_to_their_number_and_channel() {
+    let config = Config::from_toml(
+        r#"
+        [numbers."+14155550199".voice]
+        play = "https://cdn.example.com/sorry-es.mp3"
+        "#,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let overridden = config.fallback(Some(Channel::Voice), Some("+14155550199"));
+    assert!(
+        overridden
+            .twiml
+            .contains("<Play>https://cdn.example.com/sorry-es.mp3</Play>")
+    );
+    assert_eq!(
+        config.fallback(Some(Channel::Voice), Some("+14155550100")).source,
+        AnswerSource::Default
+    );
+    assert_eq!(
+        config.fallback(Some(Channel::Messaging), Some("+14155550199")).source,
+        AnswerSource::Default
+    );
+    let whatsapp = config.fallback(Some(Channel::Voice), Some("whatsapp:+14155550199"));
+    assert_eq!(whatsapp.source, AnswerSource::Number("+14155550199"));
+}
+
+#[test]
+fn every_problem_is_reported_by_path() {
+    assert_eq!(
+        errors(
+            r#"
+            colour = "blue"
+            [voice]
+            say = ""
+            loop = -2
+            language = "english please"
+            [messaging]
+            message = 42
+            media = ["not a url", 7]
+            [numbers."+14155550199".voice]
+            voice = "Polly.Lucia"
+            [numbers."555-0199"]
+            messaging = { message = "hi" }
+            [alerts]
+            dedup_seconds = "soon"
+            [recovery]
+            allow_hosts = ["*", "app.example.com:99999", "ünicode.example"]
+            timeout_ms = 60000
+            "#
+        ),
+        [
+            "colour: unknown key (expected one of: voice, messaging, numbers, alerts, recovery)",
+            "voice.say: empty",
+            "voice.language: \"english please\" is not a language tag such as en-US",
+            "voice.loop: must be between 0 and 1000",
+            "messaging.message: must be a string, not a number",
+            "messaging.media[0]: \"not a url\" is not an absolute http(s) URL",
+            "messaging.media[1]: must be a URL string, not a number",
+            "numbers.\"+14155550199\".voice: needs one of say, play or twiml",
+            "numbers.555-0199: not an E.164 phone number (+ and 8 to 15 digits, e.g. \"+14155550199\")",
+            "alerts.webhook_url: missing (the URL alerts are POSTed to)",
+            "alerts.dedup_seconds: must be an integer, not a string",
+            "recovery.allow_hosts[0]: only a leading \"*.\" wildcard is supported",
+            "recovery.allow_hosts[1]: \"99999\" is not a port",
+            "recovery.allow_hosts[2]: must be ASCII: write internationalised names in their xn-- (punycode) form",
+            "recovery.timeout_ms: must be between 100 and 10000",
+        ]
+    );
+}
+
+#[test]
+fn raw_twiml_is_validated_with_the_channels_rules() {
+    let found = errors(
+        r#"
+        [voice]
+        twiml = "<Response><Message>hi</Message></Response>"
+        [messaging]
+        twiml = "<response><Message>hi</Message></response>"
+        "#,
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("voice.twiml: invalid voice TwiML: 1:11: error[12200]:"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[1].starts_with("messaging.twiml: invalid messaging TwiML: 1:1: error[12102]:"),
+        "{}",
+        found[1]
+    );
+}
+
+#[test]
+fn alternatives_and_misplaced_options_are_refused() {
+    assert_eq!(
+        errors("[voice]\nsay = \"a\"\nplay = \"https://x.example/a.mp3\""),
+        ["voice: say, play and twiml are alternatives: give only one"]
+    );
+    assert_eq!(
+        errors("[voice]\nplay = \"https://x.example/a.mp3\"\nvoice = \"alice\""),
+        ["voice: voice and language only apply to say"]
+    );
+    assert_eq!(
+        errors("[messaging]\nmessage = \"a\"\ntwiml = \"<Response/>\""),
+        ["messaging: twiml replaces message and media: give one or the other"]
+    );
+    assert_eq!(
+        errors("[numbers.\"+14155550199\"]"),
+        ["numbers.\"+14155550199\": needs a voice or messaging section"]
+    );
+}
+
+#[test]
+fn messages_longer_than_twilio_sends_are_refused() {
+    let long = "x".repeat(MAX_MESSAGE_CHARS + 1);
+    assert_eq!(
+        errors(&format!("[messaging]\nmessage = \"{long}\"")),
+        ["messaging.message: 1601 characters; Twilio sends at most 1600"]
+    );
+}
+
+#[test]
+fn oversized_answers_are_refused_at_load() {
+    let long = "x".repeat(70_000);
+    let found = errors(&format!("[voice]\nsay = \"{long}\""));
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("voice: renders to invalid voice TwiML"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn syntax_errors_are_one_clear_error() {
+    let toml = errors("[voice\nsay = 1");
+    assert_eq!(toml.len(), 1);
+    assert!(toml[0].starts_with("not valid TOML:"), "{}", toml[0]);
+    let json = Config::from_json("{\"voice\": ").expect_err("bad JSON");
+    assert!(json.to_string().starts_with("not valid JSON:"));
+    assert_eq!(errors("voice = 3"), ["voice: must be a table, not a number"]);
+}
+
+#[test]
+fn text_with_markup_is_escaped_not_injected() {
+    let config =
+        Config::from_toml("[messaging]\nmessage = \"</Message><Redirect>https://evil.example</Redirect><Message>\"")
+            .unwrap_or_else(|errors| panic!("{errors}"));
+    let twiml = &config.messaging().twiml;
+    assert!(!twiml.contains("<Redirect>"), "{twiml}");
+    let report = twiml::validate(twiml.as_bytes(), TargetChannel::Messaging);
+    assert!(report.diagnostics().is_empty());
+}
+
+#[test]
+fn recovery_allows_only_listed_hosts_over_https() {
+    let recovery =
+        recovery("[recovery]\nallow_hosts = [\"app.example.com\", \"*.example.org\", \"staging.example.net:8443\"]");
+    for allowed in [
+        "https://app.example.com/voice",
+        "https://APP.Example.com/voice?x=1",
+        "https://app.example.com:443/voice",
+        "https://eu.example.org/sms",
+        "https://a.b.example.org/",
+        "https://staging.example.net:8443/v",
+        "https://app.example.com\\@evil.example/",
+    ] {
+        assert_eq!(recovery.allows(allowed), Ok(()), "{allowed}");
+    }
+    for (refused, expected) in [
+        ("http://app.example.com/voice", RecoveryRefusal::Scheme),
+        ("ftp://app.example.com/", RecoveryRefusal::Scheme),
+        ("https://user:pw@app.example.com/", RecoveryRefusal::UserInfo),
+        ("https://app.example.com@evil.example/", RecoveryRefusal::UserInfo),
+        ("/relative", RecoveryRefusal::NotAbsolute),
+        ("https:///path", RecoveryRefusal::NotAbsolute),
+    ] {
+        assert_eq!(recovery.allows(refused), Err(expected), "{refused}");
+    }
+    for refused in [
+        "https://evil.example/",
+        "https://example.org/",
+        "https://app.example.com.evil.example/",
+        "https://evilexample.org/",
+        "https://app.example.com:8443/",
+        "https://staging.example.net/",
+        "https://app.example.com./",
+        "https://app%2eexample.com/",
+        "https://ápp.example.com/",
+        "https://xn--pp-gia.example.com/",
+        "https://127.0.0.1/",
+        "https://[::1]/",
+        "https://2130706433/",
+        "https://evil.example#@app.example.com/",
+        "https://evil.example\\@app.example.com/",
+    ] {
+        assert!(
+            matches!(recovery.allows(refused), Err(RecoveryRefusal::HostNotAllowed(_))),
+            "{refused}"
+        );
+    }
+}
+
+#[test]
+fn recovery_http_and_ip_literals_need_explicit_opt_in() {
+    let recovery = recovery("[recovery]\nallow_hosts = [\"10.0.0.5:8080\", \"[fd00::1]\"]\nallow_http = true");
+    assert_eq!(recovery.allows("http://10.0.0.5:8080/voice"), Ok(()));
+    assert_eq!(recovery.allows("https://[fd00::1]/voice"), Ok(()));
+    assert_eq!(recovery.allows("http://[fd00::1]/voice"), Ok(()));
+    assert!(recovery.allows("http://10.0.0.5/voice").is_err());
+    assert!(recovery.allows("http://10.0.0.6:8080/voice").is_err());
+}
+
+#[test]
+fn recovery_defaults_and_rule_display() {
+    let recovery = recovery("[recovery]\nallow_hosts = [\"*.Example.com\", \"a.example.com:8443\"]");
+    assert_eq!(recovery.timeout_ms, DEFAULT_RECOVERY_TIMEOUT_MS);
+    let rules: Vec<String> = recovery.allow_hosts.iter().map(ToString::to_string).collect();
+    assert_eq!(rules, ["*.example.com", "a.example.com:8443"]);
+    assert_eq!(
+        errors("[recovery]\nallow_hosts = []"),
+        ["recovery.allow_hosts: empty (list at least one host)"]
+    );
+    assert_eq!(
+        errors("[recovery]\nallow_hosts = [\"*.com\"]"),
+        ["recovery.allow_hosts[0]: a wildcard needs at least two labels after \"*.\" (e.g. *.example.com)"]
+    );
+}
+
+#[test]
+fn alerts_default_to_a_five_minute_window() {
+    let config = Config::from_toml("[alerts]\nwebhook_url = \"https://hooks.example.com/x\"")
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.alerts().map(|a| a.dedup_seconds), Some(DEFAULT_DEDUP_SECONDS));
+}
+
+#[test]
+fn toml_dates_and_other_types_are_type_errors_not_panics() {
+    let found = errors("[voice]\nsay = 1979-05-27T07:32:00Z");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("voice.say: must be a string"), "{}", found[0]);
+}

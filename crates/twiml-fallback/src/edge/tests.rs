@@ -1,0 +1,500 @@
+use super::*;
+use crate::signature::body_sha256_hex;
+use crate::twiml::{TargetChannel, validate};
+
+const TOKEN: &str = "test-auth-token";
+const URL: &str = "https://fallback.example.com/twilio";
+const NOW: u64 = 1_700_000_000_000;
+
+const VOICE_BODY: &str = "AccountSid=AC1&CallSid=CA1&From=%2B14155550100&To=%2B14155550199&CallStatus=ringing\
+                          &ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice%3Fx%3D1";
+const SMS_BODY: &str = "MessageSid=SM1&SmsSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=hello\
+                        &ErrorCode=12100&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fsms";
+
+fn config(toml: &str) -> Config {
+    Config::from_toml(toml).unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+fn edge(toml: &str) -> Edge {
+    Edge::new(config(toml), SignatureVerifier::new(TOKEN))
+}
+
+fn sign(url: &str, body: &str) -> String {
+    compute_signature(TOKEN, url, &Params::from_form(body.as_bytes()))
+}
+
+fn post<'a>(body: &'a str, signature: &'a str) -> EdgeRequest<'a> {
+    EdgeRequest {
+        method: "POST",
+        url: URL,
+        signature: Some(signature),
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: Body::Complete(body.as_bytes()),
+        now_ms: NOW,
+    }
+}
+
+fn log_of(decision: &Decision) -> &LogRecord {
+    decision
+        .effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Log(record) => Some(record),
+            Effect::Recover(plan) => Some(plan.log()),
+            Effect::Alert(_) => None,
+        })
+        .expect("every decision logs")
+}
+
+fn alerts_of(decision: &Decision) -> Vec<&Alert> {
+    decision
+        .effects
+        .iter()
+        .filter_map(|e| if let Effect::Alert(a) = e { Some(a) } else { None })
+        .collect()
+}
+
+fn plan_of(decision: &Decision) -> Option<&RecoveryPlan> {
+    decision
+        .effects
+        .iter()
+        .find_map(|e| if let Effect::Recover(p) = e { Some(p) } else { None })
+}
+
+const ALERTS: &str = "[alerts]\nwebhook_url = \"https://hooks.example.com/alert\"\n";
+const RECOVERY: &str = "[recovery]\nallow_hosts = [\"app.example.com\"]\ntimeout_ms = 3000\n";
+
+#[test]
+fn signed_voice_fallback_answers_the_voice_twiml_and_logs_the_notice() {
+    let signature = sign(URL, VOICE_BODY);
+    let decision = edge("").decide(&post(VOICE_BODY, &signature));
+    assert_eq!(decision.response.status, 200);
+    assert_eq!(decision.response.content_type, TWIML_CONTENT_TYPE);
+    assert!(
+        decision
+            .response
+            .body
+            .contains("<Say>An application error has occurred.")
+    );
+    assert_eq!(decision.effects.len(), 1, "{:?}", decision.effects);
+    let record = log_of(&decision);
+    assert_eq!(record.event, "fallback");
+    assert_eq!(record.channel, Some(Channel::Voice));
+    assert_eq!(record.sid.as_deref(), Some("CA1"));
+    assert_eq!(record.error_code, Some(11200));
+    assert_eq!(record.error_title, Some("HTTP retrieval failure"));
+    assert_eq!(record.error_url.as_deref(), Some("https://app.example.com/voice?x=1"));
+    assert_eq!(record.signature, "valid");
+    assert_eq!(record.answer, "default");
+    assert_eq!(record.path, "/twilio");
+    assert_eq!(record.time, "2023-11-14T22:13:20.000Z");
+}
+
+#[test]
+fn signed_sms_get_reads_the_query_and_signs_the_url_alone() {
+    let url = format!("{URL}?{SMS_BODY}");
+    let signature = compute_signature(TOKEN, &url, []);
+    let decision = edge("").decide(&EdgeRequest {
+        signature: Some(&signature),
+        ..EdgeRequest::get(&url, NOW)
+    });
+    assert_eq!(decision.response.status, 200);
+    assert!(decision.response.body.contains("<Message>We're sorry."));
+    assert_eq!(log_of(&decision).channel, Some(Channel::Messaging));
+}
+
+#[test]
+fn forged_unsigned_and_wrong_token_requests_get_403_and_no_effects() {
+    let edge = edge(&format!("{ALERTS}{RECOVERY}"));
+    let wrong_token = compute_signature("another-token", URL, &Params::from_form(VOICE_BODY.as_bytes()));
+    let tampered_body = VOICE_BODY.replace("CA1", "CA2");
+    let good = sign(URL, VOICE_BODY);
+    let unsigned = EdgeRequest {
+        signature: None,
+        ..post(VOICE_BODY, "")
+    };
+    for request in [
+        unsigned,
+        post(VOICE_BODY, &wrong_token),
+        post(&tampered_body, &good),
+        post(VOICE_BODY, "garbage"),
+    ] {
+        let decision = edge.decide(&request);
+        assert_eq!(decision.response.status, 403);
+        assert_eq!(decision.response.content_type, TEXT_CONTENT_TYPE);
+        assert_eq!(decision.effects.len(), 1);
+        let record = log_of(&decision);
+        assert_eq!(
+            (record.event, record.status, record.answer),
+            ("forbidden", 403, "forbidden")
+        );
+    }
+    let missing = edge.decide(&unsigned);
+    assert_eq!(log_of(&missing).signature, "missing");
+}
+
+#[test]
+fn without_a_token_it_still_answers_but_never_alerts_or_recovers() {
+    let edge = Edge::new(config(&format!("{ALERTS}{RECOVERY}")), SignatureVerifier::default());
+    let decision = edge.decide(&post(VOICE_BODY, ""));
+    assert_eq!(decision.response.status, 200);
+    assert!(decision.response.body.contains("<Say>"));
+    assert_eq!(decision.effects.len(), 1);
+    let record = log_of(&decision);
+    assert_eq!(record.signature, "no-token");
+    assert!(
+        record
+            .note
+            .is_some_and(|note| note.contains("alerts and recovery disabled"))
+    );
+}
+
+#[test]
+fn per_number_answers_follow_the_called_number() {
+    let edge = edge("[numbers.\"+14155550199\".voice]\nsay = \"Lo sentimos.\"\nlanguage = \"es-ES\"\n");
+    let signature = sign(URL, VOICE_BODY);
+    let decision = edge.decide(&post(VOICE_BODY, &signature));
+    assert!(
+        decision
+            .response
+            .body
+            .contains("<Say language=\"es-ES\">Lo sentimos.</Say>")
+    );
+    assert_eq!(log_of(&decision).answer, "number");
+    let other = VOICE_BODY.replace("To=%2B14155550199", "To=%2B14155550123");
+    let signature = sign(URL, &other);
+    assert_eq!(log_of(&edge.decide(&post(&other, &signature))).answer, "default");
+}
+
+#[test]
+fn unknown_channels_get_an_empty_response() {
+    let body = "From=%2B14155550100&To=%2B14155550199";
+    let signature = sign(URL, body);
+    let decision = edge("").decide(&post(body, &signature));
+    assert_eq!(decision.response.body, UNKNOWN_CHANNEL_TWIML);
+    assert_eq!(log_of(&decision).answer, "unknown-channel");
+}
+
+#[test]
+fn alerts_are_raised_for_verified_notices_with_a_stable_dedup_key() {
+    let edge = edge(ALERTS);
+    let signature = sign(URL, VOICE_BODY);
+    let first = edge.decide(&post(VOICE_BODY, &signature));
+    let alerts = alerts_of(&first);
+    assert_eq!(alerts.len(), 1);
+    let alert = alerts[0];
+    assert_eq!(alert.webhook_url, "https://hooks.example.com/alert");
+    assert_eq!(alert.dedup_seconds, 300);
+    assert_eq!(log_of(&first).alert.as_deref(), Some(alert.dedup_key.as_str()));
+    let json: serde_json::Value = serde_json::from_str(&alert.body).expect("alert is JSON");
+    let text = json["text"].as_str().expect("Slack-compatible text");
+    assert!(text.contains("A call to +14155550199"), "{text}");
+    assert!(text.contains("11200 (HTTP retrieval failure)"), "{text}");
+    assert!(text.contains("https://app.example.com/voice"), "{text}");
+    assert!(!alert.body.contains(TOKEN));
+
+    // Another call failing the same way shares the key; another error code does not.
+    let second_body = VOICE_BODY.replace("CA1", "CA9").replace("%3Fx%3D1", "%3Fx%3D2");
+    let second = edge.decide(&post(&second_body, &sign(URL, &second_body)));
+    assert_eq!(alerts_of(&second)[0].dedup_key, alert.dedup_key);
+    let third_body = VOICE_BODY.replace("ErrorCode=11200", "ErrorCode=11205");
+    let third = edge.decide(&post(&third_body, &sign(URL, &third_body)));
+    assert_ne!(alerts_of(&third)[0].dedup_key, alert.dedup_key);
+}
+
+#[test]
+fn requests_without_a_fallback_notice_do_not_alert() {
+    let body = "CallSid=CA1&To=%2B14155550199";
+    let decision = edge(ALERTS).decide(&post(body, &sign(URL, body)));
+    assert!(alerts_of(&decision).is_empty());
+}
+
+#[test]
+fn recovery_is_planned_for_allowlisted_hosts_with_freshly_signed_params() {
+    let edge = edge(&format!("{ALERTS}{RECOVERY}"));
+    let decision = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    assert!(
+        matches!(decision.effects[0], Effect::Recover(_)),
+        "recovery first: {:?}",
+        decision.effects
+    );
+    assert!(
+        !decision.effects.iter().any(|e| matches!(e, Effect::Log(_))),
+        "the judgement logs instead"
+    );
+    assert_eq!(alerts_of(&decision).len(), 1);
+    let plan = plan_of(&decision).expect("a plan");
+    assert_eq!(plan.method, "POST");
+    assert_eq!(plan.url, "https://app.example.com/voice?x=1");
+    assert_eq!(plan.timeout_ms, 3000);
+    assert_eq!(plan.channel, Channel::Voice);
+    let replayed = Params::from_form(plan.body.as_bytes());
+    assert_eq!(replayed.get("ErrorCode"), None);
+    assert_eq!(replayed.get("ErrorUrl"), None);
+    assert_eq!(replayed.call_sid(), Some("CA1"));
+    let signature = plan
+        .headers
+        .iter()
+        .find(|(name, _)| *name == SIGNATURE_HEADER)
+        .map(|(_, v)| v.as_str());
+    let verified = SignatureVerifier::new(TOKEN).verify(&plan.url, Payload::Form(&replayed), signature.unwrap_or(""));
+    assert!(verified.is_ok(), "the primary can verify the replay");
+    assert!(
+        plan.headers
+            .iter()
+            .any(|(name, value)| *name == "Content-Type" && value.starts_with("application/x-www-form-urlencoded"))
+    );
+}
+
+#[test]
+fn get_recovery_puts_the_params_in_the_query_and_signs_the_url() {
+    let url = format!("{URL}?{VOICE_BODY}");
+    let signature = compute_signature(TOKEN, &url, []);
+    let decision = edge(RECOVERY).decide(&EdgeRequest {
+        signature: Some(&signature),
+        ..EdgeRequest::get(&url, NOW)
+    });
+    let plan = plan_of(&decision).expect("a plan");
+    assert_eq!(plan.method, "GET");
+    assert!(
+        plan.url
+            .starts_with("https://app.example.com/voice?x=1&AccountSid=AC1&CallSid=CA1"),
+        "{}",
+        plan.url
+    );
+    assert!(!plan.url.contains("ErrorCode"));
+    assert!(plan.body.is_empty());
+    let signature = plan
+        .headers
+        .iter()
+        .find(|(name, _)| *name == SIGNATURE_HEADER)
+        .map(|(_, v)| v.clone());
+    assert!(
+        SignatureVerifier::new(TOKEN)
+            .verify(&plan.url, Payload::UrlOnly, &signature.unwrap_or_default())
+            .is_ok()
+    );
+}
+
+#[test]
+fn recovery_refuses_hosts_off_the_allowlist() {
+    let body = VOICE_BODY.replace("app.example.com", "evil.example");
+    let decision = edge(RECOVERY).decide(&post(&body, &sign(URL, &body)));
+    assert!(plan_of(&decision).is_none());
+    let record = log_of(&decision);
+    assert_eq!(
+        record.recovery.as_deref(),
+        Some("refused: host \"evil.example\" is not in recovery.allow_hosts")
+    );
+    assert_eq!(decision.response.status, 200);
+}
+
+#[test]
+fn a_healthy_primary_is_relayed_with_relative_urls_resolved() {
+    let edge = edge(RECOVERY);
+    let decision = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    let plan = plan_of(&decision).expect("a plan");
+    let primary =
+        b"<?xml version=\"1.0\"?><Response><Gather action=\"/gather\"><Say>Welcome back</Say></Gather></Response>";
+    let judgement = edge.judge_recovery(
+        plan,
+        RecoveryOutcome::Answered {
+            status: 200,
+            content_type: Some("text/xml"),
+            body: primary,
+        },
+    );
+    assert_eq!(judgement.response.status, 200);
+    assert_eq!(judgement.response.content_type, TWIML_CONTENT_TYPE);
+    assert!(
+        judgement
+            .response
+            .body
+            .contains("action=\"https://app.example.com/gather\""),
+        "{}",
+        judgement.response.body
+    );
+    assert_eq!((judgement.log.event, judgement.log.answer), ("recovered", "recovered"));
+}
+
+#[test]
+fn a_broken_primary_falls_back_with_the_reason_logged() {
+    let edge = edge(RECOVERY);
+    let decision = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    let plan = plan_of(&decision).expect("a plan");
+    for (outcome, reason) in [
+        (RecoveryOutcome::TimedOut, "failed: no answer within 3000 ms"),
+        (
+            RecoveryOutcome::Failed("connection refused"),
+            "failed: connection refused",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 500,
+                content_type: Some("text/xml"),
+                body: b"<Response/>",
+            },
+            "rejected: 11200",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("text/xml"),
+                body: b"<response><Say>x</Say></response>",
+            },
+            "rejected: 12102",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("text/xml"),
+                body: b"<Response><Message>x</Message></Response>",
+            },
+            "rejected: 12200",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("text/html"),
+                body: b"<html/>",
+            },
+            "rejected: 12300",
+        ),
+    ] {
+        let judgement = edge.judge_recovery(plan, outcome);
+        assert_eq!(&judgement.response, plan.fallback());
+        assert_eq!(judgement.log.event, "fallback");
+        let logged = judgement.log.recovery.clone().unwrap_or_default();
+        assert!(logged.starts_with(reason), "{logged} vs {reason}");
+    }
+}
+
+#[test]
+fn oversized_bodies_are_refused_without_being_read() {
+    let request = EdgeRequest {
+        body: Body::TooLarge,
+        ..post("", "")
+    };
+    let with_token = edge(ALERTS).decide(&request);
+    assert_eq!(with_token.response.status, 403);
+    assert_eq!(log_of(&with_token).signature, "unreadable-body");
+    let without = Edge::new(Config::default(), SignatureVerifier::default()).decide(&request);
+    assert_eq!(without.response.status, 200);
+    assert_eq!(without.response.body, UNKNOWN_CHANNEL_TWIML);
+}
+
+#[test]
+fn json_bodies_verify_through_body_sha256() {
+    let body = r#"{"CallSid":"CA1"}"#;
+    let url = format!("{URL}?bodySHA256={}", body_sha256_hex(body.as_bytes()));
+    let signature = compute_signature(TOKEN, &url, []);
+    let request = EdgeRequest {
+        url: &url,
+        content_type: Some("application/json"),
+        ..post(body, &signature)
+    };
+    let decision = edge("").decide(&request);
+    assert_eq!(decision.response.status, 200);
+    let tampered = EdgeRequest {
+        body: Body::Complete(br#"{"CallSid":"CA2"}"#),
+        ..request
+    };
+    let refused = edge("").decide(&tampered);
+    assert_eq!(
+        (refused.response.status, log_of(&refused).signature),
+        (403, "body-hash-mismatch")
+    );
+}
+
+#[test]
+fn a_rotated_token_verifies_and_signs_the_recovery() {
+    let edge = Edge::new(config(RECOVERY), SignatureVerifier::new("old-token").with_token(TOKEN));
+    let decision = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    let plan = plan_of(&decision).expect("a plan");
+    let replayed = Params::from_form(plan.body.as_bytes());
+    let signature = plan
+        .headers
+        .iter()
+        .find(|(name, _)| *name == SIGNATURE_HEADER)
+        .map(|(_, v)| v.clone());
+    assert!(
+        SignatureVerifier::new(TOKEN)
+            .verify(&plan.url, Payload::Form(&replayed), &signature.unwrap_or_default())
+            .is_ok()
+    );
+}
+
+#[test]
+fn garbage_never_panics_and_every_200_is_valid_twiml() {
+    let edges = [
+        edge(&format!("{ALERTS}{RECOVERY}")),
+        Edge::new(Config::default(), SignatureVerifier::default()),
+    ];
+    let bodies: [&[u8]; 8] = [
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"CallSid=%ZZ&To=%E0",
+        b"<Response><Say>hi</Say></Response>",
+        b"MessageSid=SM1&To=whatsapp%3A%2B14155550199",
+        b"CallSid=CA1&ErrorCode=99999999999999999999&ErrorUrl=javascript:alert(1)",
+        b"CallSid=CA1&ErrorUrl=https%3A%2F%2Fapp.example.com%40evil.example%2F",
+        b"=&&==&%",
+    ];
+    for edge in &edges {
+        for body in bodies {
+            for content_type in [
+                None,
+                Some("application/json"),
+                Some("text/plain"),
+                Some("application/x-www-form-urlencoded; charset=utf-8"),
+            ] {
+                for method in ["POST", "GET", "PUT", "get"] {
+                    let text = String::from_utf8_lossy(body);
+                    let signature = sign(URL, &text);
+                    let decision = edge.decide(&EdgeRequest {
+                        method,
+                        url: URL,
+                        signature: Some(&signature),
+                        content_type,
+                        body: Body::Complete(body),
+                        now_ms: NOW,
+                    });
+                    assert!(matches!(decision.response.status, 200 | 403));
+                    if decision.response.status == 200 {
+                        let channel = log_of(&decision).channel;
+                        let report = validate(decision.response.body.as_bytes(), TargetChannel::from(channel));
+                        assert!(report.is_valid(), "{:?}", report.diagnostics());
+                        assert!(decision.response.body.len() <= MAX_DOCUMENT_BYTES);
+                    }
+                    let logs = decision
+                        .effects
+                        .iter()
+                        .filter(|e| matches!(e, Effect::Log(_) | Effect::Recover(_)))
+                        .count();
+                    assert_eq!(logs, 1, "exactly one log record");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn log_records_are_one_json_line_and_bounded() {
+    let long_sid = "CA".repeat(10_000);
+    let body = format!("CallSid={long_sid}&To=%2B1");
+    let decision = edge("").decide(&post(&body, &sign(URL, &body)));
+    let line = log_of(&decision).to_json();
+    assert!(!line.contains('\n'));
+    assert!(line.len() < 4096, "{}", line.len());
+    let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(parsed["event"], "fallback");
+    assert_eq!(parsed["channel"], "voice");
+}
+
+#[test]
+fn rfc3339_formats_utc_milliseconds() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(1_709_164_800_123), "2024-02-29T00:00:00.123Z");
+    assert_eq!(rfc3339(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
+    assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+}

@@ -1,0 +1,457 @@
+use super::*;
+
+const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+fn check(document: &str, target: TargetChannel) -> Report {
+    validate(document.as_bytes(), target)
+}
+
+fn first_error(document: &str, target: TargetChannel) -> Diagnostic {
+    match check(document, target).first_error() {
+        Some(error) => error.clone(),
+        None => panic!("expected an error for {document:?}"),
+    }
+}
+
+fn assert_valid(document: &str, target: TargetChannel) {
+    let report = check(document, target);
+    assert!(report.is_valid(), "{document:?}: {:?}", report.diagnostics());
+}
+
+fn assert_clean(document: &str, target: TargetChannel) {
+    let report = check(document, target);
+    assert!(
+        report.diagnostics().is_empty(),
+        "{document:?}: {:?}",
+        report.diagnostics()
+    );
+}
+
+#[test]
+fn seed_documents_are_valid() {
+    assert_clean(
+        &format!(
+            "{DECL}<Response><Message>Thanks for the order! 🍰 We'll text you when it's ready.</Message></Response>"
+        ),
+        TargetChannel::Messaging,
+    );
+    assert_clean(
+        &format!(
+            "{DECL}<Response><Say voice=\"Polly.Joanna\" language=\"en-US\">An application error has occurred.</Say><Hangup/></Response>"
+        ),
+        TargetChannel::Voice,
+    );
+}
+
+#[test]
+fn lowercase_response_is_the_wrong_root() {
+    let error = first_error(
+        "<?xml version=\"1.0\"?>\n<response><Message>Hi</Message></response>",
+        TargetChannel::Messaging,
+    );
+    assert_eq!(error.code, ErrorCode::ROOT_NOT_RESPONSE);
+    assert_eq!((error.line, error.column), (2, 1));
+    assert!(error.message.contains("case-sensitive"), "{}", error.message);
+}
+
+#[test]
+fn other_roots_are_the_wrong_root() {
+    let error = first_error("<html><body>Internal Server Error</body></html>", TargetChannel::Auto);
+    assert_eq!(error.code, ErrorCode::ROOT_NOT_RESPONSE);
+}
+
+#[test]
+fn parse_errors_win_over_a_wrong_root() {
+    let error = first_error("<response><Message>Hi</message></response>", TargetChannel::Auto);
+    assert_eq!(error.code, ErrorCode::DOCUMENT_PARSE_FAILURE);
+}
+
+#[test]
+fn anything_before_the_declaration_is_a_parse_failure() {
+    for document in [
+        format!(" {DECL}<Response/>"),
+        format!("\n{DECL}<Response/>"),
+        format!("<!-- c -->{DECL}<Response/>"),
+    ] {
+        let error = first_error(&document, TargetChannel::Auto);
+        assert_eq!(error.code, ErrorCode::DOCUMENT_PARSE_FAILURE, "{document:?}");
+    }
+    assert_clean(&format!("\u{FEFF}{DECL}<Response/>"), TargetChannel::Auto);
+    assert_clean("  <Response/>  ", TargetChannel::Auto);
+}
+
+#[test]
+fn size_over_64_kb_is_11750_without_parsing() {
+    let filler = "a".repeat(MAX_DOCUMENT_BYTES);
+    let document = format!("<Response><Say>{filler}</Say></Response>");
+    let report = check(&document, TargetChannel::Voice);
+    assert_eq!(report.diagnostics().len(), 1);
+    assert_eq!(report.diagnostics()[0].code, ErrorCode::RESPONSE_TOO_LARGE);
+    let exactly = format!(
+        "<Response><Say>{}</Say></Response>",
+        "a".repeat(MAX_DOCUMENT_BYTES - 32)
+    );
+    assert_eq!(exactly.len(), MAX_DOCUMENT_BYTES);
+    assert_valid(&exactly, TargetChannel::Voice);
+}
+
+#[test]
+fn empty_body_is_11770_and_blank_body_has_no_root() {
+    assert_eq!(first_error("", TargetChannel::Auto).code, ErrorCode::EMPTY_RESPONSE);
+    let blank = first_error("  \n ", TargetChannel::Auto);
+    assert_eq!(blank.code, ErrorCode::DOCUMENT_PARSE_FAILURE);
+    assert!(blank.message.contains("no root"));
+    assert_eq!(
+        first_error(DECL, TargetChannel::Auto).code,
+        ErrorCode::DOCUMENT_PARSE_FAILURE
+    );
+}
+
+#[test]
+fn malformed_xml_is_12100_with_a_position() {
+    for (document, line, column) in [
+        ("<Response>\n<Say>Hi</say>\n</Response>", 2, 8),
+        ("<Response><Say>Hi</Say>", 1, 1),
+        ("<Response><Say>AT&T</Say></Response>", 1, 18),
+        ("<Response><Say>a < b</Say></Response>", 1, 18),
+        ("<Response><Say voice=alice>Hi</Say></Response>", 1, 22),
+        ("<Response><Say voice=\"a\" voice=\"b\">Hi</Say></Response>", 1, 26),
+        ("<Response><Say>&nbsp;</Say></Response>", 1, 16),
+        ("<Response><Say>&#0;</Say></Response>", 1, 16),
+        ("<Response><Say>x</Say></Response><Response/>", 1, 34),
+        ("<Response/>trailing", 1, 12),
+        ("<Response><!-- a -- b --></Response>", 1, 18),
+        ("<!DOCTYPE Response><Response/>", 1, 1),
+        ("<Response><Say a=\"1<2\">x</Say></Response>", 1, 20),
+        ("<Response><1Say/></Response>", 1, 11),
+        ("<Response></Say></Response>", 1, 11),
+    ] {
+        let error = first_error(document, TargetChannel::Auto);
+        assert_eq!(error.code, ErrorCode::DOCUMENT_PARSE_FAILURE, "{document:?}: {error}");
+        assert_eq!((error.line, error.column), (line, column), "{document:?}: {error}");
+    }
+}
+
+#[test]
+fn invalid_utf8_and_forbidden_characters_are_parse_failures() {
+    let error = validate(b"<Response><Say>caf\xE9</Say></Response>", TargetChannel::Voice);
+    assert_eq!(
+        error.first_error().map(|e| (e.code, e.column)),
+        Some((ErrorCode::DOCUMENT_PARSE_FAILURE, 19))
+    );
+    let control = first_error("<Response><Say>bell\u{7}</Say></Response>", TargetChannel::Voice);
+    assert!(control.message.contains("U+0007"), "{control}");
+    let nonchar = first_error("<Response><Say>\u{FFFE}</Say></Response>", TargetChannel::Voice);
+    assert!(nonchar.message.contains("U+FFFE"), "{nonchar}");
+}
+
+#[test]
+fn utf16_declaration_on_utf8_bytes_is_refused() {
+    let error = first_error(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?><Response/>",
+        TargetChannel::Auto,
+    );
+    assert_eq!(error.code, ErrorCode::DOCUMENT_PARSE_FAILURE);
+    assert_clean(
+        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><Response/>",
+        TargetChannel::Auto,
+    );
+}
+
+#[test]
+fn entities_character_references_and_cdata_are_text() {
+    assert_clean(
+        "<Response><Message>Tom &amp; Jerry &lt;3 &#x1F370; &#169; &quot;&apos;<![CDATA[<raw> & ok]]></Message></Response>",
+        TargetChannel::Messaging,
+    );
+}
+
+#[test]
+fn wrong_case_verbs_are_schema_errors_with_a_suggestion() {
+    let error = first_error("<Response><say>Hi</say></Response>", TargetChannel::Voice);
+    assert_eq!(error.code, ErrorCode::SCHEMA_VALIDATION);
+    assert_eq!(error.severity, Severity::Error);
+    assert!(error.message.contains("did you mean <Say>"), "{}", error.message);
+    let nested = first_error(
+        "<Response><Message><body>x</body></Message></Response>",
+        TargetChannel::Messaging,
+    );
+    assert!(nested.message.contains("did you mean <Body>"), "{}", nested.message);
+}
+
+#[test]
+fn unknown_verbs_are_schema_errors() {
+    let error = first_error("<Response><Speak>Hi</Speak></Response>", TargetChannel::Auto);
+    assert_eq!(
+        (error.code, error.severity),
+        (ErrorCode::SCHEMA_VALIDATION, Severity::Error)
+    );
+    assert_eq!(error.message, "<Speak> is not a TwiML verb");
+}
+
+#[test]
+fn verbs_of_the_other_channel_are_errors() {
+    let say_in_sms = first_error("<Response><Say>Hi</Say></Response>", TargetChannel::Messaging);
+    assert_eq!(say_in_sms.code, ErrorCode::SCHEMA_VALIDATION);
+    let message_in_voice = first_error("<Response><Message>Hi</Message></Response>", TargetChannel::Voice);
+    assert!(message_in_voice.message.contains("messaging verb"));
+    assert_valid("<Response><Redirect>/next</Redirect></Response>", TargetChannel::Voice);
+    assert_valid(
+        "<Response><Redirect>/next</Redirect></Response>",
+        TargetChannel::Messaging,
+    );
+}
+
+#[test]
+fn auto_detects_the_channel_and_refuses_mixtures() {
+    assert_eq!(
+        check("<Response><Say>a</Say></Response>", TargetChannel::Auto).channel(),
+        Some(Channel::Voice)
+    );
+    assert_eq!(
+        check("<Response><Message>a</Message></Response>", TargetChannel::Auto).channel(),
+        Some(Channel::Messaging)
+    );
+    assert_eq!(check("<Response/>", TargetChannel::Auto).channel(), None);
+    assert_eq!(
+        check("<Response/>", TargetChannel::Voice).channel(),
+        Some(Channel::Voice)
+    );
+    let mixed = first_error(
+        "<Response><Message>a</Message><Say>b</Say></Response>",
+        TargetChannel::Auto,
+    );
+    assert!(
+        mixed.message.contains("already uses messaging verbs"),
+        "{}",
+        mixed.message
+    );
+}
+
+#[test]
+fn nesting_follows_twiml() {
+    assert_clean(
+        "<Response><Gather input=\"dtmf speech\" numDigits=\"1\"><Say>Press 1</Say><Pause length=\"1\"/><Play>https://a.example/x.mp3</Play></Gather></Response>",
+        TargetChannel::Voice,
+    );
+    let dial_in_gather = first_error(
+        "<Response><Gather><Dial>+1555</Dial></Gather></Response>",
+        TargetChannel::Voice,
+    );
+    assert_eq!(
+        dial_in_gather.message,
+        "<Gather> can't contain <Dial> (allowed: Say, Pause, Play)"
+    );
+    let say_in_message = first_error(
+        "<Response><Message><Say>x</Say></Message></Response>",
+        TargetChannel::Messaging,
+    );
+    assert!(
+        say_in_message.message.starts_with("<Message> can't contain <Say>"),
+        "{}",
+        say_in_message.message
+    );
+    let body_at_top = first_error("<Response><Body>x</Body></Response>", TargetChannel::Messaging);
+    assert_eq!(body_at_top.message, "<Body> can't be used directly inside <Response>");
+    assert_clean(
+        "<Response><Dial callerId=\"+15550001111\"><Number sendDigits=\"ww12\">+15550002222</Number><Sip>sip:a@b.example</Sip></Dial><Refer><Sip>sip:c@d.example</Sip></Refer></Response>",
+        TargetChannel::Voice,
+    );
+}
+
+#[test]
+fn errors_inside_an_unknown_element_are_not_cascaded() {
+    let report = check(
+        "<Response><Foo><Bar><Baz/></Bar></Foo></Response>",
+        TargetChannel::Voice,
+    );
+    assert_eq!(report.errors().count(), 1);
+}
+
+#[test]
+fn ssml_and_vendor_ssml_are_allowed_inside_say() {
+    assert_clean(
+        "<Response><Say voice=\"Polly.Joanna\">Hello <break time=\"1s\"/><emphasis level=\"strong\">world</emphasis> <say-as interpret-as=\"digits\">123</say-as><amazon:effect name=\"whispered\">psst</amazon:effect><lang xml:lang=\"fr-FR\">bonjour</lang></Say></Response>",
+        TargetChannel::Voice,
+    );
+    let error = first_error("<Response><Say><foo:bar/>x</Say></Response>", TargetChannel::Voice);
+    assert_eq!(error.code, ErrorCode::SCHEMA_VALIDATION);
+}
+
+#[test]
+fn attribute_problems_are_warnings() {
+    let report = check(
+        "<Response><Say loop=\"-1\" Voice=\"alice\">Hi</Say><Redirect method=\"PUT\">/x</Redirect></Response>",
+        TargetChannel::Voice,
+    );
+    assert!(report.is_valid());
+    let warnings: Vec<_> = report.warnings().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "<Say loop> is \"-1\"; expected an integer >= 0",
+            "<Say> has no attribute \"Voice\" (attribute names are case-sensitive: did you mean voice?)",
+            "<Redirect method> is \"PUT\"; expected GET or POST",
+        ]
+    );
+    assert_eq!(report.check(Strictness::Schema), Ok(()));
+    assert!(report.check(Strictness::Pedantic).is_err());
+}
+
+#[test]
+fn warnings_point_at_the_attribute() {
+    let report = check(
+        "<Response>\n  <Pause length=\"zero\"/>\n</Response>",
+        TargetChannel::Voice,
+    );
+    let warning = report.warnings().next().expect("a warning");
+    assert_eq!((warning.line, warning.column), (2, 10));
+}
+
+#[test]
+fn content_problems_are_warnings() {
+    for (document, expected) in [
+        ("<Response><Say/></Response>", "<Say> has nothing to say"),
+        (
+            "<Response><Play/></Response>",
+            "<Play> needs a URL to play or a digits attribute",
+        ),
+        ("<Response><Redirect/></Response>", "<Redirect> needs text content"),
+        (
+            "<Response><Gather>Press 1</Gather></Response>",
+            "text inside <Gather> is ignored by Twilio",
+        ),
+        (
+            "<Response><Message/></Response>",
+            "<Message> is empty: nothing would be sent",
+        ),
+        (
+            "<Response><Message>hi<Media>https://a/b.png</Media></Message></Response>",
+            "<Message> mixes text with <Body>/<Media>; put the text in <Body>",
+        ),
+        (
+            "<Response>stray<Hangup/></Response>",
+            "text inside <Response> is ignored by Twilio",
+        ),
+        (
+            "<Response><Sms>hi</Sms></Response>",
+            "<Sms> is deprecated; use <Message>",
+        ),
+        (
+            "<Response><Redirect>/a</Redirect><Say>x</Say></Response>",
+            "<Say> comes after <Redirect> and is never reached",
+        ),
+    ] {
+        let report = check(document, TargetChannel::Auto);
+        assert!(report.is_valid(), "{document}: {:?}", report.diagnostics());
+        let messages: Vec<_> = report.warnings().map(|w| w.message.clone()).collect();
+        assert!(messages.iter().any(|m| m == expected), "{document}: {messages:?}");
+    }
+    assert_clean("<Response><Play digits=\"ww1\"/></Response>", TargetChannel::Voice);
+    let too_many = format!(
+        "<Response><Message>{}</Message></Response>",
+        "<Media>https://a/b.png</Media>".repeat(11)
+    );
+    assert!(
+        check(&too_many, TargetChannel::Messaging)
+            .warnings()
+            .any(|w| w.message.contains("at most 10"))
+    );
+}
+
+#[test]
+fn response_version_must_be_a_twiml_version() {
+    assert_clean("<Response version=\"2010-04-01\"/>", TargetChannel::Auto);
+    assert_eq!(
+        first_error("<Response version=\"3\"/>", TargetChannel::Auto).code,
+        ErrorCode::INVALID_VERSION
+    );
+}
+
+#[test]
+fn namespace_declarations_are_accepted() {
+    assert_clean(
+        "<Response xmlns=\"urn:x\"><Say xmlns:amazon=\"urn:y\">x</Say></Response>",
+        TargetChannel::Voice,
+    );
+}
+
+#[test]
+fn strictness_levels_gate_differently() {
+    let schema_error = check("<Response><say>x</say></Response>", TargetChannel::Voice);
+    assert!(schema_error.check(Strictness::WellFormed).is_ok());
+    assert!(schema_error.check(Strictness::Schema).is_err());
+    let parse_error = check("<Response>", TargetChannel::Voice);
+    assert!(parse_error.check(Strictness::WellFormed).is_err());
+}
+
+#[test]
+fn diagnostics_are_capped() {
+    let document = format!("<Response>{}</Response>", "<Say loop=\"x\">a</Say>".repeat(500));
+    let report = check(&document, TargetChannel::Voice);
+    assert_eq!(report.diagnostics().len(), MAX_DIAGNOSTICS);
+    assert!(
+        report.diagnostics()[MAX_DIAGNOSTICS - 1]
+            .message
+            .contains("stopped after")
+    );
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let error = first_error(
+        "<Response><Message>🍰🍰</Message><say/></Response>",
+        TargetChannel::Messaging,
+    );
+    assert_eq!(error.column, 32);
+}
+
+#[test]
+fn adversarial_inputs_do_not_panic() {
+    let deep = format!("{}{}", "<a>".repeat(20_000), "</a>".repeat(20_000));
+    let many_attributes = format!(
+        "<Response {}/>",
+        (0..5000).map(|i| format!("a{i}=\"\"")).collect::<Vec<_>>().join(" ")
+    );
+    let duplicate_late = format!(
+        "<Response {} a0=\"\"/>",
+        (0..100).map(|i| format!("a{i}=\"\"")).collect::<Vec<_>>().join(" ")
+    );
+    for document in [
+        deep.as_str(),
+        many_attributes.as_str(),
+        duplicate_late.as_str(),
+        "<",
+        "<?",
+        "<?xml",
+        "<!",
+        "<![CDATA[",
+        "<Response><![CDATA[",
+        "&",
+        "<Response>&",
+        "<Response>&#",
+        "<Response>&#x;</Response>",
+        "<Response>&#xFFFFFFFFFF;</Response>",
+        "<Response a='",
+        "<Response a=\"&#x110000;\"/>",
+        "</Response>",
+        "<Response></Response></Response>",
+        "\u{FEFF}",
+        "<Response><Say>\u{FEFF}</Say></Response>",
+        "<:/>",
+        "<Response><a:b:c/></Response>",
+    ] {
+        let report = check(document, TargetChannel::Auto);
+        let _ = report.is_valid();
+    }
+    assert_eq!(
+        first_error(&duplicate_late, TargetChannel::Auto).code,
+        ErrorCode::DOCUMENT_PARSE_FAILURE
+    );
+}
+
+#[test]
+fn report_display_is_line_col_severity_code_message() {
+    let error = first_error("<Response>\n<Foo/></Response>", TargetChannel::Voice);
+    assert_eq!(error.to_string(), "2:1: error[12200]: <Foo> is not a TwiML verb");
+}

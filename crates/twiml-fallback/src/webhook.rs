@@ -1,0 +1,382 @@
+//! Twilio's webhook parameters: parsing, the channel (voice or messaging), typed accessors, and the
+//! fallback notice (`ErrorCode`, `ErrorUrl`) Twilio adds when it calls a Fallback URL.
+//!
+//! Twilio sends its parameters as an `application/x-www-form-urlencoded` POST body, or in the query
+//! string for GET webhooks. [`Params`] keeps every pair in order, repeated keys included, exactly as
+//! decoded, because the request signature covers all of them.
+//!
+//! # Example
+//!
+//! ```
+//! use twiml_fallback::error_code::ErrorCode;
+//! use twiml_fallback::webhook::{Channel, Params};
+//!
+//! // The body of the request Twilio sends to a number's "Primary handler fails" URL.
+//! let body = b"MessageSid=SM123&From=%2B14155550100&To=%2B14155550199&Body=hi+there\
+//!              &ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fsms";
+//! let params = Params::from_form(body);
+//!
+//! assert_eq!(params.channel(), Some(Channel::Messaging));
+//! assert_eq!(params.from(), Some("+14155550100"));
+//! assert_eq!(params.body(), Some("hi there"));
+//!
+//! let notice = params.fallback_notice().expect("a fallback request");
+//! assert_eq!(notice.error_code, Some(ErrorCode::HTTP_RETRIEVAL_FAILURE));
+//! assert_eq!(notice.error_url, Some("https://app.example.com/sms"));
+//!
+//! // GET webhooks carry the same parameters in the query string.
+//! let params = Params::from_query("CallSid=CA42&To=%2B14155550199");
+//! assert_eq!(params.channel(), Some(Channel::Voice));
+//! assert_eq!(params.call_sid(), Some("CA42"));
+//! ```
+
+use std::fmt;
+
+use crate::error_code::ErrorCode;
+
+/// Which Twilio product called the webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Programmable Voice: a call; TwiML uses `<Say>`, `<Play>`, …
+    Voice,
+    /// Programmable Messaging: an SMS/MMS; TwiML uses `<Message>`.
+    Messaging,
+}
+
+impl Channel {
+    /// `"voice"` or `"messaging"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Voice => "voice",
+            Channel::Messaging => "messaging",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text was not `voice`, `messaging` (or `sms`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseChannelError(String);
+
+impl fmt::Display for ParseChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown channel {:?} (expected voice or messaging)", self.0)
+    }
+}
+
+impl std::error::Error for ParseChannelError {}
+
+impl std::str::FromStr for Channel {
+    type Err = ParseChannelError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "voice" | "call" => Ok(Channel::Voice),
+            "messaging" | "sms" | "message" => Ok(Channel::Messaging),
+            _ => Err(ParseChannelError(text.chars().take(32).collect())),
+        }
+    }
+}
+
+/// Twilio's webhook parameters, in the order received, repeated keys included.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+/// The parameters Twilio adds when it requests a Fallback URL after the primary URL failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FallbackNotice<'a> {
+    /// `ErrorCode`, when present and numeric (the raw text stays available through [`Params::get`]).
+    pub error_code: Option<ErrorCode>,
+    /// `ErrorUrl`: the primary URL that failed.
+    pub error_url: Option<&'a str>,
+}
+
+/// The names of the parameters Twilio adds to a fallback request.
+pub const FALLBACK_PARAMS: [&str; 2] = ["ErrorCode", "ErrorUrl"];
+
+impl Params {
+    /// No parameters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` body. Never fails: malformed escapes are kept
+    /// literally and invalid UTF-8 is replaced, as browsers and Twilio's SDKs do, so a garbage body
+    /// yields parameters that simply won't match a signature.
+    pub fn from_form(body: &[u8]) -> Self {
+        Self {
+            pairs: serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default(),
+        }
+    }
+
+    /// Parses a query string (without the leading `?`), as Twilio sends GET webhooks.
+    pub fn from_query(query: &str) -> Self {
+        Self::from_form(query.trim_start_matches('?').as_bytes())
+    }
+
+    /// Builds parameters from pairs, keeping their order.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self {
+            pairs: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All pairs, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Appends a pair.
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.pairs.push((key.into(), value.into()));
+    }
+
+    /// A copy without the given keys (e.g. [`FALLBACK_PARAMS`], to replay the original webhook).
+    pub fn without(&self, keys: &[&str]) -> Self {
+        Self {
+            pairs: self
+                .pairs
+                .iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Encodes the pairs as a form body (`+` for spaces, as Twilio does).
+    pub fn to_form(&self) -> String {
+        serde_urlencoded::to_string(&self.pairs).unwrap_or_default()
+    }
+
+    /// Voice when `CallSid` is present; messaging when `MessageSid`, `SmsSid` or `SmsMessageSid`
+    /// is; otherwise `None` (not a voice or messaging webhook we recognise).
+    pub fn channel(&self) -> Option<Channel> {
+        if self.has("CallSid") {
+            Some(Channel::Voice)
+        } else if self.message_sid().is_some() {
+            Some(Channel::Messaging)
+        } else {
+            None
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|value| !value.is_empty())
+    }
+
+    fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|value| !value.is_empty())
+    }
+
+    /// `CallSid`.
+    pub fn call_sid(&self) -> Option<&str> {
+        self.non_empty("CallSid")
+    }
+
+    /// `MessageSid`, else the older `SmsMessageSid` or `SmsSid`.
+    pub fn message_sid(&self) -> Option<&str> {
+        self.non_empty("MessageSid")
+            .or_else(|| self.non_empty("SmsMessageSid"))
+            .or_else(|| self.non_empty("SmsSid"))
+    }
+
+    /// The call's or the message's SID, whichever the request carries.
+    pub fn sid(&self) -> Option<&str> {
+        self.call_sid().or_else(|| self.message_sid())
+    }
+
+    /// `AccountSid`.
+    pub fn account_sid(&self) -> Option<&str> {
+        self.non_empty("AccountSid")
+    }
+
+    /// `From`: the caller or the sender.
+    pub fn from(&self) -> Option<&str> {
+        self.non_empty("From")
+    }
+
+    /// `To`: the number that was called or messaged (the key for per-number configuration).
+    pub fn to(&self) -> Option<&str> {
+        self.non_empty("To")
+    }
+
+    /// `Body`: the text of an incoming message.
+    pub fn body(&self) -> Option<&str> {
+        self.get("Body")
+    }
+
+    /// `NumMedia`: how many pictures an incoming MMS carries.
+    pub fn num_media(&self) -> Option<u32> {
+        self.get("NumMedia").and_then(|n| n.trim().parse().ok())
+    }
+
+    /// `CallStatus`, e.g. `ringing`.
+    pub fn call_status(&self) -> Option<&str> {
+        self.non_empty("CallStatus")
+    }
+
+    /// `Direction`, e.g. `inbound`.
+    pub fn direction(&self) -> Option<&str> {
+        self.non_empty("Direction")
+    }
+
+    /// `ErrorCode` and `ErrorUrl`, when Twilio is calling a Fallback URL; `None` when neither is present.
+    pub fn fallback_notice(&self) -> Option<FallbackNotice<'_>> {
+        let code = self.get("ErrorCode");
+        let url = self.non_empty("ErrorUrl");
+        if code.is_none() && url.is_none() {
+            return None;
+        }
+        Some(FallbackNotice {
+            error_code: code.and_then(|c| c.parse().ok()),
+            error_url: url,
+        })
+    }
+}
+
+impl<'a> IntoIterator for &'a Params {
+    type Item = (&'a str, &'a str);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (String, String)>, fn(&'a (String, String)) -> (&'a str, &'a str)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_body_keeps_repeated_keys_in_order() {
+        let params = Params::from_form(b"Digits=5678&Sid=CA1&Digits=1234&Digits=1234");
+        assert_eq!(params.get("Digits"), Some("5678"));
+        assert_eq!(params.get_all("Digits").collect::<Vec<_>>(), ["5678", "1234", "1234"]);
+        assert_eq!(params.len(), 4);
+    }
+
+    #[test]
+    fn decodes_plus_percent_and_utf8() {
+        let params = Params::from_form("Body=caf%C3%A9+%F0%9F%8D%B0&Empty=&Bare".as_bytes());
+        assert_eq!(params.body(), Some("café 🍰"));
+        assert_eq!(params.get("Empty"), Some(""));
+        assert_eq!(params.get("Bare"), Some(""));
+    }
+
+    #[test]
+    fn garbage_bodies_parse_without_panicking() {
+        for body in [
+            &b"%%%%"[..],
+            b"\xff\xfe\x00=\x80",
+            b"=&=&&",
+            b"%E0%A4%A",
+            b"a=%ZZ",
+            b"<Response>",
+        ] {
+            let params = Params::from_form(body);
+            assert_eq!(params.channel(), None);
+        }
+        assert_eq!(Params::from_form(b"a=%ZZ").get("a"), Some("%ZZ"));
+        assert_eq!(Params::from_form(b"a=%ff").get("a"), Some("\u{FFFD}"));
+    }
+
+    #[test]
+    fn channel_follows_the_sid_twilio_sends() {
+        assert_eq!(Params::from_query("CallSid=CA1").channel(), Some(Channel::Voice));
+        assert_eq!(Params::from_query("MessageSid=SM1").channel(), Some(Channel::Messaging));
+        assert_eq!(Params::from_query("SmsSid=SM1").channel(), Some(Channel::Messaging));
+        assert_eq!(
+            Params::from_query("SmsMessageSid=SM1").channel(),
+            Some(Channel::Messaging)
+        );
+        assert_eq!(Params::from_query("?From=%2B1&To=%2B2").channel(), None);
+        assert_eq!(Params::from_query("CallSid=").channel(), None);
+    }
+
+    #[test]
+    fn message_sid_prefers_the_current_name() {
+        let params = Params::from_query("SmsSid=SMold&MessageSid=SMnew");
+        assert_eq!(params.message_sid(), Some("SMnew"));
+        assert_eq!(params.sid(), Some("SMnew"));
+    }
+
+    #[test]
+    fn typed_accessors_read_common_fields() {
+        let params = Params::from_query(
+            "AccountSid=AC1&CallSid=CA1&From=%2B1415&To=%2B1800&CallStatus=ringing&Direction=inbound&NumMedia=2",
+        );
+        assert_eq!(params.account_sid(), Some("AC1"));
+        assert_eq!(params.from(), Some("+1415"));
+        assert_eq!(params.to(), Some("+1800"));
+        assert_eq!(params.call_status(), Some("ringing"));
+        assert_eq!(params.direction(), Some("inbound"));
+        assert_eq!(params.num_media(), Some(2));
+    }
+
+    #[test]
+    fn fallback_notice_is_present_only_on_fallback_requests() {
+        assert_eq!(Params::from_query("CallSid=CA1").fallback_notice(), None);
+        let notice = Params::from_query("ErrorCode=12100&ErrorUrl=https%3A%2F%2Fa.example%2Fv");
+        assert_eq!(
+            notice.fallback_notice(),
+            Some(FallbackNotice {
+                error_code: Some(ErrorCode::DOCUMENT_PARSE_FAILURE),
+                error_url: Some("https://a.example/v"),
+            })
+        );
+        let odd = Params::from_query("ErrorCode=oops");
+        assert_eq!(odd.fallback_notice().map(|n| n.error_code), Some(None));
+    }
+
+    #[test]
+    fn without_strips_fallback_params_for_replay() {
+        let params = Params::from_query("CallSid=CA1&ErrorCode=11200&To=%2B1&ErrorUrl=x");
+        let replay = params.without(&FALLBACK_PARAMS);
+        assert_eq!(replay.iter().collect::<Vec<_>>(), [("CallSid", "CA1"), ("To", "+1")]);
+    }
+
+    #[test]
+    fn to_form_round_trips() {
+        let params = Params::from_pairs([("Body", "a b&c=d+é"), ("Body", ""), ("K", "🍰")]);
+        assert_eq!(Params::from_form(params.to_form().as_bytes()), params);
+    }
+
+    #[test]
+    fn channel_parses_from_text() {
+        assert_eq!("Voice".parse::<Channel>(), Ok(Channel::Voice));
+        assert_eq!("sms".parse::<Channel>(), Ok(Channel::Messaging));
+        assert!("fax".parse::<Channel>().is_err());
+    }
+}
