@@ -1,26 +1,20 @@
 // The official twilio npm library on the same inputs as the Rust criterion benchmarks
-// (crates/twiml-fallback/benches/fixtures/sms-fallback-request.json). Run by
+// (crates/twiml-fallback/benches/fixtures/bench-inputs.json). Run by
 // benches/compare-twilio-node.sh; prints one JSON object with nanoseconds per call.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-const require = createRequire(process.env.TWILIO_NODE_DIR + '/');
+const require = createRequire(process.env.TWILIO_REFERENCE_NODE_MODULES + '/');
 const twilio = require('twilio');
 const fixture = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 
-const params = {};
-for (const [key, value] of fixture.params) {
-  if (key in params) {
-    params[key] = [].concat(params[key], value);
-  } else {
-    params[key] = value;
+function toObject(pairs) {
+  const params = {};
+  for (const [key, value] of pairs) {
+    params[key] = key in params ? [].concat(params[key], value) : value;
   }
+  return params;
 }
-const { token, url, message } = fixture;
-const signature = twilio.getExpectedTwilioSignature(token, url, params);
-const forged = 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=';
-if (!twilio.validateRequest(token, signature, url, params)) throw new Error('valid signature rejected');
-if (twilio.validateRequest(token, forged, url, params)) throw new Error('forged signature accepted');
 
 function measure(fn, iterations) {
   for (let i = 0; i < Math.min(iterations, 20000); i++) fn();
@@ -34,18 +28,26 @@ function measure(fn, iterations) {
   return rounds[3];
 }
 
+const forged = 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+const result = { node: process.version, twilio: require('twilio/package.json').version };
 let sink = 0;
-const result = {
-  node: process.version,
-  twilio: require('twilio/package.json').version,
-  validateRequest_valid_ns: measure(() => { sink += twilio.validateRequest(token, signature, url, params) ? 1 : 0; }, 100000),
-  validateRequest_forged_ns: measure(() => { sink += twilio.validateRequest(token, forged, url, params) ? 1 : 0; }, 20000),
-  getExpectedTwilioSignature_ns: measure(() => { sink += twilio.getExpectedTwilioSignature(token, url, params).length; }, 100000),
-  messagingResponse_toString_ns: measure(() => {
-    const response = new twilio.twiml.MessagingResponse();
-    response.message(message);
-    sink += response.toString().length;
-  }, 100000),
-};
+for (const name of ['sms_fallback', 'design_vector']) {
+  const { token, url } = fixture[name];
+  const params = toObject(fixture[name].params);
+  const signature = twilio.getExpectedTwilioSignature(token, url, params);
+  if (!twilio.validateRequest(token, signature, url, params)) throw new Error('valid signature rejected');
+  if (twilio.validateRequest(token, forged, url, params)) throw new Error('forged signature accepted');
+  result[name] = {
+    signature,
+    validateRequest_valid_ns: measure(() => { sink += twilio.validateRequest(token, signature, url, params) ? 1 : 0; }, 100000),
+    validateRequest_forged_ns: measure(() => { sink += twilio.validateRequest(token, forged, url, params) ? 1 : 0; }, 20000),
+    getExpectedTwilioSignature_ns: measure(() => { sink += twilio.getExpectedTwilioSignature(token, url, params).length; }, 100000),
+  };
+}
+result.messagingResponse_toString_ns = measure(() => {
+  const response = new twilio.twiml.MessagingResponse();
+  response.message(fixture.message);
+  sink += response.toString().length;
+}, 100000);
 if (sink === 0) throw new Error('nothing measured');
 console.log(JSON.stringify(result));

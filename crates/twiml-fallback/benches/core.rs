@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the core: signature verification, validation, rendering, the fallback
 //! decision. `benches/compare-twilio-node.sh` runs these next to the official `twilio` npm library
-//! on the same inputs (`benches/fixtures/sms-fallback-request.json`).
+//! on the same inputs (`benches/fixtures/bench-inputs.json`).
 
 use std::hint::black_box;
 
@@ -12,30 +12,41 @@ use twiml_fallback::signature::{Payload, SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{AnswerRules, MAX_DOCUMENT_BYTES, Response, Say, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
 
-struct Inputs {
+struct Request {
     token: String,
     url: String,
     params: Params,
     form: String,
+}
+
+struct Inputs {
+    sms_fallback: Request,
+    design_vector: Request,
     message: String,
 }
 
 fn inputs() -> Inputs {
     let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/sms-fallback-request.json")).expect("fixture is JSON");
-    let text = |key: &str| fixture[key].as_str().expect("string field").to_owned();
-    let params = Params::from_pairs(fixture["params"].as_array().expect("params").iter().map(|pair| {
-        (
-            pair[0].as_str().expect("key").to_owned(),
-            pair[1].as_str().expect("value").to_owned(),
-        )
-    }));
+        serde_json::from_str(include_str!("fixtures/bench-inputs.json")).expect("fixture is JSON");
+    let request = |value: &serde_json::Value| {
+        let text = |key: &str| value[key].as_str().expect("string field").to_owned();
+        let params = Params::from_pairs(value["params"].as_array().expect("params").iter().map(|pair| {
+            (
+                pair[0].as_str().expect("key").to_owned(),
+                pair[1].as_str().expect("value").to_owned(),
+            )
+        }));
+        Request {
+            token: text("token"),
+            url: text("url"),
+            form: params.to_form(),
+            params,
+        }
+    };
     Inputs {
-        token: text("token"),
-        url: text("url"),
-        form: params.to_form(),
-        params,
-        message: text("message"),
+        sms_fallback: request(&fixture["sms_fallback"]),
+        design_vector: request(&fixture["design_vector"]),
+        message: fixture["message"].as_str().expect("message").to_owned(),
     }
 }
 
@@ -68,38 +79,43 @@ fn large_document() -> String {
 
 fn signature(c: &mut Criterion) {
     let inputs = inputs();
-    let signature = compute_signature(&inputs.token, &inputs.url, &inputs.params);
-    let verifier = SignatureVerifier::new(inputs.token.as_str());
     let mut group = c.benchmark_group("signature");
-    group.bench_function("verify/sms-fallback-22-params", |b| {
-        b.iter(|| {
-            verifier.verify(
-                black_box(&inputs.url),
-                Payload::Form(black_box(&inputs.params)),
-                black_box(&signature),
-            )
-        })
-    });
-    group.bench_function("verify/parse-form-then-verify", |b| {
-        b.iter(|| {
-            let params = Params::from_form(black_box(inputs.form.as_bytes()));
-            verifier
-                .verify(&inputs.url, Payload::Form(&params), black_box(&signature))
-                .is_ok()
-        })
-    });
-    group.bench_function("verify/forged", |b| {
-        b.iter(|| {
-            verifier.verify(
-                black_box(&inputs.url),
-                Payload::Form(&inputs.params),
-                black_box("AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-            )
-        })
-    });
-    group.bench_function("compute/sms-fallback-22-params", |b| {
-        b.iter(|| compute_signature(black_box(&inputs.token), black_box(&inputs.url), &inputs.params))
-    });
+    for (name, request) in [
+        ("sms-fallback-22-params", &inputs.sms_fallback),
+        ("design-vector-5-params", &inputs.design_vector),
+    ] {
+        let signature = compute_signature(&request.token, &request.url, &request.params);
+        let verifier = SignatureVerifier::new(request.token.as_str());
+        group.bench_function(format!("verify/{name}"), |b| {
+            b.iter(|| {
+                verifier.verify(
+                    black_box(&request.url),
+                    Payload::Form(black_box(&request.params)),
+                    black_box(&signature),
+                )
+            })
+        });
+        group.bench_function(format!("verify-forged/{name}"), |b| {
+            b.iter(|| {
+                verifier.verify(
+                    black_box(&request.url),
+                    Payload::Form(&request.params),
+                    black_box("AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                )
+            })
+        });
+        group.bench_function(format!("parse-form-then-verify/{name}"), |b| {
+            b.iter(|| {
+                let params = Params::from_form(black_box(request.form.as_bytes()));
+                verifier
+                    .verify(&request.url, Payload::Form(&params), black_box(&signature))
+                    .is_ok()
+            })
+        });
+        group.bench_function(format!("compute/{name}"), |b| {
+            b.iter(|| compute_signature(black_box(&request.token), black_box(&request.url), &request.params))
+        });
+    }
     group.finish();
 }
 
@@ -154,17 +170,17 @@ fn writer(c: &mut Criterion) {
 }
 
 fn edge(c: &mut Criterion) {
-    let inputs = inputs();
-    let signature = compute_signature(&inputs.token, &inputs.url, &inputs.params);
-    let edge = Edge::new(Config::default(), SignatureVerifier::new(inputs.token.as_str()));
+    let request = inputs().sms_fallback;
+    let signature = compute_signature(&request.token, &request.url, &request.params);
+    let edge = Edge::new(Config::default(), SignatureVerifier::new(request.token.as_str()));
     c.bench_function("edge/decide-signed-sms-fallback", |b| {
         b.iter(|| {
             edge.decide(&EdgeRequest {
                 method: "POST",
-                url: &inputs.url,
+                url: &request.url,
                 signature: Some(&signature),
                 content_type: Some("application/x-www-form-urlencoded"),
-                body: Body::Complete(black_box(inputs.form.as_bytes())),
+                body: Body::Complete(black_box(request.form.as_bytes())),
                 now_ms: 1_700_000_000_000,
             })
         })
