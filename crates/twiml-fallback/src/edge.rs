@@ -327,16 +327,14 @@ impl Edge {
             return forbidden(record);
         };
 
-        let params = if is_get {
-            Params::from_query(request.url.split_once('?').map_or("", |(_, query)| query))
-        } else if is_form(request.content_type) {
-            Params::from_form(body)
-        } else {
-            Params::new()
-        };
+        let query = request
+            .url
+            .split_once('?')
+            .map(|(_, query)| query.split('#').next().unwrap_or(query));
+        let params = Params::from_request(&method, query, request.content_type, body);
         let channel = params.channel();
         record.channel = channel;
-        record.sid = params.sid().map(clip);
+        record.sid = params.sid_for(channel).map(clip);
         record.account_sid = params.account_sid().map(clip);
         record.to = params.to().map(clip);
         let notice = params.fallback_notice();
@@ -598,16 +596,6 @@ fn forbidden(mut record: LogRecord) -> Decision {
             body: "Forbidden: X-Twilio-Signature is missing or does not match this request.\n".to_owned(),
         },
         effects: vec![Effect::Log(record)],
-    }
-}
-
-fn is_form(content_type: Option<&str>) -> bool {
-    match content_type {
-        None => true,
-        Some(value) => {
-            let media_type = value.split(';').next().unwrap_or("").trim();
-            media_type.is_empty() || media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        }
     }
 }
 

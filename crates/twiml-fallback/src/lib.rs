@@ -5,7 +5,8 @@
 //! `<response>` is enough), a caller hears Twilio's stock error and an SMS sender gets nothing.
 //! This crate is the core shared by the project's three shells — the tower layer, the Cloudflare
 //! Worker and the `twiml-fallback` CLI — and is sans-I/O: it compiles to `wasm32-unknown-unknown`
-//! and needs no async runtime.
+//! and needs no async runtime (the tower middleware, behind the default `tower` feature, is the
+//! only part that touches HTTP types beyond `http`).
 //!
 //! | module | what it does |
 //! |---|---|
@@ -15,6 +16,7 @@
 //! | [`signature`] | `X-Twilio-Signature`: compute, verify (every SDK rule), rebuild the signed URL behind proxies |
 //! | [`config`] | the fallback configuration (TOML or JSON): answers per channel and number, alerts, recovery |
 //! | [`edge`] | the fallback endpoint as a pure decision: request in, response and effects out |
+//! | `layer` (feature `tower`, default) | tower middleware: every failure of a webhook app becomes fallback TwiML; `X-Twilio-Signature` verification |
 //!
 //! # Example
 //!
@@ -37,6 +39,8 @@
 pub mod config;
 pub mod edge;
 pub mod error_code;
+#[cfg(feature = "tower")]
+pub mod layer;
 pub mod signature;
 pub mod twiml;
 pub mod webhook;

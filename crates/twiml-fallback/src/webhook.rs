@@ -122,6 +122,18 @@ impl Params {
         Self::from_form(query.trim_start_matches('?').as_bytes())
     }
 
+    /// The parameters of a request as Twilio sends them: the query string for GET and HEAD, the
+    /// body for a form POST (`application/x-www-form-urlencoded`, or no Content-Type), else the
+    /// query string (a JSON webhook's parameters are not form fields).
+    pub fn from_request(method: &str, query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Self {
+        let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+        if !is_get && is_form_content_type(content_type) {
+            Self::from_form(body)
+        } else {
+            Self::from_query(query.unwrap_or(""))
+        }
+    }
+
     /// Builds parameters from pairs, keeping their order.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         Self {
@@ -216,6 +228,16 @@ impl Params {
         self.call_sid().or_else(|| self.message_sid())
     }
 
+    /// The SID for `channel`: `CallSid` for voice, `MessageSid` (or its older names) for
+    /// messaging, whichever is present when the channel is unknown.
+    pub fn sid_for(&self, channel: Option<Channel>) -> Option<&str> {
+        match channel {
+            Some(Channel::Voice) => self.call_sid(),
+            Some(Channel::Messaging) => self.message_sid(),
+            None => self.sid(),
+        }
+    }
+
     /// `AccountSid`.
     pub fn account_sid(&self) -> Option<&str> {
         self.non_empty("AccountSid")
@@ -263,6 +285,51 @@ impl Params {
             error_url: url,
         })
     }
+}
+
+/// The channel of a raw form body or query string (as [`Params::channel`] would find it), without
+/// decoding or allocating: only the keys are looked at, and only whether their values are empty.
+pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
+    let mut messaging = false;
+    let mut start = 0;
+    while start < raw.len() {
+        let end = memchr::memchr(b'&', &raw[start..]).map_or(raw.len(), |offset| start + offset);
+        let pair = &raw[start..end];
+        start = end + 1;
+        // Only a key starting with C, M, S or an escape can be one of the four.
+        if !matches!(pair.first(), Some(b'C' | b'M' | b'S' | b'%')) {
+            continue;
+        }
+        let (key, value) = match memchr::memchr(b'=', pair) {
+            Some(equals) => (&pair[..equals], &pair[equals + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let decoded;
+        let key = if memchr::memchr2(b'%', b'+', key).is_some() {
+            decoded = form_urlencoded::parse(pair)
+                .next()
+                .map(|(key, _)| key.into_owned())
+                .unwrap_or_default();
+            decoded.as_bytes()
+        } else {
+            key
+        };
+        match key {
+            b"CallSid" => return Some(Channel::Voice),
+            b"MessageSid" | b"SmsSid" | b"SmsMessageSid" => messaging = true,
+            _ => {}
+        }
+    }
+    messaging.then_some(Channel::Messaging)
+}
+
+/// Whether a Content-Type header (absent counts) announces a form body.
+pub fn is_form_content_type(content_type: Option<&str>) -> bool {
+    let media_type = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
+    media_type.is_empty() || media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 impl<'a> IntoIterator for &'a Params {
@@ -371,6 +438,48 @@ mod tests {
     fn to_form_round_trips() {
         let params = Params::from_pairs([("Body", "a b&c=d+é"), ("Body", ""), ("K", "🍰")]);
         assert_eq!(Params::from_form(params.to_form().as_bytes()), params);
+    }
+
+    #[test]
+    fn request_params_come_from_the_query_for_get_and_the_body_for_form_posts() {
+        let query = Some("CallSid=CAq");
+        let body = b"CallSid=CAb";
+        assert_eq!(Params::from_request("GET", query, None, body).call_sid(), Some("CAq"));
+        assert_eq!(Params::from_request("head", query, None, body).call_sid(), Some("CAq"));
+        assert_eq!(Params::from_request("POST", query, None, body).call_sid(), Some("CAb"));
+        let form = Some("application/x-www-form-urlencoded; charset=UTF-8");
+        assert_eq!(Params::from_request("POST", query, form, body).call_sid(), Some("CAb"));
+        assert_eq!(
+            Params::from_request("POST", query, Some("application/json"), body).call_sid(),
+            Some("CAq")
+        );
+        assert!(Params::from_request("POST", None, Some("text/plain"), body).is_empty());
+    }
+
+    #[test]
+    fn channel_of_form_agrees_with_parsed_params() {
+        for raw in [
+            "CallSid=CA1&To=%2B1",
+            "To=%2B1&MessageSid=SM1&CallSid=CA1",
+            "SmsSid=SM1",
+            "SmsMessageSid=SM1&Body=a+b",
+            "MessageSid=&CallSid=",
+            "Call%53id=CA1",
+            "Message+Sid=SM1",
+            "CallSid",
+            "",
+            "&&=&",
+            "%ZZ=1&MessageSid=%ZZ",
+            "%43allSid=CA1",
+            "C%61llSid=CA1",
+            "+CallSid=CA1",
+        ] {
+            assert_eq!(
+                channel_of_form(raw.as_bytes()),
+                Params::from_form(raw.as_bytes()).channel(),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

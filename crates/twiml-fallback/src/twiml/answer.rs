@@ -123,6 +123,12 @@ impl AnswerRules {
                 diagnostic: None,
             });
         }
+        self.check_content(status, content_type, body)
+    }
+
+    /// Judges everything but the status (a caller with its own status policy uses this): size,
+    /// Content-Type, empty body (a messaging `204` is "no reply"), TwiML.
+    pub fn check_content(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Report, Rejection> {
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(Rejection {
                 code: ErrorCode::RESPONSE_TOO_LARGE,

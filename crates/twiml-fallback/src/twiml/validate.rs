@@ -208,6 +208,8 @@ pub fn validate(document: &[u8], target: TargetChannel) -> Report {
 
 struct Validator<'a> {
     document: &'a [u8],
+    /// The document as text, once it is known to be UTF-8.
+    text: &'a str,
     target: TargetChannel,
     channel: Option<Channel>,
     diagnostics: Vec<Diagnostic>,
@@ -230,12 +232,14 @@ struct LineIndex {
 #[derive(Clone, Copy)]
 struct RawAttribute<'t> {
     key: &'t [u8],
-    value: &'t [u8],
+    value: &'t str,
     offset: usize,
 }
 
 /// An open element.
-struct Frame {
+struct Frame<'a> {
+    /// Its name as written, to match the end tag against.
+    name: &'a [u8],
     /// The definition, when the element is known in its place and schema checks apply inside it.
     element: Option<&'static Element>,
     offset: usize,
@@ -246,9 +250,10 @@ struct Frame {
     has_digits: bool,
 }
 
-impl Frame {
-    fn new(element: Option<&'static Element>, offset: usize) -> Self {
+impl<'a> Frame<'a> {
+    fn new(name: &'a [u8], element: Option<&'static Element>, offset: usize) -> Self {
         Self {
+            name,
             element,
             offset,
             has_text: false,
@@ -266,6 +271,7 @@ impl<'a> Validator<'a> {
     fn new(document: &'a [u8], target: TargetChannel) -> Self {
         Self {
             document,
+            text: "",
             target,
             channel: match target {
                 TargetChannel::Voice => Some(Channel::Voice),
@@ -277,7 +283,7 @@ impl<'a> Validator<'a> {
             wrong_root: None,
             truncated: false,
             positions: LineIndex::default(),
-            attribute_buffer: Vec::new(),
+            attribute_buffer: Vec::with_capacity(8),
         }
     }
 
@@ -308,30 +314,36 @@ impl<'a> Validator<'a> {
             self.set_fatal(ErrorCode::EMPTY_RESPONSE, 0, "the body is empty".to_owned());
             return;
         }
-        if let Err(error) = std::str::from_utf8(document) {
-            let message = "invalid UTF-8 (TwiML must be encoded as UTF-8)".to_owned();
-            self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, error.valid_up_to(), message);
-            return;
-        }
+        let text = match std::str::from_utf8(document) {
+            Ok(text) => text,
+            Err(error) => {
+                let message = "invalid UTF-8 (TwiML must be encoded as UTF-8)".to_owned();
+                self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, error.valid_up_to(), message);
+                return;
+            }
+        };
         if let Some((offset, character)) = find_forbidden_character(document) {
             let message = format!("character U+{:04X} is not allowed in XML", u32::from(character));
             self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, offset, message);
             return;
         }
         let start = if document.starts_with(BOM) { BOM.len() } else { 0 };
-        self.parse(start);
+        self.text = text;
+        self.parse(text, start);
     }
 
-    fn parse(&mut self, start: usize) {
-        let mut reader = Reader::from_reader(&self.document[start..]);
+    fn parse(&mut self, text: &'a str, start: usize) {
+        // A reader over `str` knows the text is UTF-8 and does not check every event again.
+        let mut reader = Reader::from_str(&text[start..]);
         let config = reader.config_mut();
-        config.check_end_names = true;
+        // End tags are matched against our own stack of open elements (no second stack of names).
+        config.check_end_names = false;
         config.check_comments = true;
         config.expand_empty_elements = false;
         config.allow_dangling_amp = false;
-        config.allow_unmatched_ends = false;
+        config.allow_unmatched_ends = true;
 
-        let mut stack: Vec<Frame> = Vec::with_capacity(8);
+        let mut stack: Vec<Frame<'a>> = Vec::with_capacity(8);
         let mut root_seen = false;
         let mut last_terminal_verb: Option<&'static str> = None;
         loop {
@@ -364,7 +376,8 @@ impl<'a> Validator<'a> {
                         self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, offset, message);
                         return;
                     }
-                    if let Some(message) = check_declaration(&declaration) {
+                    let standard = AsRef::<str>::as_ref(&declaration) == r#"xml version="1.0" encoding="UTF-8""#;
+                    if let Some(message) = (!standard).then(|| check_declaration(&declaration)).flatten() {
                         self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, offset, message);
                         return;
                     }
@@ -438,17 +451,34 @@ impl<'a> Validator<'a> {
                         self.close(frame);
                     }
                 }
-                Event::End(_) => {
-                    if let Some(frame) = stack.pop() {
-                        self.close(frame);
+                Event::End(end) => {
+                    let name = end.name().into_inner().as_bytes();
+                    let Some(frame) = stack.pop() else {
+                        let message = format!(
+                            "</{}> closes an element that was never opened",
+                            String::from_utf8_lossy(name)
+                        );
+                        self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, offset, message);
+                        return;
+                    };
+                    if frame.name != name {
+                        let (found, expected) = (String::from_utf8_lossy(name), String::from_utf8_lossy(frame.name));
+                        let message = if frame.name.eq_ignore_ascii_case(name) {
+                            format!("</{found}> does not close <{expected}> (XML is case-sensitive)")
+                        } else {
+                            format!("</{found}> does not close <{expected}>")
+                        };
+                        self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, offset, message);
+                        return;
                     }
+                    self.close(frame);
                 }
             }
         }
     }
 
     /// Text (or a reference, or CDATA) at `offset`; `false` when it is fatal.
-    fn text(&mut self, stack: &mut [Frame], offset: usize) -> bool {
+    fn text(&mut self, stack: &mut [Frame<'a>], offset: usize) -> bool {
         match stack.last_mut() {
             Some(frame) => {
                 frame.has_text = true;
@@ -467,10 +497,11 @@ impl<'a> Validator<'a> {
         &mut self,
         tag: &BytesStart<'_>,
         offset: usize,
-        stack: &mut Vec<Frame>,
+        stack: &mut Vec<Frame<'a>>,
         last_terminal_verb: &mut Option<&'static str>,
     ) -> bool {
         let name = tag.name().into_inner().as_bytes();
+        let name = within(self.document, name).unwrap_or(b"");
         if !is_valid_name(name) {
             let message = if name.is_empty() || AsRef::<str>::as_ref(tag).starts_with(char::is_whitespace) {
                 "'<' must start a tag (write &lt; for a literal <)".to_owned()
@@ -490,10 +521,10 @@ impl<'a> Validator<'a> {
     /// The schema side of a start tag whose name and attributes are well-formed; `false` when fatal.
     fn open_checked(
         &mut self,
-        name: &[u8],
+        name: &'a [u8],
         offset: usize,
         attributes: &[RawAttribute<'a>],
-        stack: &mut Vec<Frame>,
+        stack: &mut Vec<Frame<'a>>,
         last_terminal_verb: &mut Option<&'static str>,
     ) -> bool {
         let element = match stack.last_mut() {
@@ -505,10 +536,9 @@ impl<'a> Validator<'a> {
                         ..
                     }) = attributes.iter().find(|attribute| attribute.key == b"version")
                     {
-                        if !matches!(version, b"2008-08-01" | b"2010-04-01") {
-                            let shown = String::from_utf8_lossy(version);
+                        if !matches!(version, "2008-08-01" | "2010-04-01") {
                             let message = format!(
-                                "<Response version={shown:?}> is not a TwiML version (2008-08-01 or 2010-04-01)"
+                                "<Response version={version:?}> is not a TwiML version (2008-08-01 or 2010-04-01)"
                             );
                             self.set_fatal(ErrorCode::INVALID_VERSION, at, message);
                             return false;
@@ -566,7 +596,7 @@ impl<'a> Validator<'a> {
                 }
             }
         };
-        let mut frame = Frame::new(element, offset);
+        let mut frame = Frame::new(name, element, offset);
         frame.has_digits = attributes.iter().any(|attribute| attribute.key == b"digits");
         stack.push(frame);
         true
@@ -593,7 +623,7 @@ impl<'a> Validator<'a> {
             let (Some(key), Some(value)) = (
                 within(document, key),
                 match &attribute.value {
-                    std::borrow::Cow::Borrowed(value) => within(document, value.as_bytes()),
+                    std::borrow::Cow::Borrowed(value) => within_str(self.text, value),
                     std::borrow::Cow::Owned(_) => None,
                 },
             ) else {
@@ -609,13 +639,13 @@ impl<'a> Validator<'a> {
                 );
                 return false;
             }
-            if let Some(relative) = memchr::memchr(b'<', value) {
+            if let Some(relative) = memchr::memchr(b'<', value.as_bytes()) {
                 let message = "'<' is not allowed in attribute values (write &lt;)".to_owned();
-                let at = offset + relative_offset(tag, value) + relative;
+                let at = offset + relative_offset(tag, value.as_bytes()) + relative;
                 self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, at, message);
                 return false;
             }
-            if let Err(message) = check_references_in(value) {
+            if let Err(message) = check_references_in(value.as_bytes()) {
                 self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, at, message);
                 return false;
             }
@@ -651,9 +681,8 @@ impl<'a> Validator<'a> {
                     self.push(ErrorCode::SCHEMA_VALIDATION, Severity::Warning, at, message);
                 }
                 Some(attr) => {
-                    let text = std::str::from_utf8(value).unwrap_or_default();
-                    if let Some(expected) = attr.value.check(text) {
-                        let message = format!("<{element} {}> is {text:?}; expected {expected}", attr.name);
+                    if let Some(expected) = attr.value.check(value) {
+                        let message = format!("<{element} {}> is {value:?}; expected {expected}", attr.name);
                         self.push(ErrorCode::SCHEMA_VALIDATION, Severity::Warning, at, message);
                     }
                 }
@@ -713,7 +742,7 @@ impl<'a> Validator<'a> {
     }
 
     /// Content rules checked when an element closes.
-    fn close(&mut self, frame: Frame) {
+    fn close(&mut self, frame: Frame<'a>) {
         let Some(element) = frame.element else {
             return;
         };
@@ -872,6 +901,12 @@ fn position(offset: u64) -> usize {
 fn within<'a>(document: &'a [u8], inner: &[u8]) -> Option<&'a [u8]> {
     let start = (inner.as_ptr() as usize).checked_sub(document.as_ptr() as usize)?;
     document.get(start..start.checked_add(inner.len())?)
+}
+
+/// `inner` re-borrowed from `text`, when it is a slice of it.
+fn within_str<'a>(text: &'a str, inner: &str) -> Option<&'a str> {
+    let start = (inner.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    text.get(start..start.checked_add(inner.len())?)
 }
 
 /// The offset of `inner` within the tag's bytes, plus one for the `<` (0 if it doesn't point there).

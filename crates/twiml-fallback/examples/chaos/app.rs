@@ -1,0 +1,349 @@
+//! The chaos demo's service: a webhook app whose routes fail on purpose, each behind the fallback
+//! layer. Shared by `examples/chaos/main.rs` and the layer's integration tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::net::TcpListener;
+use tower::{Service, ServiceExt};
+use twiml_fallback::Channel;
+use twiml_fallback::layer::{Fallback, FallbackBody, FallbackLayer, TwilioParams};
+use twiml_fallback::webhook::Params;
+
+/// The error type of the demo app.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every case the demo serves under `/voice/<case>` and `/sms/<case>`, and what it does.
+pub(crate) const CASES: &[(&str, &str)] = &[
+    ("ok", "valid TwiML (echoes the Body parameter)"),
+    ("panic", "the handler panics in call"),
+    ("panic-async", "the handler panics after an await"),
+    ("panic-body", "the response body panics while streaming"),
+    ("error", "the service returns Err"),
+    ("slow", "the handler sleeps 30 s"),
+    ("status-500", "HTTP 500"),
+    ("status-404", "HTTP 404"),
+    ("lowercase", "<response> instead of <Response>"),
+    ("wrong-root", "a root other than <Response>"),
+    ("wrong-channel", "TwiML for the other channel"),
+    ("huge", "a body over 64 KB"),
+    ("no-content-type", "valid TwiML without a Content-Type"),
+    ("html", "an HTML error page (text/html)"),
+    ("empty", "an empty body"),
+    ("body-error", "the response body fails mid-stream"),
+];
+
+/// The failing app itself, for one channel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChaosService {
+    channel: Channel,
+}
+
+/// A response body that can also panic or fail after its first chunk.
+pub(crate) enum ChaosBody {
+    /// A plain body.
+    Full(Option<Bytes>),
+    /// Yields the chunk, then panics.
+    PanicAfter(Option<Bytes>),
+    /// Yields the chunk, then fails.
+    ErrorAfter(Option<Bytes>),
+}
+
+impl Body for ChaosBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ChaosBody::Full(data) => Poll::Ready(data.take().map(|bytes| Ok(Frame::data(bytes)))),
+            ChaosBody::PanicAfter(data) => match data.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => panic!("chaos: the response body panicked mid-stream"),
+            },
+            ChaosBody::ErrorAfter(data) => match data.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => Poll::Ready(Some(Err("chaos: connection reset while streaming the body".into()))),
+            },
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ChaosBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            _ => SizeHint::new(),
+        }
+    }
+}
+
+fn twiml(body: impl Into<Bytes>) -> Response<ChaosBody> {
+    let mut response = Response::new(ChaosBody::Full(Some(body.into())));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "text/xml; charset=utf-8".parse().expect("static header"));
+    response
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::new();
+    twiml_fallback::twiml::escape_text(&mut out, text);
+    out
+}
+
+impl ChaosService {
+    /// The app for `channel`.
+    pub(crate) fn new(channel: Channel) -> Self {
+        Self { channel }
+    }
+
+    fn verb(&self, text: &str) -> String {
+        match self.channel {
+            Channel::Voice => format!("<Say>{}</Say>", escape(text)),
+            Channel::Messaging => format!("<Message>{}</Message>", escape(text)),
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for ChaosService
+where
+    B: Send + 'static,
+{
+    type Response = Response<ChaosBody>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ChaosBody>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let case = request.uri().path().rsplit('/').next().unwrap_or("").to_owned();
+        // What the fallback layer parsed; without the layer, only a GET's query string.
+        let params = match request.extensions().get::<TwilioParams>() {
+            Some(params) => params.params().clone(),
+            None => Params::from_query(request.uri().query().unwrap_or("")),
+        };
+        let said = params.body().or(params.get("Digits")).unwrap_or_default().to_owned();
+        let declaration = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+        let ok = format!(
+            "{declaration}<Response>{}</Response>",
+            self.verb(&format!("Hello from the app. You said: {said}"))
+        );
+        let other_channel = match self.channel {
+            Channel::Voice => "<Message>This is an SMS reply</Message>",
+            Channel::Messaging => "<Say>This is for a phone call</Say>",
+        };
+        let verb = self.verb("Thanks for your order! 🍰");
+        if case == "panic" {
+            panic!("chaos: the handler panicked in call");
+        }
+        Box::pin(async move {
+            let response = match case.as_str() {
+                "ok" => twiml(ok),
+                "panic-async" => {
+                    tokio::task::yield_now().await;
+                    panic!("chaos: the handler panicked after an await");
+                }
+                "panic-body" => {
+                    let mut response = twiml(Bytes::new());
+                    *response.body_mut() = ChaosBody::PanicAfter(Some(Bytes::from(format!("{declaration}<Response>"))));
+                    response
+                }
+                "error" => return Err("chaos: database unavailable".into()),
+                "slow" => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    twiml(ok)
+                }
+                "status-500" => status(StatusCode::INTERNAL_SERVER_ERROR),
+                "status-404" => status(StatusCode::NOT_FOUND),
+                "lowercase" => twiml(format!("{declaration}<response>{verb}</response>")),
+                "wrong-root" => twiml(format!("{declaration}<Reply>{verb}</Reply>")),
+                "wrong-channel" => twiml(format!("{declaration}<Response>{other_channel}</Response>")),
+                "huge" => {
+                    let filler = "All of our agents are busy. ".repeat(2600);
+                    twiml(format!("{declaration}<Response><Say>{filler}</Say></Response>"))
+                }
+                "no-content-type" => Response::new(ChaosBody::Full(Some(Bytes::from(ok)))),
+                "html" => {
+                    let page = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>";
+                    let mut response = Response::new(ChaosBody::Full(Some(Bytes::from_static(page.as_bytes()))));
+                    response
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, "text/html".parse().expect("static header"));
+                    response
+                }
+                "empty" => twiml(Bytes::new()),
+                "body-error" => {
+                    let mut response = twiml(Bytes::new());
+                    *response.body_mut() = ChaosBody::ErrorAfter(Some(Bytes::from(format!("{declaration}<Response>"))));
+                    response
+                }
+                _ => status(StatusCode::NOT_FOUND),
+            };
+            Ok(response)
+        })
+    }
+}
+
+fn status(status: StatusCode) -> Response<ChaosBody> {
+    let mut response = Response::new(ChaosBody::Full(Some(Bytes::from(format!("{status}\n")))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "text/plain".parse().expect("static header"));
+    response
+}
+
+/// The whole demo: `/voice/*` and `/sms/*` each behind the fallback layer (with the channel set
+/// explicitly, as an app would per route group), `/` lists the cases.
+#[derive(Clone)]
+pub(crate) struct ChaosApp {
+    voice: Fallback<ChaosService>,
+    sms: Fallback<ChaosService>,
+}
+
+impl ChaosApp {
+    /// The demo with `layer` (its channel is set per route group).
+    pub(crate) fn new(layer: FallbackLayer) -> Self {
+        use tower::Layer;
+        Self {
+            voice: layer
+                .clone()
+                .channel(Channel::Voice)
+                .layer(ChaosService::new(Channel::Voice)),
+            sms: layer
+                .channel(Channel::Messaging)
+                .layer(ChaosService::new(Channel::Messaging)),
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for ChaosApp
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display + Send,
+{
+    type Response = Response<FallbackBody>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<FallbackBody>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let service = if path.starts_with("/voice/") {
+            Some(self.voice.clone())
+        } else if path.starts_with("/sms/") {
+            Some(self.sms.clone())
+        } else {
+            None
+        };
+        Box::pin(async move {
+            match service {
+                Some(service) => service.oneshot(request).await,
+                None => {
+                    let mut listing =
+                        String::from("twiml-fallback chaos demo. POST or GET /voice/<case> or /sms/<case>:\n");
+                    for (case, what) in CASES {
+                        listing.push_str(&format!("  {case:<16} {what}\n"));
+                    }
+                    let mut response = Response::new(FallbackBody::new(Bytes::from(listing)));
+                    if path != "/" {
+                        *response.status_mut() = StatusCode::NOT_FOUND;
+                    }
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        "text/plain; charset=utf-8".parse().expect("static header"),
+                    );
+                    Ok(response)
+                }
+            }
+        })
+    }
+}
+
+/// The same app without the fallback layer, for comparing throughput: failures reach the client.
+#[derive(Clone)]
+pub(crate) struct BareChaosApp {
+    voice: ChaosService,
+    sms: ChaosService,
+}
+
+impl BareChaosApp {
+    pub(crate) fn new() -> Self {
+        Self {
+            voice: ChaosService::new(Channel::Voice),
+            sms: ChaosService::new(Channel::Messaging),
+        }
+    }
+}
+
+impl<B: Send + 'static> Service<Request<B>> for BareChaosApp {
+    type Response = Response<ChaosBody>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ChaosBody>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        if path.starts_with("/voice/") {
+            self.voice.call(request)
+        } else if path.starts_with("/sms/") {
+            self.sms.call(request)
+        } else {
+            Box::pin(async { Ok(status(StatusCode::NOT_FOUND)) })
+        }
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, one task per connection (HTTP/1.1
+/// and HTTP/2).
+pub(crate) async fn serve<S, ResBody>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<hyper::body::Incoming>, Response = Response<ResBody>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<BoxError>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    eprintln!("accept failed: {error}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

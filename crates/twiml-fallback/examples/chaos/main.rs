@@ -1,0 +1,118 @@
+//! A demo webhook server whose routes fail on purpose, every one behind the fallback layer.
+//!
+//! ```text
+//! cargo run --release -p twiml-fallback --example chaos -- --addr 127.0.0.1:3000 --deadline-ms 12000 [--config FILE]
+//! curl -s -i -X POST -d CallSid=CA1 http://127.0.0.1:3000/voice/panic
+//! ```
+//!
+//! Routes: `/voice/<case>` and `/sms/<case>` for each case `GET /` lists (ok, panic, panic-async,
+//! panic-body, error, slow, status-500, status-404, lowercase, wrong-root, wrong-channel, huge,
+//! no-content-type, html, empty, body-error). Fallbacks are logged to stderr.
+
+mod app;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use twiml_fallback::config::Config;
+use twiml_fallback::layer::FallbackLayer;
+
+const USAGE: &str = "usage: chaos [--addr 127.0.0.1:3000] [--deadline-ms 12000] [--config FILE] [--no-layer]";
+
+struct Options {
+    addr: SocketAddr,
+    deadline: Duration,
+    config: Config,
+    /// Serve the same app without the fallback layer (for throughput comparisons).
+    no_layer: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        deadline: Duration::from_millis(12_000),
+        config: Config::default(),
+        no_layer: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--addr" => {
+                let text = value("--addr")?;
+                options.addr = text
+                    .parse()
+                    .map_err(|_| format!("--addr {text:?} is not host:port, e.g. 127.0.0.1:3000"))?;
+            }
+            "--deadline-ms" => {
+                let text = value("--deadline-ms")?;
+                let millis: u64 = text
+                    .parse()
+                    .map_err(|_| format!("--deadline-ms {text:?} is not a number of milliseconds"))?;
+                options.deadline = Duration::from_millis(millis);
+            }
+            "--config" => {
+                let path = value("--config")?;
+                let text = std::fs::read_to_string(&path).map_err(|error| format!("reading {path}: {error}"))?;
+                options.config = Config::from_str_auto(&text)
+                    .map_err(|errors| format!("{path} is not a valid configuration:\n{errors}"))?;
+            }
+            "--no-layer" => options.no_layer = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let options = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("error: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(options.addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on {}: {error}", options.addr);
+            return ExitCode::from(2);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(options.addr);
+    let layer = FallbackLayer::new().config(options.config).deadline(options.deadline);
+    if options.no_layer {
+        println!("chaos demo WITHOUT the fallback layer listening on http://{addr}");
+    } else {
+        println!(
+            "chaos demo listening on http://{addr} (deadline {} ms)",
+            options.deadline.as_millis()
+        );
+        println!("try: curl -s -i -X POST -d CallSid=CA1 http://{addr}/voice/panic");
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let served = if options.no_layer {
+        app::serve(listener, app::BareChaosApp::new(), shutdown).await
+    } else {
+        app::serve(listener, app::ChaosApp::new(layer), shutdown).await
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The webhook parameters the fallback layer parsed, for handlers to read.
+
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use crate::webhook::{Channel, Params};
+
+/// Twilio's webhook parameters as the fallback layer read them, put in the request's extensions
+/// (and, with the `axum` feature, an extractor). They are decoded on first use, so a handler that
+/// never looks costs nothing; clones share the decoded result.
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use twiml_fallback::layer::TwilioParams;
+///
+/// async fn sms(params: TwilioParams) -> String {
+///     format!("hello {}", params.from().unwrap_or("stranger"))
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TwilioParams {
+    raw: Bytes,
+    parsed: Arc<OnceLock<Params>>,
+    channel: Option<Channel>,
+    complete: bool,
+}
+
+impl TwilioParams {
+    /// `raw` is a form body or a query string (both `application/x-www-form-urlencoded`).
+    pub(crate) fn new(raw: Bytes, channel: Option<Channel>, complete: bool) -> Self {
+        Self {
+            raw,
+            parsed: Arc::default(),
+            channel,
+            complete,
+        }
+    }
+
+    /// The parameters (decoded now if no one has yet).
+    pub fn params(&self) -> &Params {
+        self.parsed.get_or_init(|| Params::from_form(&self.raw))
+    }
+
+    /// The channel: the layer's explicit one, else the one the parameters show.
+    pub fn channel(&self) -> Option<Channel> {
+        self.channel
+    }
+
+    /// `false` when the body was over the layer's limit and was passed on unread (the parameters
+    /// then come from the query string only).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The parameters, owned.
+    pub fn into_params(self) -> Params {
+        self.params().clone()
+    }
+}
+
+impl PartialEq for TwilioParams {
+    fn eq(&self, other: &Self) -> bool {
+        self.params() == other.params() && self.channel == other.channel && self.complete == other.complete
+    }
+}
+
+impl Eq for TwilioParams {}
+
+impl Deref for TwilioParams {
+    type Target = Params;
+
+    fn deref(&self) -> &Params {
+        self.params()
+    }
+}
+
+#[cfg(feature = "axum")]
+mod extract {
+    use axum_core::extract::FromRequestParts;
+    use axum_core::response::{IntoResponse, Response};
+    use http::StatusCode;
+    use http::request::Parts;
+
+    use super::TwilioParams;
+
+    /// [`TwilioParams`] was extracted from a request the fallback layer did not see.
+    #[derive(Clone, Copy, Debug)]
+    pub struct MissingTwilioParams;
+
+    impl IntoResponse for MissingTwilioParams {
+        fn into_response(self) -> Response {
+            let message = "TwilioParams needs twiml_fallback::layer::FallbackLayer around this route";
+            (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for TwilioParams {
+        type Rejection = MissingTwilioParams;
+
+        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+            parts
+                .extensions
+                .get::<TwilioParams>()
+                .cloned()
+                .ok_or(MissingTwilioParams)
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use extract::MissingTwilioParams;

@@ -1,0 +1,712 @@
+//! The fallback layer end to end: every failure case of the `chaos` example × both channels,
+//! in-process (`oneshot`) and over a real socket; pass-through byte-identity; concurrency;
+//! compatibility with axum's `Router::layer`/`route_layer`, `ServiceBuilder` and `service_fn`;
+//! the signature layer and how the two compose.
+
+#[path = "../examples/chaos/app.rs"]
+#[allow(dead_code)]
+mod chaos;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+use twiml_fallback::Channel;
+use twiml_fallback::config::Config;
+use twiml_fallback::error_code::ErrorCode;
+use twiml_fallback::layer::{
+    FALLBACK_HEADER, FallbackEvent, FallbackLayer, RequestBody, TwilioParams, ValidateTwilioSignatureLayer,
+};
+use twiml_fallback::signature::{SignatureVerifier, compute_signature};
+use twiml_fallback::twiml::{Strictness, TargetChannel, validate};
+use twiml_fallback::webhook::Params;
+
+use chaos::{CASES, ChaosApp, ChaosService};
+
+const VOICE_PARAMS: &str = "AccountSid=AC1&CallSid=CA1&From=%2B14155550100&To=%2B14155550199&CallStatus=ringing";
+const SMS_PARAMS: &str = "AccountSid=AC1&MessageSid=SM1&SmsSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=hi+there";
+
+/// The cause header and the Twilio error code each chaos case must produce.
+fn expected(case: &str) -> (&'static str, u32) {
+    match case {
+        "panic" | "panic-async" => ("panic", 11200),
+        "panic-body" => ("body-panic", 11200),
+        "error" => ("error", 11200),
+        "slow" => ("timeout", 11205),
+        "status-500" | "status-404" => ("status", 11200),
+        "lowercase" | "wrong-root" => ("invalid-twiml", 12102),
+        "wrong-channel" => ("invalid-twiml", 12200),
+        "huge" => ("too-large", 11750),
+        "no-content-type" | "html" => ("content-type", 12300),
+        "empty" => ("empty", 11770),
+        "body-error" => ("body-error", 11200),
+        other => panic!("no expectation for {other}"),
+    }
+}
+
+fn channel_of(prefix: &str) -> Channel {
+    if prefix == "voice" {
+        Channel::Voice
+    } else {
+        Channel::Messaging
+    }
+}
+
+fn params_for(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice => VOICE_PARAMS,
+        Channel::Messaging => SMS_PARAMS,
+    }
+}
+
+fn form_request(method: Method, uri: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+        .expect("request")
+}
+
+async fn read<B>(response: Response<B>) -> (StatusCode, HeaderMap, Bytes)
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (parts.status, parts.headers, bytes)
+}
+
+type Events = Arc<Mutex<Vec<FallbackEvent>>>;
+
+fn recording_layer() -> (FallbackLayer, Events) {
+    let events: Events = Arc::default();
+    let sink = Arc::clone(&events);
+    let layer = FallbackLayer::new().on_fallback(move |event| sink.lock().expect("events").push(event.clone()));
+    (layer, events)
+}
+
+fn assert_fallback(status: StatusCode, headers: &HeaderMap, body: &[u8], channel: Channel, cause: &str, context: &str) {
+    assert_eq!(status, StatusCode::OK, "{context}");
+    assert_eq!(
+        headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+        Some(&b"text/xml; charset=utf-8"[..]),
+        "{context}"
+    );
+    assert_eq!(
+        headers.get(FALLBACK_HEADER).and_then(|v| v.to_str().ok()),
+        Some(cause),
+        "{context}"
+    );
+    let expected = Config::default();
+    assert_eq!(
+        body,
+        expected.fallback(Some(channel), None).twiml.as_bytes(),
+        "{context}"
+    );
+    let report = validate(body, TargetChannel::from(channel));
+    assert!(report.diagnostics().is_empty(), "{context}: {:?}", report.diagnostics());
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_failure_case_becomes_fallback_twiml_in_both_channels() {
+    let (layer, events) = recording_layer();
+    let app = ChaosApp::new(layer);
+    let mut checked = 0;
+    for prefix in ["voice", "sms"] {
+        let channel = channel_of(prefix);
+        for (case, _) in CASES.iter().filter(|(case, _)| *case != "ok") {
+            let context = format!("{prefix}/{case}");
+            let request = form_request(Method::POST, &format!("/{prefix}/{case}"), params_for(channel));
+            let (status, headers, body) = read(app.clone().oneshot(request).await.expect("infallible")).await;
+            let (cause, code) = expected(case);
+            assert_fallback(status, &headers, &body, channel, cause, &context);
+            let event = events
+                .lock()
+                .expect("events")
+                .pop()
+                .unwrap_or_else(|| panic!("{context}: no event"));
+            assert_eq!(event.error_code, ErrorCode::new(code), "{context}: {}", event.cause);
+            assert_eq!(event.cause.as_str(), cause, "{context}");
+            assert_eq!(event.channel, Some(channel), "{context}");
+            assert_eq!(
+                event.sid.as_deref(),
+                Some(if channel == Channel::Voice { "CA1" } else { "SM1" }),
+                "{context}"
+            );
+            assert_eq!(event.to.as_deref(), Some("+14155550199"), "{context}");
+            assert_eq!(event.path, format!("/{prefix}/{case}"), "{context}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * (CASES.len() - 1));
+}
+
+#[tokio::test]
+async fn the_channel_is_detected_from_the_parameters() {
+    // One layer without an explicit channel, in front of an app that panics.
+    let service = FallbackLayer::new().layer(ChaosService::new(Channel::Voice));
+    for (params, channel) in [
+        (VOICE_PARAMS, Some(Channel::Voice)),
+        (SMS_PARAMS, Some(Channel::Messaging)),
+        ("From=%2B1", None),
+    ] {
+        let (status, headers, body) = read(
+            service
+                .clone()
+                .oneshot(form_request(Method::POST, "/panic", params))
+                .await
+                .expect("ok"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers.get(FALLBACK_HEADER).map(|v| v.as_bytes()), Some(&b"panic"[..]));
+        let expected = Config::default();
+        assert_eq!(&body[..], expected.fallback(channel, None).twiml.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn valid_answers_pass_through_byte_for_byte() {
+    let twiml: &'static [u8] =
+        "<?xml version=\"1.0\"?>\r\n<Response>\r\n  <Message>Caf\u{e9} 🍰 &amp; more</Message>\r\n</Response>\r\n"
+            .as_bytes();
+    let answer = move || {
+        Response::builder()
+            .status(StatusCode::CREATED)
+            .header(CONTENT_TYPE, "application/xml; charset=UTF-8")
+            .header("x-app", "v1")
+            .header("set-cookie", "a=1")
+            .header("set-cookie", "b=2")
+            .body(Full::new(Bytes::from_static(twiml)))
+            .expect("response")
+    };
+    let inner =
+        service_fn(move |_request: Request<RequestBody<Full<Bytes>>>| async move { Ok::<_, Infallible>(answer()) });
+    let (status, headers, body) = read(
+        FallbackLayer::new()
+            .layer(inner)
+            .oneshot(form_request(Method::POST, "/sms", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    let (direct_status, direct_headers, direct_body) = read(answer()).await;
+    assert_eq!(status, direct_status);
+    assert_eq!(
+        headers, direct_headers,
+        "headers unchanged (both cookies, in order), no {FALLBACK_HEADER}"
+    );
+    assert_eq!(body, direct_body, "the exact bytes");
+}
+
+#[tokio::test]
+async fn handlers_read_the_parsed_parameters_from_extensions() {
+    let app = ChaosApp::new(FallbackLayer::new());
+    let (_, _, body) = read(
+        app.clone()
+            .oneshot(form_request(Method::POST, "/sms/ok", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert!(
+        std::str::from_utf8(&body)
+            .expect("UTF-8")
+            .contains("You said: hi there")
+    );
+    // GET webhooks carry the parameters in the query string.
+    let get = Request::get("/sms/ok?MessageSid=SM9&Body=from+the+query")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (_, headers, body) = read(app.oneshot(get).await.expect("ok")).await;
+    assert_eq!(headers.get(FALLBACK_HEADER), None);
+    assert!(
+        std::str::from_utf8(&body)
+            .expect("UTF-8")
+            .contains("You said: from the query")
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_request_body_reaches_the_app_untouched() {
+    let inner = service_fn(|request: Request<RequestBody<Full<Bytes>>>| async move {
+        let complete = request
+            .extensions()
+            .get::<TwilioParams>()
+            .map(TwilioParams::is_complete);
+        let received = request.into_body().collect().await.expect("body").to_bytes();
+        let twiml = format!(
+            "<Response><Message>{} bytes, complete={complete:?}</Message></Response>",
+            received.len()
+        );
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header(CONTENT_TYPE, "text/xml")
+                .body(Full::new(Bytes::from(twiml)))
+                .expect("response"),
+        )
+    });
+    let service = FallbackLayer::new()
+        .channel(Channel::Messaging)
+        .request_body_limit(1024)
+        .layer(inner);
+    let big = format!("MessageSid=SM1&Body={}", "x".repeat(100_000));
+    let (_, headers, body) = read(
+        service
+            .clone()
+            .oneshot(form_request(Method::POST, "/", &big))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(headers.get(FALLBACK_HEADER), None);
+    assert_eq!(
+        std::str::from_utf8(&body).expect("UTF-8"),
+        format!(
+            "<Response><Message>{} bytes, complete=Some(false)</Message></Response>",
+            big.len()
+        )
+    );
+    let (_, _, body) = read(
+        service
+            .oneshot(form_request(Method::POST, "/", "MessageSid=SM1"))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert!(
+        std::str::from_utf8(&body)
+            .expect("UTF-8")
+            .contains("14 bytes, complete=Some(true)")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_answers_before_twilio_gives_up() {
+    let (layer, events) = recording_layer();
+    let app = ChaosApp::new(layer.deadline(Duration::from_millis(250)));
+    let started = tokio::time::Instant::now();
+    let (status, headers, body) = read(
+        app.oneshot(form_request(Method::POST, "/voice/slow", VOICE_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_fallback(status, &headers, &body, Channel::Voice, "timeout", "slow");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
+    let event = events.lock().expect("events").pop().expect("an event");
+    assert_eq!(
+        event.cause,
+        twiml_fallback::layer::FallbackCause::Timeout(Duration::from_millis(250))
+    );
+    assert_eq!(event.error_code, ErrorCode::CONNECTION_FAILURE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_concurrent_requests_some_panicking_get_their_own_answers() {
+    let app = ChaosApp::new(FallbackLayer::new().deadline(Duration::from_millis(200)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..400 {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let case = [
+                "ok",
+                "panic",
+                "panic-async",
+                "error",
+                "panic-body",
+                "slow",
+                "ok",
+                "lowercase",
+            ][index % 8];
+            let prefix = if index % 2 == 0 { "voice" } else { "sms" };
+            let channel = channel_of(prefix);
+            let params = format!("{}&Digits={index}&Body=request-{index}", params_for(channel));
+            let request = form_request(Method::POST, &format!("/{prefix}/{case}"), &params);
+            let (status, headers, body) = read(app.oneshot(request).await.expect("ok")).await;
+            (index, case, channel, status, headers, body)
+        });
+    }
+    let mut answered = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, case, channel, status, headers, body) = joined.expect("task did not panic");
+        let context = format!("#{index} {case}");
+        if case == "ok" {
+            assert_eq!(headers.get(FALLBACK_HEADER), None, "{context}");
+            let text = std::str::from_utf8(&body).expect("UTF-8");
+            assert!(
+                text.contains(&format!("You said: request-{index}<")),
+                "{context}: cross-talk? {text}"
+            );
+        } else {
+            let (cause, _) = expected(case);
+            assert_fallback(status, &headers, &body, channel, cause, &context);
+        }
+        answered.insert(index, case);
+    }
+    assert_eq!(answered.len(), 400);
+}
+
+/// A minimal HTTP/1.1 exchange over a real socket.
+async fn http_over_socket(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = std::str::from_utf8(&raw[..split]).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect::<HashMap<_, _>>();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).expect("hex").trim(), 16).expect("size");
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_over_a_real_socket_with_the_chaos_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = ChaosApp::new(FallbackLayer::new().deadline(Duration::from_millis(300)));
+    let server = tokio::spawn(chaos::serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    for prefix in ["voice", "sms"] {
+        let channel = channel_of(prefix);
+        for (case, _) in CASES {
+            let (status, headers, body) =
+                http_over_socket(addr, "POST", &format!("/{prefix}/{case}"), params_for(channel)).await;
+            let context = format!("socket {prefix}/{case}");
+            assert_eq!(status, 200, "{context}");
+            assert_eq!(
+                headers.get("content-type").map(String::as_str),
+                Some("text/xml; charset=utf-8"),
+                "{context}"
+            );
+            let report = validate(&body, TargetChannel::from(channel));
+            assert!(report.is_valid(), "{context}: {:?}", report.diagnostics());
+            if *case == "ok" {
+                assert!(!headers.contains_key(FALLBACK_HEADER), "{context}");
+            } else {
+                assert_eq!(
+                    headers.get(FALLBACK_HEADER).map(String::as_str),
+                    Some(expected(case).0),
+                    "{context}"
+                );
+            }
+        }
+    }
+    // The server survived all of it.
+    let (status, _, body) = http_over_socket(addr, "GET", "/", "").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("panic-body"));
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}
+
+async fn panicking_handler() -> &'static str {
+    panic!("handler bug")
+}
+
+async fn twiml_handler(params: TwilioParams) -> ([(http::HeaderName, &'static str); 1], String) {
+    let body = format!(
+        "<Response><Message>hi {}</Message></Response>",
+        params.from().unwrap_or("?")
+    );
+    ([(CONTENT_TYPE, "text/xml")], body)
+}
+
+#[tokio::test]
+async fn works_with_router_layer_route_layer_service_builder_and_service_fn() {
+    let request = || form_request(Method::POST, "/sms", SMS_PARAMS).map(axum::body::Body::new);
+
+    let with_layer: Router = Router::new()
+        .route("/sms", post(panicking_handler))
+        .layer(FallbackLayer::new());
+    let (_, headers, _) = read(with_layer.oneshot(request()).await.expect("infallible")).await;
+    assert_eq!(headers.get(FALLBACK_HEADER).map(|v| v.as_bytes()), Some(&b"panic"[..]));
+
+    let with_route_layer: Router = Router::new()
+        .route("/sms", post(panicking_handler))
+        .route_layer(FallbackLayer::new());
+    let (_, headers, _) = read(with_route_layer.oneshot(request()).await.expect("infallible")).await;
+    assert_eq!(headers.get(FALLBACK_HEADER).map(|v| v.as_bytes()), Some(&b"panic"[..]));
+
+    // The extractor reads what the layer parsed.
+    let extracting: Router = Router::new()
+        .route("/sms", post(twiml_handler))
+        .layer(FallbackLayer::new());
+    let (_, headers, body) = read(extracting.oneshot(request()).await.expect("infallible")).await;
+    assert_eq!(headers.get(FALLBACK_HEADER), None);
+    assert_eq!(&body[..], b"<Response><Message>hi +14155550100</Message></Response>");
+    // Without the layer the extractor fails with 500, which the layer would have caught.
+    let unlayered: Router = Router::new().route("/sms", post(twiml_handler));
+    let (status, _, _) = read(unlayered.oneshot(request()).await.expect("infallible")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    let built = ServiceBuilder::new().layer(FallbackLayer::new()).service(service_fn(
+        |_request: Request<RequestBody<Full<Bytes>>>| async {
+            Err::<Response<Full<Bytes>>, _>(std::io::Error::other("backend down"))
+        },
+    ));
+    let (_, headers, body) = read(
+        built
+            .oneshot(form_request(Method::POST, "/sms", SMS_PARAMS))
+            .await
+            .expect("never Err"),
+    )
+    .await;
+    assert_eq!(headers.get(FALLBACK_HEADER).map(|v| v.as_bytes()), Some(&b"error"[..]));
+    assert!(std::str::from_utf8(&body).expect("UTF-8").contains("<Message>"));
+}
+
+#[tokio::test]
+async fn options_change_what_counts_as_a_failure() {
+    // Without the marker header.
+    let quiet = ChaosApp::new(FallbackLayer::new().marker_header(false));
+    let (_, headers, _) = read(
+        quiet
+            .oneshot(form_request(Method::POST, "/sms/panic", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(headers.get(FALLBACK_HEADER), None);
+
+    // Well-formedness only: TwiML for the other channel passes.
+    let lenient = ChaosApp::new(FallbackLayer::new().strictness(Strictness::WellFormed));
+    let (_, headers, body) = read(
+        lenient
+            .oneshot(form_request(Method::POST, "/sms/wrong-channel", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(headers.get(FALLBACK_HEADER), None);
+    assert!(std::str::from_utf8(&body).expect("UTF-8").contains("<Say>"));
+
+    // A panicking hook changes nothing.
+    let hooked = ChaosApp::new(FallbackLayer::new().on_fallback(|_| panic!("hook bug")));
+    let (status, headers, _) = read(
+        hooked
+            .oneshot(form_request(Method::POST, "/voice/error", VOICE_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(
+        (status, headers.get(FALLBACK_HEADER).map(|v| v.as_bytes())),
+        (StatusCode::OK, Some(&b"error"[..]))
+    );
+
+    // Only 5xx as failures: a 404 carrying valid TwiML passes; 3xx always passes.
+    let inner = service_fn(|request: Request<RequestBody<Full<Bytes>>>| async move {
+        let status = if request.uri().path() == "/redirect" {
+            StatusCode::FOUND
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        Ok::<_, Infallible>(
+            Response::builder()
+                .status(status)
+                .header(CONTENT_TYPE, "text/xml")
+                .header("location", "/elsewhere")
+                .body(Full::new(Bytes::from_static(
+                    b"<Response><Message>not here</Message></Response>",
+                )))
+                .expect("response"),
+        )
+    });
+    let only_5xx = FallbackLayer::new()
+        .failure_status(|status| status.is_server_error())
+        .layer(inner);
+    let (status, headers, _) = read(
+        only_5xx
+            .clone()
+            .oneshot(form_request(Method::POST, "/missing", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!((status, headers.get(FALLBACK_HEADER)), (StatusCode::NOT_FOUND, None));
+    let (status, headers, _) = read(
+        only_5xx
+            .oneshot(form_request(Method::POST, "/redirect", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(
+        (status, headers.get("location").map(|v| v.as_bytes())),
+        (StatusCode::FOUND, Some(&b"/elsewhere"[..]))
+    );
+
+    // A configured answer per called number.
+    let config =
+        Config::from_toml("[numbers.\"+14155550199\".messaging]\nmessage = \"Volvemos pronto\"").expect("config");
+    let localised = ChaosApp::new(FallbackLayer::new().config(config));
+    let (_, _, body) = read(
+        localised
+            .oneshot(form_request(Method::POST, "/sms/error", SMS_PARAMS))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert!(
+        std::str::from_utf8(&body)
+            .expect("UTF-8")
+            .contains("<Message>Volvemos pronto</Message>")
+    );
+}
+
+const DESIGN_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+const DESIGN_BODY: &str =
+    "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+
+fn signed_request(signature: Option<&str>) -> Request<Full<Bytes>> {
+    let mut builder = Request::post(DESIGN_URL).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(signature) = signature {
+        builder = builder.header("X-Twilio-Signature", signature);
+    }
+    builder
+        .body(Full::new(Bytes::from_static(DESIGN_BODY.as_bytes())))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn the_signature_layer_checks_the_design_vectors_and_composes_outside_the_fallback() {
+    let signature = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+    assert_eq!(
+        compute_signature("12345", DESIGN_URL, &Params::from_form(DESIGN_BODY.as_bytes())),
+        signature
+    );
+    let echo = service_fn(|request: Request<RequestBody<Full<Bytes>>>| async move {
+        let verified = request
+            .extensions()
+            .get::<twiml_fallback::signature::Verified>()
+            .is_some();
+        let received = request.into_body().collect().await.expect("body").to_bytes();
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+            "verified={verified} bytes={}",
+            received.len()
+        )))))
+    });
+    let guarded = ValidateTwilioSignatureLayer::new(SignatureVerifier::new("12345")).layer(echo);
+    let (status, _, body) = read(
+        guarded
+            .clone()
+            .oneshot(signed_request(Some(signature)))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        &body[..],
+        format!("verified=true bytes={}", DESIGN_BODY.len()).as_bytes()
+    );
+    for bad in [
+        None,
+        Some("kvajT1Ptam85bY51eRf/AJRuM3w=x"),
+        Some("Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
+    ] {
+        let (status, headers, _) = read(guarded.clone().oneshot(signed_request(bad)).await.expect("ok")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{bad:?}");
+        assert_eq!(
+            headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+            Some(&b"text/plain; charset=utf-8"[..])
+        );
+    }
+    // The :443 form of the URL verifies the same signature, as Twilio requires.
+    let mut with_port = signed_request(Some(signature));
+    *with_port.uri_mut() = "https://mycompany.com:443/myapp.php?foo=1&bar=2".parse().expect("uri");
+    assert_eq!(
+        read(guarded.oneshot(with_port).await.expect("ok")).await.0,
+        StatusCode::OK
+    );
+
+    // Composed: signature outside, fallback inside, a panicking app.
+    let app: Router = Router::new()
+        .route("/myapp.php", post(panicking_handler))
+        .layer(FallbackLayer::new())
+        .layer(ValidateTwilioSignatureLayer::new(SignatureVerifier::new("12345")));
+    let forged = signed_request(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")).map(axum::body::Body::new);
+    let (status, headers, _) = read(app.clone().oneshot(forged).await.expect("infallible")).await;
+    assert_eq!(
+        (status, headers.get(FALLBACK_HEADER)),
+        (StatusCode::FORBIDDEN, None),
+        "a forger gets 403, not TwiML"
+    );
+    let genuine = signed_request(Some(signature)).map(axum::body::Body::new);
+    let (status, headers, body) = read(app.oneshot(genuine).await.expect("infallible")).await;
+    assert_eq!(
+        (status, headers.get(FALLBACK_HEADER).map(|v| v.as_bytes())),
+        (StatusCode::OK, Some(&b"panic"[..]))
+    );
+    assert!(std::str::from_utf8(&body).expect("UTF-8").contains("<Say>"));
+}
+
+#[tokio::test]
+async fn a_signature_layer_without_tokens_fails_closed() {
+    let echo = service_fn(|_request: Request<RequestBody<Full<Bytes>>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let guarded = ValidateTwilioSignatureLayer::new(SignatureVerifier::default()).layer(echo);
+    let (status, _, _) = read(
+        guarded
+            .oneshot(signed_request(Some("RSOYDt4T1cUTdK1PDd93/VVr8B8=")))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
