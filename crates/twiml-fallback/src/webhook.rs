@@ -288,7 +288,7 @@ impl Params {
 }
 
 /// The channel of a raw form body or query string (as [`Params::channel`] would find it), without
-/// decoding or allocating: only the keys are looked at, and only whether their values are empty.
+/// decoding values or allocating: only keys are looked at, and only whether their values are empty.
 pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
     let mut messaging = false;
     let mut start = 0;
@@ -473,6 +473,10 @@ mod tests {
             "%43allSid=CA1",
             "C%61llSid=CA1",
             "+CallSid=CA1",
+            "To=%2B1&%53%6D%73%4D%65%73%73%61%67%65%53%69%64=SM1",
+            "Body=a%26b&x=CallSid%3D1",
+            "xCallSid=CA1&SmsSid=",
+            "Body=&CallSid=CA1",
         ] {
             assert_eq!(
                 channel_of_form(raw.as_bytes()),

@@ -287,7 +287,12 @@ impl BareChaosApp {
     }
 }
 
-impl<B: Send + 'static> Service<Request<B>> for BareChaosApp {
+impl<B> Service<Request<B>> for BareChaosApp
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<ChaosBody>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ChaosBody>, BoxError>> + Send>>;
@@ -296,15 +301,26 @@ impl<B: Send + 'static> Service<Request<B>> for BareChaosApp {
         Poll::Ready(Ok(()))
     }
 
+    /// Reads and parses the parameters itself, as an app without the layer would, then answers.
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        use http_body_util::BodyExt;
+
         let path = request.uri().path();
-        if path.starts_with("/voice/") {
-            self.voice.call(request)
+        let mut service = if path.starts_with("/voice/") {
+            self.voice
         } else if path.starts_with("/sms/") {
-            self.sms.call(request)
+            self.sms
         } else {
-            Box::pin(async { Ok(status(StatusCode::NOT_FOUND)) })
-        }
+            return Box::pin(async { Ok(status(StatusCode::NOT_FOUND)) });
+        };
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
+            let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
+            let params = Params::from_request(parts.method.as_str(), parts.uri.query(), content_type, &bytes);
+            parts.extensions.insert(TwilioParams::from(params));
+            service.call(Request::from_parts(parts, bytes)).await
+        })
     }
 }
 

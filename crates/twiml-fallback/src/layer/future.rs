@@ -70,7 +70,8 @@ pin_project! {
 struct RequestContext {
     shared: Arc<Shared>,
     started: Instant,
-    path: String,
+    /// The request's URI (cheap to clone; the path is only copied out for a fallback).
+    uri: http::Uri,
     channel: Option<Channel>,
     /// The parameters, decoded only if a fallback needs the called number and the SID.
     params: Option<TwilioParams>,
@@ -92,16 +93,12 @@ where
 {
     pub(crate) fn new(service: S, request: Request<ReqBody>, shared: Arc<Shared>) -> Self {
         let started = Instant::now();
-        let sleep = match (shared.deadline, &shared.timer) {
-            (Some(deadline), Some(timer)) => timer.0.sleep(deadline),
-            _ => None,
-        };
         let (parts, body) = request.into_parts();
         let context = RequestContext {
             channel: shared.channel,
             shared,
             started,
-            path: clip(parts.uri.path(), 256),
+            uri: parts.uri.clone(),
             params: None,
         };
         Self {
@@ -111,7 +108,7 @@ where
                 buffer: Buffer::default(),
                 service: Some(service),
             },
-            sleep,
+            sleep: None,
             context,
         }
     }
@@ -221,10 +218,22 @@ where
                 Step::Pending => break,
             }
         }
+        // The clock starts with the request, but the timer is only armed the first time the
+        // request has to wait: most answers come back on the first poll and never need one.
+        let Some(deadline) = this.context.shared.deadline else {
+            return Poll::Pending;
+        };
+        if this.sleep.is_none() {
+            let remaining = deadline.saturating_sub(this.context.started.elapsed());
+            *this.sleep = match &this.context.shared.timer {
+                Some(timer) if !remaining.is_zero() => timer.0.sleep(remaining),
+                Some(_) => Some(Box::pin(std::future::ready(()))),
+                None => None,
+            };
+        }
         if let Some(sleep) = this.sleep.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
                 replace(this.kind.as_mut(), Kind::Done);
-                let deadline = this.context.shared.deadline.unwrap_or_default();
                 return Poll::Ready(Ok(this.context.fallback(FallbackCause::Timeout(deadline))));
             }
         }
@@ -305,7 +314,7 @@ impl RequestContext {
                 .and_then(|params| params.sid_for(self.channel))
                 .map(|sid| clip(sid, 64)),
             to: to.clone(),
-            path: self.path.clone(),
+            path: clip(self.uri.path(), 256),
             elapsed: self.started.elapsed(),
         };
         tracing::warn!(

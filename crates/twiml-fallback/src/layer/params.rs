@@ -61,6 +61,19 @@ impl TwilioParams {
     }
 }
 
+impl From<Params> for TwilioParams {
+    /// Already-parsed parameters (the channel detected from them), e.g. to call a handler in a
+    /// test without the layer.
+    fn from(params: Params) -> Self {
+        Self {
+            raw: Bytes::new(),
+            channel: params.channel(),
+            parsed: Arc::new(OnceLock::from(params)),
+            complete: true,
+        }
+    }
+}
+
 impl PartialEq for TwilioParams {
     fn eq(&self, other: &Self) -> bool {
         self.params() == other.params() && self.channel == other.channel && self.complete == other.complete

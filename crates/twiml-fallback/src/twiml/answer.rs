@@ -36,13 +36,21 @@ impl ContentKind {
         if media_type.is_empty() {
             return ContentKind::Missing;
         }
-        let lower = media_type.to_ascii_lowercase();
-        match lower.as_str() {
-            "text/xml" | "application/xml" => ContentKind::Xml,
-            "text/html" => ContentKind::Html,
-            "text/plain" => ContentKind::PlainText,
-            _ if lower.ends_with("+xml") && lower.contains('/') => ContentKind::Xml,
-            _ => ContentKind::Other,
+        let is = |expected: &str| media_type.eq_ignore_ascii_case(expected);
+        let suffix = media_type
+            .len()
+            .checked_sub(4)
+            .and_then(|start| media_type.get(start..));
+        if is("text/xml") || is("application/xml") {
+            ContentKind::Xml
+        } else if is("text/html") {
+            ContentKind::Html
+        } else if is("text/plain") {
+            ContentKind::PlainText
+        } else if suffix.is_some_and(|suffix| suffix.eq_ignore_ascii_case("+xml")) && media_type.contains('/') {
+            ContentKind::Xml
+        } else {
+            ContentKind::Other
         }
     }
 }
