@@ -710,3 +710,85 @@ async fn a_signature_layer_without_tokens_fails_closed() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_signature_layer_accepts_every_design_vector_and_nothing_tampered() {
+    let echo = service_fn(|_request: Request<RequestBody<Full<Bytes>>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"through"))))
+    });
+    let guarded = ValidateTwilioSignatureLayer::new(SignatureVerifier::new("12345")).layer(echo);
+    let status_of = |request: Request<Full<Bytes>>| {
+        let guarded = guarded.clone();
+        async move { guarded.oneshot(request).await.expect("infallible").status() }
+    };
+    let form = |url: &str, signature: &str, body: &'static str| {
+        Request::post(url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .expect("request")
+    };
+    for (url, signature) in [
+        (DESIGN_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        (
+            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+            "kvajT1Ptam85bY51eRf/AJRuM3w=",
+        ),
+        (
+            "http://mycompany.com:80/myapp.php?foo=1&bar=2",
+            "0ZXoZLH/DfblKGATFgpif+LLRf4=",
+        ),
+        (
+            "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
+        ),
+        (
+            "https://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+        ),
+    ] {
+        assert_eq!(
+            status_of(form(url, signature, DESIGN_BODY)).await,
+            StatusCode::OK,
+            "{url}"
+        );
+        let tampered =
+            "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1235&From=%2B14158675309&To=%2B18005551212";
+        assert_eq!(
+            status_of(form(url, signature, tampered)).await,
+            StatusCode::FORBIDDEN,
+            "{url} tampered"
+        );
+    }
+    // Repeated values (sorted, duplicates dropped as the SDKs do).
+    let repeated = "Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234";
+    assert_eq!(
+        status_of(form(DESIGN_URL, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", repeated)).await,
+        StatusCode::OK
+    );
+    // A JSON body, checked through bodySHA256.
+    let json_url = format!("{DESIGN_URL}&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620");
+    let json = |body: &'static str| {
+        Request::post(json_url.as_str())
+            .header(CONTENT_TYPE, "application/json")
+            .header("X-Twilio-Signature", "a9nBmqA0ju/hNViExpshrM61xv4=")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .expect("request")
+    };
+    assert_eq!(
+        status_of(json(r#"{"property": "value", "boolean": true}"#)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_of(json(r#"{"property": "value", "boolean": false}"#)).await,
+        StatusCode::FORBIDDEN
+    );
+    // A GET signs the URL alone.
+    let get_url = "https://mycompany.com/voice?CallSid=CA1&From=%2B14158675309";
+    let signature = compute_signature("12345", get_url, []);
+    let get = Request::get(get_url)
+        .header("X-Twilio-Signature", signature.as_str())
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    assert_eq!(status_of(get).await, StatusCode::OK);
+}
