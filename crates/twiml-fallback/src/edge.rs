@@ -292,6 +292,11 @@ impl Edge {
         &self.config
     }
 
+    /// The tokens requests are verified with.
+    pub fn verifier(&self) -> &SignatureVerifier {
+        &self.verifier
+    }
+
     /// Decides the answer and effects for one request.
     pub fn decide(&self, request: &EdgeRequest<'_>) -> Decision {
         let method = request.method.to_ascii_uppercase();

@@ -41,6 +41,7 @@
 //! ```
 mod answer;
 mod model;
+mod outline;
 mod rebase;
 mod schema;
 mod validate;
@@ -48,6 +49,7 @@ mod writer;
 
 pub use answer::{AnswerRules, ContentKind, Rejection};
 pub use model::*;
+pub use outline::{Action, outline};
 pub use rebase::resolve_relative_urls;
 pub use validate::{
     Diagnostic, MAX_DIAGNOSTICS, MAX_DOCUMENT_BYTES, Report, Severity, Strictness, TargetChannel, validate,

@@ -1,0 +1,300 @@
+//! The command line: subcommands, options, and the examples in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keep Twilio numbers answering when the app behind them fails.
+#[derive(Debug, Parser)]
+#[command(
+    name = "twiml-fallback",
+    version,
+    about = "Keep Twilio numbers answering when the app behind them fails",
+    after_help = "Examples:
+  twiml-fallback serve                      # the fallback endpoint on 127.0.0.1:8787, defaults
+  twiml-fallback check --channel messaging answer.xml     # validate TwiML as Twilio reads it
+  twiml-fallback simulate --url https://app.example.com/sms \\
+      --fallback-url https://fallback.example.com/sms
+  twiml-fallback numbers audit              # which numbers have no fallback URL?
+
+Exit status: 0 success, 1 a negative result, 2 usage, I/O or configuration errors."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve the fallback endpoint: the URL Twilio requests when a number's webhook fails
+    Serve(ServeArgs),
+    /// Validate TwiML files the way Twilio reads them
+    Check(CheckArgs),
+    /// Act as Twilio: call a webhook, fall back as Twilio would, show what the person gets
+    Simulate(SimulateArgs),
+    /// Audit and set your numbers' fallback URLs through Twilio's REST API
+    Numbers(NumbersArgs),
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Human-readable lines
+    Text,
+    /// One JSON document (for scripts)
+    Json,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One JSON object per line
+    Json,
+    /// Human-readable lines
+    Text,
+}
+
+/// A channel, or auto-detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ChannelArg {
+    /// Voice rules
+    Voice,
+    /// Messaging rules
+    Messaging,
+    /// Whichever channel the document's verbs use
+    Auto,
+}
+
+/// HTTP methods Twilio uses for webhooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub(crate) enum MethodArg {
+    /// GET, parameters in the query string
+    Get,
+    /// POST, parameters in a form body
+    Post,
+}
+
+impl MethodArg {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MethodArg::Get => "GET",
+            MethodArg::Post => "POST",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  twiml-fallback serve
+  TWILIO_AUTH_TOKEN=... twiml-fallback serve --addr 0.0.0.0:8787 --config fallback.toml
+  twiml-fallback serve --public-url https://fallback.example.com --log-format json   # behind a proxy
+
+Point the number's \"Primary handler fails\" URL (voice and messaging) at this server. Without
+TWILIO_AUTH_TOKEN every request gets the fallback TwiML but signatures are not checked and no
+alerts or recovery happen. GET /healthz answers 200.")]
+pub(crate) struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub(crate) addr: SocketAddr,
+    /// Configuration file (TOML or JSON); the embedded defaults without it
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The public base URL Twilio calls (behind a proxy or tunnel), used to check signatures
+    #[arg(long, value_name = "URL", conflicts_with = "trust_forwarded_headers")]
+    pub(crate) public_url: Option<String>,
+    /// Take the scheme and host Twilio signed from X-Forwarded-Proto / X-Forwarded-Host
+    #[arg(long)]
+    pub(crate) trust_forwarded_headers: bool,
+    /// The auth token (else TWILIO_AUTH_TOKEN)
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub(crate) auth_token: Option<String>,
+    /// A second accepted token, during a rotation (else TWILIO_AUTH_TOKEN_SECONDARY)
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN_SECONDARY",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) secondary_auth_token: Option<String>,
+    /// Log format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  twiml-fallback check answer.xml
+  twiml-fallback check --channel messaging sms/*.xml
+  curl -s https://app.example.com/voice | twiml-fallback check --channel voice -
+  twiml-fallback check --format json answer.xml
+
+Output: one line per problem, FILE:LINE:COL: error[CODE]: message (warnings as warning[CODE]).
+Exit status: 0 every file valid, 1 any invalid, 2 usage or I/O errors.")]
+pub(crate) struct CheckArgs {
+    /// TwiML files to check (`-` for standard input)
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<String>,
+    /// Which channel's rules apply
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) channel: ChannelArg,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+    /// Count warnings as problems too (exit 1 on any warning)
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  twiml-fallback simulate --url https://app.example.com/voice
+  twiml-fallback simulate --url https://app.example.com/sms --channel messaging --body 'hours?' \\
+      --fallback-url https://fallback.example.com/sms
+  twiml-fallback simulate --url 'https://app.example.com/voice#tt=5000' --format json
+
+Twilio's rules: 15 s in all for each request (URL fragments #ct=, #rt=, #tt= in ms shorten it),
+any 4xx/5xx, a missing or non-TwiML Content-Type, an empty body, a body over 64 KB, malformed TwiML,
+a root other than <Response> and schema errors fail the primary; Twilio then requests the fallback
+URL with ErrorCode and ErrorUrl added. Requests are signed when a token is given.
+Exit status: 0 the person got valid TwiML, 1 Twilio would fail the call or message, 2 usage errors.")]
+pub(crate) struct SimulateArgs {
+    /// The primary webhook URL ("A call comes in" / "A message comes in")
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: String,
+    /// The number's fallback URL ("Primary handler fails")
+    #[arg(long, value_name = "URL")]
+    pub(crate) fallback_url: Option<String>,
+    /// The webhook's channel
+    #[arg(long, value_enum, default_value = "voice")]
+    pub(crate) channel: SimulatedChannel,
+    /// Method for the primary URL
+    #[arg(long, value_enum, default_value = "POST")]
+    pub(crate) method: MethodArg,
+    /// Method for the fallback URL
+    #[arg(long, value_enum, default_value = "POST")]
+    pub(crate) fallback_method: MethodArg,
+    /// The caller or sender (From)
+    #[arg(long, default_value = "+14155550100")]
+    pub(crate) from: String,
+    /// The number called or messaged (To)
+    #[arg(long, default_value = "+14155550199")]
+    pub(crate) to: String,
+    /// The message text (messaging)
+    #[arg(long, default_value = "Hello from twiml-fallback simulate")]
+    pub(crate) body: String,
+    /// Sign requests with this auth token (else TWILIO_AUTH_TOKEN; unsigned without either)
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub(crate) auth_token: Option<String>,
+    /// Twilio's time budget per request, in milliseconds
+    #[arg(long, default_value_t = 15_000, value_name = "MS")]
+    pub(crate) timeout_ms: u64,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+/// The channel to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SimulatedChannel {
+    /// An incoming call
+    Voice,
+    /// An incoming SMS
+    Messaging,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NumbersArgs {
+    #[command(subcommand)]
+    pub(crate) command: NumbersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NumbersCommand {
+    /// List the account's numbers with their primary and fallback URLs; flag the unprotected ones
+    Audit(AuditArgs),
+    /// Set numbers' fallback URLs
+    Set(SetArgs),
+}
+
+/// Twilio API credentials and host.
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// The account SID (AC…)
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", value_name = "SID")]
+    pub(crate) account_sid: Option<String>,
+    /// The auth token (or use an API key)
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub(crate) auth_token: Option<String>,
+    /// An API key SID (SK…), with --api-secret, instead of the auth token
+    #[arg(long, env = "TWILIO_API_KEY", value_name = "SID")]
+    pub(crate) api_key: Option<String>,
+    /// The API key's secret
+    #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub(crate) api_secret: Option<String>,
+    /// The API host (for testing against a fake)
+    #[arg(long, default_value = "https://api.twilio.com", value_name = "URL")]
+    pub(crate) api_base: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... twiml-fallback numbers audit
+  twiml-fallback numbers audit --format json | jq '.numbers[] | select(.unprotected)'
+
+A number is unprotected when it has a primary URL but no fallback URL for voice or SMS. Numbers
+whose calls go to an Application or a SIP trunk, or whose messages go to an Application or a
+Messaging Service, ignore their own URLs; they are flagged, not counted as unprotected.
+Exit status: 0 every number protected, 1 any unprotected, 2 usage or API errors.")]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  twiml-fallback numbers set --number +14155550199 \\
+      --voice-fallback-url https://fallback.example.com/voice
+  twiml-fallback numbers set --all-unprotected --dry-run \\
+      --voice-fallback-url https://fallback.example.com/voice \\
+      --sms-fallback-url https://fallback.example.com/sms
+
+--all-unprotected sets only the fallbacks each number is missing. Every number is tried; the exit
+status is 1 if any update failed, 2 on usage or API errors before any update.")]
+pub(crate) struct SetArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The number to update (E.164, or its PN… SID); repeatable
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        required_unless_present = "all_unprotected",
+        conflicts_with = "all_unprotected"
+    )]
+    pub(crate) number: Vec<String>,
+    /// Update every number the audit flags as unprotected
+    #[arg(long)]
+    pub(crate) all_unprotected: bool,
+    /// The voice fallback URL to set
+    #[arg(long, value_name = "URL", required_unless_present = "sms_fallback_url")]
+    pub(crate) voice_fallback_url: Option<String>,
+    /// The voice fallback method
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub(crate) voice_fallback_method: Option<MethodArg>,
+    /// The SMS fallback URL to set
+    #[arg(long, value_name = "URL")]
+    pub(crate) sms_fallback_url: Option<String>,
+    /// The SMS fallback method
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub(crate) sms_fallback_method: Option<MethodArg>,
+    /// Show the changes without making them
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}

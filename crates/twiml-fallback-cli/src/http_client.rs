@@ -1,0 +1,54 @@
+//! The HTTP client for alerts, recovery, simulation and the Twilio API: reqwest over rustls.
+
+use std::time::Duration;
+
+use reqwest::redirect::Policy;
+
+/// The User-Agent of every request this tool makes, except `simulate`'s (which says Twilio's).
+pub(crate) const USER_AGENT: &str = concat!("twiml-fallback/", env!("CARGO_PKG_VERSION"));
+
+/// A client following at most `redirects` redirects (0: none).
+pub(crate) fn client(redirects: usize, user_agent: &str) -> Result<reqwest::Client, String> {
+    // rustls with the ring provider (the reqwest feature leaves the choice to us).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let policy = if redirects == 0 {
+        Policy::none()
+    } else {
+        Policy::limited(redirects)
+    };
+    reqwest::Client::builder()
+        .redirect(policy)
+        .user_agent(user_agent)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))
+}
+
+/// Reads a response body, stopping once it holds more than `limit` bytes (what was read so far
+/// is returned: enough to know it is too large, without reading a huge body to the end).
+pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// A one-line description of a reqwest error, with its underlying cause.
+pub(crate) fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,625 @@
+//! `twiml-fallback simulate`: act as Twilio against a primary webhook and its fallback URL.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use http::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+use twiml_fallback::Channel;
+use twiml_fallback::error_code::ErrorCode;
+use twiml_fallback::signature::{SIGNATURE_HEADER, compute_signature};
+use twiml_fallback::twiml::{
+    Action, AnswerRules, ContentKind, MAX_DOCUMENT_BYTES, Strictness, TargetChannel, outline, validate,
+};
+use twiml_fallback::webhook::Params;
+
+use crate::cli::{Format, MethodArg, SimulateArgs, SimulatedChannel};
+use crate::error::CliError;
+use crate::http_client;
+
+/// Twilio's User-Agent, so the app sees what it would see from Twilio.
+const TWILIO_USER_AGENT: &str = "TwilioProxy/1.1";
+
+/// Twilio's connect limit, inside the total budget.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
+/// One request Twilio makes, and how it went.
+struct Hop {
+    role: &'static str,
+    method: &'static str,
+    url: String,
+    status: Option<u16>,
+    content_type: Option<String>,
+    bytes: Option<usize>,
+    elapsed: Duration,
+    /// The TwiML Twilio executes (or the text it sends/speaks), when the hop succeeded.
+    served: Option<Served>,
+    /// Why Twilio failed this hop, with its error code.
+    failure: Option<(ErrorCode, String)>,
+    /// Schema problems Twilio logs as 12200 warnings while executing the rest.
+    warnings: Vec<String>,
+}
+
+/// What Twilio does with a successful answer.
+enum Served {
+    Twiml(String),
+    /// A `text/plain` answer: sent as the SMS, or read aloud on a call.
+    PlainText(String),
+    /// A `204 No Content` to a message: no reply.
+    NoReply,
+}
+
+/// Time limits from the URL fragment (`#ct=`, `#rt=`, `#tt=`, milliseconds) and the options.
+struct Limits {
+    connect: Duration,
+    read: Option<Duration>,
+    total: Duration,
+}
+
+fn limits(url: &str, total: Duration) -> (String, Limits) {
+    let (bare, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let mut limits = Limits {
+        connect: CONNECT_LIMIT.min(total),
+        read: None,
+        total,
+    };
+    for (key, value) in Params::from_query(fragment).iter() {
+        let Ok(millis) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        let duration = Duration::from_millis(millis);
+        match key {
+            "ct" => limits.connect = duration.min(CONNECT_LIMIT),
+            "rt" => limits.read = Some(duration),
+            "tt" => limits.total = duration.min(total),
+            _ => {}
+        }
+    }
+    limits.connect = limits.connect.min(limits.total);
+    (bare.to_owned(), limits)
+}
+
+fn check_url(url: &str, option: &str) -> Result<(), CliError> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("http" | "https")) && url.len() > "https://".len() {
+        Ok(())
+    } else {
+        Err(
+            CliError::new(format!("{option} {url:?} is not an absolute http(s) URL"))
+                .hint(format!("e.g. {option} https://app.example.com/voice")),
+        )
+    }
+}
+
+/// The parameters Twilio sends for an incoming call or message.
+fn webhook_params(args: &SimulateArgs, channel: Channel) -> Params {
+    let account = "AC00000000000000000000000000000000";
+    match channel {
+        Channel::Voice => Params::from_pairs([
+            ("AccountSid", account),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", "CA0000000000000000000000000000000a"),
+            ("CallStatus", "ringing"),
+            ("Called", args.to.as_str()),
+            ("Caller", args.from.as_str()),
+            ("Direction", "inbound"),
+            ("From", args.from.as_str()),
+            ("To", args.to.as_str()),
+        ]),
+        Channel::Messaging => Params::from_pairs([
+            ("AccountSid", account),
+            ("ApiVersion", "2010-04-01"),
+            ("Body", args.body.as_str()),
+            ("From", args.from.as_str()),
+            ("MessageSid", "SM0000000000000000000000000000000a"),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("SmsMessageSid", "SM0000000000000000000000000000000a"),
+            ("SmsSid", "SM0000000000000000000000000000000a"),
+            ("SmsStatus", "received"),
+            ("To", args.to.as_str()),
+        ]),
+    }
+}
+
+pub(crate) async fn run(args: SimulateArgs) -> Result<ExitCode, CliError> {
+    check_url(&args.url, "--url")?;
+    if let Some(fallback) = &args.fallback_url {
+        check_url(fallback, "--fallback-url")?;
+    }
+    let channel = match args.channel {
+        SimulatedChannel::Voice => Channel::Voice,
+        SimulatedChannel::Messaging => Channel::Messaging,
+    };
+    let token = args.auth_token.as_deref().filter(|token| !token.is_empty());
+    let budget = Duration::from_millis(args.timeout_ms.max(1));
+    let params = webhook_params(&args, channel);
+    let mut hops = vec![request(&args.url, args.method, &params, token, channel, budget, "primary").await?];
+    let primary_failure = hops[0].failure.clone();
+    if let (Some((code, _)), Some(fallback_url)) = (primary_failure, &args.fallback_url) {
+        let mut fallback_params = params.clone();
+        fallback_params.push("ErrorCode", code.to_string());
+        fallback_params.push("ErrorUrl", hops[0].url.clone());
+        hops.push(
+            request(
+                fallback_url,
+                args.fallback_method,
+                &fallback_params,
+                token,
+                channel,
+                budget,
+                "fallback",
+            )
+            .await?,
+        );
+    }
+    let last = hops.last().expect("at least the primary");
+    let ok = last.failure.is_none() && last.warnings.is_empty();
+    let experience = experience(channel, last);
+    match args.format {
+        Format::Text => print_text(&args, channel, token.is_some(), &hops, &experience),
+        Format::Json => {
+            let document = json!({
+                "channel": channel.as_str(),
+                "signed": token.is_some(),
+                "hops": hops.iter().map(hop_json).collect::<Vec<_>>(),
+                "served_by": last.served.as_ref().map(|_| last.role),
+                "twiml": match &last.served { Some(Served::Twiml(twiml)) => Value::from(twiml.as_str()), _ => Value::Null },
+                "experience": experience,
+                "outcome": if ok { "ok" } else { "failed" },
+            });
+            println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Makes one request the way Twilio does and judges the answer by Twilio's rules.
+async fn request(
+    url: &str,
+    method: MethodArg,
+    params: &Params,
+    token: Option<&str>,
+    channel: Channel,
+    budget: Duration,
+    role: &'static str,
+) -> Result<Hop, CliError> {
+    let (bare_url, limits) = limits(url, budget);
+    let (target, body) = match method {
+        MethodArg::Get => {
+            let separator = if bare_url.contains('?') { '&' } else { '?' };
+            (format!("{bare_url}{separator}{}", params.to_form()), None)
+        }
+        MethodArg::Post => (bare_url.clone(), Some(params.to_form())),
+    };
+    let mut hop = Hop {
+        role,
+        method: method.as_str(),
+        url: bare_url.clone(),
+        status: None,
+        content_type: None,
+        bytes: None,
+        elapsed: Duration::ZERO,
+        served: None,
+        failure: None,
+        warnings: Vec::new(),
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(TWILIO_USER_AGENT)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .connect_timeout(limits.connect);
+    if let Some(read) = limits.read {
+        builder = builder.read_timeout(read);
+    }
+    let client = builder
+        .build()
+        .map_err(|error| CliError::new(format!("cannot build the HTTP client: {error}")))?;
+    let mut request = match method {
+        MethodArg::Get => client.get(&target),
+        MethodArg::Post => client
+            .post(&target)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded"),
+    };
+    if let Some(token) = token {
+        let signature = match method {
+            MethodArg::Get => compute_signature(token, &target, []),
+            MethodArg::Post => compute_signature(token, &bare_url, params),
+        };
+        request = request.header(SIGNATURE_HEADER, signature);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let started = Instant::now();
+    let fetched = async {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = http_client::read_limited(response, MAX_DOCUMENT_BYTES).await?;
+        Ok::<_, reqwest::Error>((status, content_type, bytes))
+    };
+    let result = tokio::time::timeout(limits.total, fetched).await;
+    hop.elapsed = started.elapsed();
+    let (status, content_type, bytes) = match result {
+        Err(_) => {
+            hop.failure = Some((
+                ErrorCode::CONNECTION_FAILURE,
+                format!("no answer within {} ms", limits.total.as_millis()),
+            ));
+            return Ok(hop);
+        }
+        Ok(Err(error)) => {
+            hop.failure = Some(classify(&error));
+            return Ok(hop);
+        }
+        Ok(Ok(answer)) => answer,
+    };
+    hop.status = Some(status);
+    hop.content_type = content_type.clone();
+    hop.bytes = Some(bytes.len());
+    judge(&mut hop, channel, status, content_type.as_deref(), &bytes);
+    Ok(hop)
+}
+
+/// Twilio's error code for a failed request.
+fn classify(error: &reqwest::Error) -> (ErrorCode, String) {
+    let description = http_client::describe(error);
+    let lower = description.to_ascii_lowercase();
+    let code = if error.is_timeout() {
+        ErrorCode::CONNECTION_FAILURE
+    } else if error.is_redirect() {
+        ErrorCode::TOO_MANY_REDIRECTS
+    } else if error.is_builder() {
+        ErrorCode::INVALID_URL
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+    {
+        ErrorCode::BAD_HOST_NAME
+    } else if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("notvalidforname") {
+        ErrorCode::CERTIFICATE_INVALID
+    } else if lower.contains("tls") || lower.contains("handshake") {
+        ErrorCode::TLS_HANDSHAKE
+    } else if error.is_connect() {
+        ErrorCode::CONNECTION_FAILURE
+    } else {
+        ErrorCode::HTTP_RETRIEVAL_FAILURE
+    };
+    (code, description)
+}
+
+/// What Twilio does with an answer: fail it (and fall back), or execute it.
+fn judge(hop: &mut Hop, channel: Channel, status: u16, content_type: Option<&str>, body: &[u8]) {
+    if (200..300).contains(&status)
+        && body.len() <= MAX_DOCUMENT_BYTES
+        && ContentKind::of(content_type) == ContentKind::PlainText
+    {
+        let text = String::from_utf8_lossy(body).into_owned();
+        // On a call, Twilio executes plain text that is TwiML, and reads anything else aloud.
+        let as_twiml = channel == Channel::Voice
+            && validate(body, TargetChannel::Voice)
+                .check(Strictness::WellFormed)
+                .is_ok();
+        hop.served = Some(if as_twiml {
+            Served::Twiml(text)
+        } else {
+            Served::PlainText(text)
+        });
+        return;
+    }
+    // Twilio executes text/html as TwiML; schema problems are 12200 warnings, not failures.
+    let rules = AnswerRules {
+        target: channel.into(),
+        strictness: Strictness::WellFormed,
+        accept_html: true,
+    };
+    match rules.check(status, content_type, body) {
+        Err(rejection) => hop.failure = Some((rejection.code, rejection.message)),
+        Ok(report) => {
+            hop.warnings = report.errors().map(|diagnostic| diagnostic.to_string()).collect();
+            hop.served = Some(if body.is_empty() {
+                Served::NoReply
+            } else {
+                Served::Twiml(String::from_utf8_lossy(body).into_owned())
+            });
+        }
+    }
+}
+
+/// What the person experiences, line by line.
+fn experience(channel: Channel, hop: &Hop) -> Vec<String> {
+    let Some(served) = &hop.served else {
+        return vec![match channel {
+            Channel::Voice => "Twilio plays its application-error message (\"We are sorry, an application error has occurred\") and hangs up".to_owned(),
+            Channel::Messaging => "the sender gets no reply".to_owned(),
+        }];
+    };
+    let mut lines = Vec::new();
+    if !hop.warnings.is_empty() {
+        lines.push(format!(
+            "Twilio logs {} schema problem(s) (12200) and skips what it cannot run",
+            hop.warnings.len()
+        ));
+    }
+    match served {
+        Served::NoReply => lines.push("the sender gets no reply (204 No Content)".to_owned()),
+        Served::PlainText(text) => lines.push(match channel {
+            Channel::Voice => format!(
+                "caller hears the text read aloud: \"{}\", then the call ends",
+                text.trim()
+            ),
+            Channel::Messaging => format!("sender receives SMS: \"{}\"", text.trim()),
+        }),
+        Served::Twiml(twiml) => {
+            let actions = outline(twiml.as_bytes());
+            let runnable: Vec<&Action> = actions
+                .iter()
+                .filter(|action| match (channel, action) {
+                    (Channel::Voice, Action::Message { .. }) => false,
+                    (Channel::Messaging, action) => matches!(action, Action::Message { .. } | Action::Redirect { .. }),
+                    _ => true,
+                })
+                .collect();
+            for action in &runnable {
+                describe(action, "", &mut lines);
+            }
+            let ends_itself = runnable.last().is_some_and(|action| {
+                matches!(action, Action::Hangup | Action::Reject { .. } | Action::Redirect { .. })
+            });
+            match channel {
+                Channel::Voice if !ends_itself => lines.push("then the call ends".to_owned()),
+                Channel::Messaging if runnable.is_empty() => lines.push("the sender gets no reply".to_owned()),
+                _ => {}
+            }
+        }
+    }
+    lines
+}
+
+fn describe(action: &Action, indent: &str, lines: &mut Vec<String>) {
+    let line = match action {
+        Action::Say { text } => format!("caller hears: \"{text}\""),
+        Action::Play { url } => format!("caller hears the audio at {url}"),
+        Action::PlayDigits { digits } => format!("Twilio plays the tones {digits}"),
+        Action::Pause { seconds } => format!("silence for {seconds} s"),
+        Action::Gather { prompts } => {
+            lines.push(format!("{indent}caller is asked to press keys or speak"));
+            for prompt in prompts {
+                describe(prompt, &format!("{indent}  "), lines);
+            }
+            return;
+        }
+        Action::Dial { target } => format!("the call is connected to {target}"),
+        Action::Record => "the caller is recorded".to_owned(),
+        Action::Hangup => "Twilio hangs up".to_owned(),
+        Action::Reject { reason } => format!("the call is rejected ({reason}); it is never answered"),
+        Action::Redirect { url } => format!("Twilio continues with the TwiML at {url}"),
+        Action::Message { body, media, to } => {
+            let mut line = match to {
+                Some(to) => format!("{to} receives SMS: \"{body}\""),
+                None => format!("sender receives SMS: \"{body}\""),
+            };
+            if !media.is_empty() {
+                line.push_str(&format!(" with {} picture(s): {}", media.len(), media.join(", ")));
+            }
+            line
+        }
+        Action::Other { verb } => format!("Twilio runs <{verb}>"),
+    };
+    lines.push(format!("{indent}{line}"));
+}
+
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 {
+        format!("{:.1} kB", bytes as f64 / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn print_text(args: &SimulateArgs, channel: Channel, signed: bool, hops: &[Hop], experience: &[String]) {
+    let what = match channel {
+        Channel::Voice => "an incoming call",
+        Channel::Messaging => "an incoming message",
+    };
+    println!(
+        "Simulating {what} from {} to {} ({})\n",
+        args.from,
+        args.to,
+        if signed {
+            "signed with X-Twilio-Signature"
+        } else {
+            "unsigned: no --auth-token or TWILIO_AUTH_TOKEN"
+        }
+    );
+    for (index, hop) in hops.iter().enumerate() {
+        let note = if hop.role == "fallback" {
+            hops.first()
+                .and_then(|primary| primary.failure.as_ref())
+                .map(|(code, _)| format!(" (ErrorCode={code})"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        println!("{}. {:<8} {} {}{note}", index + 1, hop.role, hop.method, hop.url);
+        match hop.status {
+            Some(status) => println!(
+                "   -> HTTP {status}, {}, {} in {} ms",
+                hop.content_type.as_deref().unwrap_or("no Content-Type"),
+                size(hop.bytes.unwrap_or(0)),
+                hop.elapsed.as_millis()
+            ),
+            None => println!("   -> no answer after {} ms", hop.elapsed.as_millis()),
+        }
+        match (&hop.failure, &hop.served) {
+            (Some((code, message)), _) => println!("   error {code} ({}): {message}", code.title()),
+            (None, Some(Served::PlainText(_))) => println!(
+                "   ok: plain text, which Twilio {}",
+                match channel {
+                    Channel::Voice => "reads aloud",
+                    Channel::Messaging => "sends as the reply",
+                }
+            ),
+            (None, _) if hop.warnings.is_empty() => println!("   ok: valid {channel} TwiML"),
+            (None, _) => {
+                println!("   executed with warnings:");
+                for warning in &hop.warnings {
+                    println!("     {warning}");
+                }
+            }
+        }
+    }
+    if hops.len() == 1 && hops[0].failure.is_some() {
+        println!("   (no --fallback-url: Twilio has nowhere else to go)");
+    }
+    if let Some(Served::Twiml(twiml)) = hops.last().and_then(|hop| hop.served.as_ref()) {
+        println!("\nTwiML executed:\n  {}", twiml.trim());
+    }
+    let who = match channel {
+        Channel::Voice => "caller",
+        Channel::Messaging => "sender",
+    };
+    println!("\nWhat the {who} experiences:");
+    for line in experience {
+        println!("  {line}");
+    }
+}
+
+fn hop_json(hop: &Hop) -> Value {
+    json!({
+        "role": hop.role,
+        "method": hop.method,
+        "url": hop.url,
+        "status": hop.status,
+        "content_type": hop.content_type,
+        "bytes": hop.bytes,
+        "elapsed_ms": u64::try_from(hop.elapsed.as_millis()).unwrap_or(u64::MAX),
+        "error_code": hop.failure.as_ref().map(|(code, _)| code.as_u32()),
+        "error_title": hop.failure.as_ref().map(|(code, _)| code.title()),
+        "error": hop.failure.as_ref().map(|(_, message)| message),
+        "warnings": hop.warnings,
+        "ok": hop.failure.is_none() && hop.warnings.is_empty(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_shorten_twilios_budget() {
+        let (url, limits) = limits(
+            "https://a.example/v?x=1#ct=500&rt=2000&tt=4000",
+            Duration::from_secs(15),
+        );
+        assert_eq!(url, "https://a.example/v?x=1");
+        assert_eq!(limits.connect, Duration::from_millis(500));
+        assert_eq!(limits.read, Some(Duration::from_millis(2000)));
+        assert_eq!(limits.total, Duration::from_millis(4000));
+        let (_, defaults) = limits_of("https://a.example/v");
+        assert_eq!(
+            (defaults.connect, defaults.total),
+            (CONNECT_LIMIT, Duration::from_secs(15))
+        );
+        let (_, capped) = limits_of("https://a.example/v#tt=60000&ct=30000");
+        assert_eq!((capped.connect, capped.total), (CONNECT_LIMIT, Duration::from_secs(15)));
+    }
+
+    fn limits_of(url: &str) -> (String, Limits) {
+        limits(url, Duration::from_secs(15))
+    }
+
+    fn hop() -> Hop {
+        Hop {
+            role: "primary",
+            method: "POST",
+            url: String::new(),
+            status: None,
+            content_type: None,
+            bytes: None,
+            elapsed: Duration::ZERO,
+            served: None,
+            failure: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn twilio_rules_decide_failure_and_warnings() {
+        let mut failed = hop();
+        judge(&mut failed, Channel::Messaging, 500, Some("text/xml"), b"<Response/>");
+        assert_eq!(
+            failed.failure.map(|(code, _)| code),
+            Some(ErrorCode::HTTP_RETRIEVAL_FAILURE)
+        );
+        let mut lowercase = hop();
+        judge(
+            &mut lowercase,
+            Channel::Messaging,
+            200,
+            Some("text/xml"),
+            b"<response/>",
+        );
+        assert_eq!(
+            lowercase.failure.map(|(code, _)| code),
+            Some(ErrorCode::ROOT_NOT_RESPONSE)
+        );
+        let mut html = hop();
+        judge(
+            &mut html,
+            Channel::Voice,
+            200,
+            Some("text/html"),
+            b"<Response><Say>hi</Say></Response>",
+        );
+        assert!(html.failure.is_none(), "Twilio executes text/html as TwiML");
+        let mut wrong_channel = hop();
+        judge(
+            &mut wrong_channel,
+            Channel::Messaging,
+            200,
+            Some("text/xml"),
+            b"<Response><Say>hi</Say></Response>",
+        );
+        assert!(
+            wrong_channel.failure.is_none() && wrong_channel.warnings.len() == 1,
+            "12200 is a warning"
+        );
+        let mut plain = hop();
+        judge(&mut plain, Channel::Messaging, 200, Some("text/plain"), b"closing at 5");
+        assert!(matches!(plain.served, Some(Served::PlainText(_))));
+        let mut json = hop();
+        judge(&mut json, Channel::Voice, 200, Some("application/json"), b"{}");
+        assert_eq!(
+            json.failure.map(|(code, _)| code),
+            Some(ErrorCode::INVALID_CONTENT_TYPE)
+        );
+    }
+
+    #[test]
+    fn experiences_read_like_what_happens() {
+        let mut served = hop();
+        served.served = Some(Served::Twiml("<Response><Say>Sorry</Say></Response>".into()));
+        assert_eq!(
+            experience(Channel::Voice, &served),
+            ["caller hears: \"Sorry\"", "then the call ends"]
+        );
+        served.served = Some(Served::Twiml(
+            "<Response><Message>Back soon</Message></Response>".into(),
+        ));
+        assert_eq!(
+            experience(Channel::Messaging, &served),
+            ["sender receives SMS: \"Back soon\""]
+        );
+        served.served = Some(Served::Twiml("<Response/>".into()));
+        assert_eq!(experience(Channel::Messaging, &served), ["the sender gets no reply"]);
+        let failed = hop();
+        assert!(experience(Channel::Voice, &failed)[0].contains("application-error message"));
+        assert_eq!(experience(Channel::Messaging, &failed), ["the sender gets no reply"]);
+    }
+}

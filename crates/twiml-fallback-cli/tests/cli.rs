@@ -1,0 +1,802 @@
+//! The real `twiml-fallback` binary, every subcommand and exit code.
+
+#[path = "../../twiml-fallback/examples/chaos/app.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod chaos;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use twiml_fallback::layer::FallbackLayer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_twiml-fallback");
+
+fn run(args: &[&str]) -> Output {
+    command(args).output().expect("run twiml-fallback")
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .env_remove("TWILIO_AUTH_TOKEN_SECONDARY")
+        .env_remove("TWILIO_ACCOUNT_SID")
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET");
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("twiml-fallback-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+#[test]
+fn version_and_help_with_examples_for_every_subcommand() {
+    let version = run(&["--version"]);
+    assert_eq!(code(&version), 0);
+    assert!(stdout(&version).starts_with("twiml-fallback "), "{}", stdout(&version));
+    for subcommand in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["check", "--help"],
+        vec!["simulate", "--help"],
+        vec!["numbers", "audit", "--help"],
+        vec!["numbers", "set", "--help"],
+    ] {
+        let help = run(&subcommand);
+        assert_eq!(code(&help), 0, "{subcommand:?}");
+        assert!(stdout(&help).contains("Examples:"), "{subcommand:?}: {}", stdout(&help));
+    }
+    let unknown = run(&["serve", "--no-such-flag"]);
+    assert_eq!(code(&unknown), 2);
+}
+
+#[test]
+fn check_reports_problems_as_file_line_col_and_exits_by_validity() {
+    let valid = temp_file(
+        "valid.xml",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Message>Hi 🍰</Message></Response>\n",
+    );
+    let lowercase = temp_file(
+        "lowercase.xml",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<response><Message>Hi</Message></response>\n",
+    );
+    let warned = temp_file("warned.xml", "<Response>\n  <Say loop=\"-1\">Hi</Say>\n</Response>\n");
+    let valid_path = valid.to_str().expect("UTF-8 path");
+    let lowercase_path = lowercase.to_str().expect("UTF-8 path");
+    let warned_path = warned.to_str().expect("UTF-8 path");
+
+    let ok = run(&["check", valid_path]);
+    assert_eq!(code(&ok), 0);
+    assert_eq!(stdout(&ok), "");
+    assert!(
+        stderr(&ok).contains("1 file checked: 1 valid, 0 invalid"),
+        "{}",
+        stderr(&ok)
+    );
+
+    let bad = run(&["check", valid_path, lowercase_path]);
+    assert_eq!(code(&bad), 1);
+    assert_eq!(
+        stdout(&bad),
+        format!(
+            "{lowercase_path}:2:1: error[12102]: the root element must be <Response>, not <response> (XML is case-sensitive)\n"
+        )
+    );
+
+    let sms_rules = run(&["check", "--channel", "messaging", warned_path]);
+    assert_eq!(code(&sms_rules), 1, "<Say> is a voice verb");
+    assert!(
+        stdout(&sms_rules).contains(":2:3: error[12200]: <Say> is a voice verb"),
+        "{}",
+        stdout(&sms_rules)
+    );
+
+    let warnings = run(&["check", "--channel", "voice", warned_path]);
+    assert_eq!(code(&warnings), 0, "warnings alone pass");
+    assert!(
+        stdout(&warnings).contains(":2:8: warning[12200]: <Say loop> is \"-1\""),
+        "{}",
+        stdout(&warnings)
+    );
+    assert_eq!(
+        code(&run(&["check", "--channel", "voice", "--deny-warnings", warned_path])),
+        1
+    );
+
+    let json = run(&["check", "--format", "json", valid_path, lowercase_path]);
+    assert_eq!(code(&json), 1);
+    let document: Value = serde_json::from_str(&stdout(&json)).expect("JSON output");
+    assert_eq!(document["valid"], false);
+    assert_eq!(document["files"][0]["channel"], "messaging");
+    assert_eq!(document["files"][1]["diagnostics"][0]["code"], 12102);
+    assert_eq!(document["files"][1]["diagnostics"][0]["line"], 2);
+
+    let mut stdin = command(&["check", "--channel", "voice", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    stdin
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"<Response><Play>https://a.example/x.mp3</Play></Response>")
+        .expect("write");
+    let piped = stdin.wait_with_output().expect("output");
+    assert_eq!(code(&piped), 0);
+
+    let missing = run(&["check", "/no/such/file.xml"]);
+    assert_eq!(code(&missing), 2);
+    assert!(
+        stderr(&missing).starts_with("error: cannot read /no/such/file.xml"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(stderr(&missing).contains("hint: "));
+    assert_eq!(code(&run(&["check"])), 2, "no files is a usage error");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve` and returns its base URL.
+fn start_serve(extra: &[&str], token: Option<&str>) -> (KillOnDrop, String, PathBuf) {
+    let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
+    let mut command = command(&[&["serve", "--addr", "127.0.0.1:0"], extra].concat());
+    if let Some(token) = token {
+        command.env("TWILIO_AUTH_TOKEN", token);
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start serve");
+    let guard = KillOnDrop(child);
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            let url: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.'))
+                .collect();
+            return (guard, url, log);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!(
+        "serve did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_refuses_bad_configuration_with_every_problem_and_exit_2() {
+    let config = temp_file(
+        "bad.toml",
+        "[voice]\nsay = \"\"\nloop = -1\n[numbers.\"555\"]\nvoice = { say = \"x\" }\n",
+    );
+    let output = run(&["serve", "--config", config.to_str().expect("path")]);
+    assert_eq!(code(&output), 2);
+    let text = stderr(&output);
+    assert!(text.contains("voice.say: empty"), "{text}");
+    assert!(text.contains("voice.loop: must be between 0 and 1000"), "{text}");
+    assert!(text.contains("numbers.555: not an E.164 phone number"), "{text}");
+    assert!(text.contains("hint: "), "{text}");
+
+    let bad_url = run(&["serve", "--public-url", "fallback.example.com"]);
+    assert_eq!(code(&bad_url), 2);
+    assert!(
+        stderr(&bad_url).contains("must be an absolute http(s) URL"),
+        "{}",
+        stderr(&bad_url)
+    );
+
+    let missing = run(&["serve", "--config", "/no/such.toml"]);
+    assert_eq!(code(&missing), 2);
+}
+
+#[test]
+fn serve_answers_health_any_path_and_stops_gracefully_on_sigterm() {
+    let (mut guard, url, log) = start_serve(&["--log-format", "json"], Some("t0ken"));
+    let health = http_get(&format!("{url}/healthz"));
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let answer = http_post(
+        &format!("{url}/some/deep/path?x=1"),
+        "CallSid=CA1&ErrorCode=11200",
+        None,
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "unsigned with a token configured: {answer}"
+    );
+    // Port already in use: a clear error, exit 2.
+    let addr = url.trim_start_matches("http://");
+    let clash = run(&["serve", "--addr", addr]);
+    assert_eq!(code(&clash), 2);
+    assert!(stderr(&clash).contains("cannot listen on"), "{}", stderr(&clash));
+    // One JSON object per request in the logs.
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let request_line = logs
+        .lines()
+        .find(|line| line.contains("\"event\":\"forbidden\""))
+        .unwrap_or_else(|| panic!("{logs}"));
+    let record: Value = serde_json::from_str(request_line).expect("a JSON log line");
+    assert_eq!(record["path"], "/some/deep/path");
+    assert_eq!(record["signature"], "missing");
+    assert!(!logs.contains("t0ken"), "the token never appears in logs");
+    // SIGTERM: a graceful exit with status 0.
+    let pid = guard.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = guard.0.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("stopped"));
+}
+
+fn http_get(url: &str) -> String {
+    http(url, "GET", "", None)
+}
+
+fn http_post(url: &str, body: &str, signature: Option<&str>) -> String {
+    http(url, "POST", body, signature)
+}
+
+/// A minimal blocking HTTP/1.1 exchange (no client library in the way).
+fn http(url: &str, method: &str, body: &str, signature: Option<&str>) -> String {
+    use std::io::Read;
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let signature = signature
+        .map(|s| format!("X-Twilio-Signature: {s}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n{signature}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+/// The chaos demo in-process: the layered app and the bare one, on their own ports.
+fn start_chaos(runtime: &tokio::runtime::Runtime) -> (String, String) {
+    runtime.block_on(async {
+        let layered = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let urls = (
+            format!("http://{}", layered.local_addr().expect("addr")),
+            format!("http://{}", bare.local_addr().expect("addr")),
+        );
+        let app = chaos::ChaosApp::new(FallbackLayer::new().deadline(Duration::from_millis(800)));
+        tokio::spawn(chaos::serve(layered, app, std::future::pending()));
+        tokio::spawn(chaos::serve(bare, chaos::BareChaosApp::new(), std::future::pending()));
+        urls
+    })
+}
+
+#[test]
+fn simulate_follows_twilios_rules_against_chaos_and_serve() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (layered, bare) = start_chaos(&runtime);
+    let (_serve, fallback, _log) = start_serve(&[], Some("sim-token"));
+
+    // A healthy primary: served by it, exit 0.
+    let ok = run(&[
+        "simulate",
+        "--channel",
+        "messaging",
+        "--url",
+        &format!("{layered}/sms/ok"),
+        "--body",
+        "hello there",
+    ]);
+    assert_eq!(code(&ok), 0, "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("sender receives SMS: \"Hello from the app. You said: hello there\""),
+        "{}",
+        stdout(&ok)
+    );
+
+    // A 500 from the primary: Twilio requests the fallback (signed for it), the caller hears it.
+    let fell_back = run(&[
+        "simulate",
+        "--url",
+        &format!("{bare}/voice/status-500"),
+        "--fallback-url",
+        &format!("{fallback}/voice"),
+        "--auth-token",
+        "sim-token",
+    ]);
+    let text = stdout(&fell_back);
+    assert_eq!(code(&fell_back), 0, "{text}");
+    assert!(
+        text.contains("error 11200 (HTTP retrieval failure): the webhook answered HTTP 500"),
+        "{text}"
+    );
+    assert!(text.contains("2. fallback POST"), "{text}");
+    assert!(text.contains("(ErrorCode=11200)"), "{text}");
+    assert!(
+        text.contains("caller hears: \"An application error has occurred. Please call back later.\""),
+        "{text}"
+    );
+
+    // Unsigned requests to a serve with a token are refused: a failed call, exit 1.
+    let unsigned = run(&[
+        "simulate",
+        "--url",
+        &format!("{bare}/voice/panic"),
+        "--fallback-url",
+        &format!("{fallback}/voice"),
+    ]);
+    assert_eq!(code(&unsigned), 1, "{}", stdout(&unsigned));
+    assert!(
+        stdout(&unsigned).contains("application-error message"),
+        "{}",
+        stdout(&unsigned)
+    );
+
+    // The lowercase root without a fallback URL: 12102 and silence for the sender.
+    let lowercase = run(&[
+        "simulate",
+        "--channel",
+        "messaging",
+        "--url",
+        &format!("{bare}/sms/lowercase"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&lowercase), 1);
+    let document: Value = serde_json::from_str(&stdout(&lowercase)).expect("JSON output");
+    assert_eq!(document["hops"][0]["error_code"], 12102);
+    assert_eq!(document["outcome"], "failed");
+    assert_eq!(document["experience"][0], "the sender gets no reply");
+
+    // Voice TwiML to an SMS webhook: Twilio does not fall back (12200 is a warning), but nothing is sent.
+    let wrong = run(&[
+        "simulate",
+        "--channel",
+        "messaging",
+        "--url",
+        &format!("{bare}/sms/wrong-channel"),
+        "--fallback-url",
+        &format!("{fallback}/sms"),
+    ]);
+    assert_eq!(code(&wrong), 1, "{}", stdout(&wrong));
+    assert!(stdout(&wrong).contains("executed with warnings"), "{}", stdout(&wrong));
+    assert!(!stdout(&wrong).contains("2. fallback"), "{}", stdout(&wrong));
+
+    // The same wrong-channel answer behind the layer: the layer's fallback reaches the sender.
+    let guarded = run(&[
+        "simulate",
+        "--channel",
+        "messaging",
+        "--url",
+        &format!("{layered}/sms/wrong-channel"),
+    ]);
+    assert_eq!(code(&guarded), 0, "{}", stdout(&guarded));
+
+    // Twilio's time budget: #tt= in the URL shortens it.
+    let slow = run(&[
+        "simulate",
+        "--url",
+        &format!("{bare}/voice/slow#tt=300"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&slow), 1);
+    let document: Value = serde_json::from_str(&stdout(&slow)).expect("JSON output");
+    assert_eq!(document["hops"][0]["error_code"], 11205);
+    assert!(document["hops"][0]["elapsed_ms"].as_u64().is_some_and(|ms| ms < 3000));
+
+    // Nothing listening: a connection failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_url = format!("http://{}/voice", closed.local_addr().expect("addr"));
+    drop(closed);
+    let refused = run(&["simulate", "--url", &closed_url, "--format", "json"]);
+    assert_eq!(code(&refused), 1);
+    let document: Value = serde_json::from_str(&stdout(&refused)).expect("JSON output");
+    assert_eq!(document["hops"][0]["error_code"], 11205);
+
+    // Usage errors.
+    assert_eq!(code(&run(&["simulate", "--url", "not-a-url"])), 2);
+    assert_eq!(code(&run(&["simulate"])), 2);
+}
+
+/// A fake of Twilio's IncomingPhoneNumbers API, built from its documented shapes.
+/// Updates received: the number's SID and the form fields, in order.
+type Updates = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+#[derive(Clone, Default)]
+struct FakeApi {
+    updates: Updates,
+}
+
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+
+fn numbers_fixture() -> Vec<Value> {
+    vec![
+        json!({"sid": "PN1", "phone_number": "+14155550101", "friendly_name": "Support", "voice_url": "https://app.example.com/voice", "voice_method": "POST",
+               "voice_fallback_url": "https://fallback.example.com/voice", "voice_fallback_method": "POST", "sms_url": "https://app.example.com/sms", "sms_method": "POST",
+               "sms_fallback_url": "", "sms_fallback_method": "POST", "voice_application_sid": null, "sms_application_sid": "", "trunk_sid": null}),
+        json!({"sid": "PN2", "phone_number": "+14155550102", "friendly_name": "Sales", "voice_url": "https://app.example.com/voice", "voice_fallback_url": null,
+               "sms_url": "", "sms_fallback_url": null, "voice_application_sid": null, "sms_application_sid": null, "trunk_sid": null}),
+        json!({"sid": "PN3", "phone_number": "+14155550103", "friendly_name": "Trunked", "voice_url": "", "trunk_sid": "TK1", "sms_url": "https://app.example.com/sms",
+               "sms_application_sid": "MG1", "voice_fallback_url": "", "sms_fallback_url": ""}),
+        json!({"sid": "PN4", "phone_number": "+14155550104", "friendly_name": "Protected", "voice_url": "https://a/v", "voice_fallback_url": "https://f/v",
+               "sms_url": "https://a/s", "sms_fallback_url": "https://f/s"}),
+        json!({"sid": "PN5", "phone_number": "+14155550105", "friendly_name": "Broken", "voice_url": "https://a/v", "voice_fallback_url": "",
+               "sms_url": "", "sms_fallback_url": ""}),
+    ]
+}
+
+fn authorized(request: &Request) -> bool {
+    // user:password base64 of ACCOUNT:secret-token, or an API key SK1:key-secret.
+    let expected = [
+        "QUMwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMTpzZWNyZXQtdG9rZW4=",
+        "U0sxOmtleS1zZWNyZXQ=",
+    ];
+    request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .is_some_and(|credentials| expected.contains(&credentials))
+}
+
+async fn list(Query(query): Query<Vec<(String, String)>>, request: Request) -> Response {
+    if !authorized(&request) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+            .into_response();
+    }
+    // Two numbers per page, whatever PageSize asks, to exercise paging.
+    let page: usize = query
+        .iter()
+        .find(|(k, _)| k == "Page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let all = numbers_fixture();
+    let chunk: Vec<Value> = all.iter().skip(page * 2).take(2).cloned().collect();
+    let next = ((page + 1) * 2 < all.len()).then(|| {
+        format!(
+            "/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json?PageSize=2&Page={}&PageToken=PA{}",
+            page + 1,
+            page + 1
+        )
+    });
+    axum::Json(json!({"incoming_phone_numbers": chunk, "next_page_uri": next, "page": page, "page_size": 2}))
+        .into_response()
+}
+
+async fn update(
+    State(api): State<FakeApi>,
+    axum::extract::Path((_account, file)): axum::extract::Path<(String, String)>,
+    request: Request,
+) -> Response {
+    if !authorized(&request) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+            .into_response();
+    }
+    let sid = file.trim_end_matches(".json").to_owned();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 16)
+        .await
+        .unwrap_or_default();
+    let fields: Vec<(String, String)> = twiml_fallback::webhook::Params::from_form(&body)
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let number = numbers_fixture().into_iter().find(|n| n["sid"] == sid.as_str());
+    let Some(number) = number else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404})),
+        )
+            .into_response();
+    };
+    let sets_sms_fallback = fields.iter().any(|(k, _)| k == "SmsFallbackUrl");
+    if sets_sms_fallback && number["sms_url"].as_str().unwrap_or("").is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"code": 21406, "message": "SmsFallbackUrl requires an SmsUrl", "status": 400})),
+        )
+            .into_response();
+    }
+    if let Ok(mut updates) = api.updates.lock() {
+        updates.push((sid, fields));
+    }
+    axum::Json(number).into_response()
+}
+
+fn start_fake_api(runtime: &tokio::runtime::Runtime) -> (String, FakeApi) {
+    let api = FakeApi::default();
+    let router = Router::new()
+        .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", get(list))
+        .route(
+            "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{file}",
+            post(update),
+        )
+        .with_state(api.clone());
+    let addr: SocketAddr = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        addr
+    });
+    (format!("http://{addr}"), api)
+}
+
+fn numbers(args: &[&str], base: &str, credentials: &[(&str, &str)]) -> Output {
+    let mut command = command(&[args, &["--api-base", base]].concat());
+    for (name, value) in credentials {
+        command.env(name, value);
+    }
+    command.output().expect("run numbers")
+}
+
+const CREDENTIALS: [(&str, &str); 2] = [("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_AUTH_TOKEN", "secret-token")];
+
+#[test]
+fn numbers_audit_pages_through_the_api_and_flags_unprotected_numbers() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (base, _api) = start_fake_api(&runtime);
+    let audit = numbers(&["numbers", "audit"], &base, &CREDENTIALS);
+    let text = stdout(&audit);
+    assert_eq!(code(&audit), 1, "unprotected numbers exist: {text}");
+    assert!(text.starts_with("NUMBER"), "{text}");
+    for number in [
+        "+14155550101",
+        "+14155550102",
+        "+14155550103",
+        "+14155550104",
+        "+14155550105",
+    ] {
+        assert!(text.contains(number), "page 2 and 3 read too: {text}");
+    }
+    assert!(
+        text.contains("via SIP trunk TK1") && text.contains("via Messaging Service MG1"),
+        "{text}"
+    );
+    assert!(text.contains("5 number(s): 3 unprotected"), "{text}");
+
+    let json = numbers(&["numbers", "audit", "--format", "json"], &base, &CREDENTIALS);
+    assert_eq!(code(&json), 1);
+    let document: Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+    assert_eq!(document["count"], 5);
+    assert_eq!(document["unprotected"], 3);
+    assert_eq!(document["numbers"][0]["sms"]["status"], "unprotected");
+    assert_eq!(document["numbers"][2]["voice"]["routed_by"]["kind"], "SIP trunk");
+
+    // An API key works too.
+    let with_key = numbers(
+        &["numbers", "audit"],
+        &base,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT),
+            ("TWILIO_API_KEY", "SK1"),
+            ("TWILIO_API_SECRET", "key-secret"),
+        ],
+    );
+    assert_eq!(code(&with_key), 1, "{}", stderr(&with_key));
+
+    // Wrong or missing credentials: exit 2 with a hint.
+    let wrong = numbers(
+        &["numbers", "audit"],
+        &base,
+        &[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_AUTH_TOKEN", "nope")],
+    );
+    assert_eq!(code(&wrong), 2);
+    assert!(
+        stderr(&wrong).contains("HTTP 401 (Twilio error 20003)"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(
+        stderr(&wrong).contains("hint: check TWILIO_ACCOUNT_SID"),
+        "{}",
+        stderr(&wrong)
+    );
+    let missing = numbers(&["numbers", "audit"], &base, &[]);
+    assert_eq!(code(&missing), 2);
+    assert!(stderr(&missing).contains("no account SID"), "{}", stderr(&missing));
+}
+
+#[test]
+fn numbers_set_updates_each_number_reports_failures_and_continues() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (base, api) = start_fake_api(&runtime);
+    let voice = "https://fallback.example.com/voice";
+    let sms = "https://fallback.example.com/sms";
+
+    let dry = numbers(
+        &[
+            "numbers",
+            "set",
+            "--all-unprotected",
+            "--voice-fallback-url",
+            voice,
+            "--sms-fallback-url",
+            sms,
+            "--dry-run",
+        ],
+        &base,
+        &CREDENTIALS,
+    );
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    assert!(
+        stdout(&dry).contains(&format!("would-set +14155550101: SmsFallbackUrl={sms}")),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(
+        stdout(&dry).contains(&format!("would-set +14155550102: VoiceFallbackUrl={voice}")),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(
+        api.updates.lock().expect("updates").is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let applied = numbers(
+        &[
+            "numbers",
+            "set",
+            "--all-unprotected",
+            "--voice-fallback-url",
+            voice,
+            "--voice-fallback-method",
+            "POST",
+            "--sms-fallback-url",
+            sms,
+        ],
+        &base,
+        &CREDENTIALS,
+    );
+    assert_eq!(code(&applied), 0, "{}{}", stdout(&applied), stderr(&applied));
+    let updates = api.updates.lock().expect("updates").clone();
+    let by_sid: std::collections::HashMap<_, _> = updates.iter().cloned().collect();
+    assert_eq!(
+        by_sid["PN1"],
+        vec![("SmsFallbackUrl".to_owned(), sms.to_owned())],
+        "only the missing fallback"
+    );
+    assert_eq!(
+        by_sid["PN2"],
+        vec![
+            ("VoiceFallbackUrl".to_owned(), voice.to_owned()),
+            ("VoiceFallbackMethod".to_owned(), "POST".to_owned())
+        ]
+    );
+    assert!(!by_sid.contains_key("PN4"), "protected numbers are left alone");
+
+    // An explicit list: one Twilio error (21406, a fallback without a primary), one unknown number;
+    // the others are still updated and the exit status says something failed.
+    let mixed = numbers(
+        &[
+            "numbers",
+            "set",
+            "--number",
+            "+14155550102",
+            "--number",
+            "+19999999999",
+            "--number",
+            "+14155550104",
+            "--sms-fallback-url",
+            sms,
+            "--format",
+            "json",
+        ],
+        &base,
+        &CREDENTIALS,
+    );
+    assert_eq!(code(&mixed), 1);
+    let document: Value = serde_json::from_str(&stdout(&mixed)).expect("JSON");
+    let outcomes: Vec<(&str, &str)> = document["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| (r["number"].as_str().unwrap_or(""), r["outcome"].as_str().unwrap_or("")))
+        .collect();
+    assert!(outcomes.contains(&("+19999999999", "failed")), "{outcomes:?}");
+    assert!(outcomes.contains(&("+14155550102", "failed")), "{outcomes:?}");
+    assert!(outcomes.contains(&("+14155550104", "updated")), "{outcomes:?}");
+    let failure = document["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["number"] == "+14155550102")
+        .expect("PN2");
+    assert!(failure["note"].as_str().unwrap_or("").contains("21406"), "{failure}");
+    assert!(
+        failure["note"].as_str().unwrap_or("").contains("needs a primary URL"),
+        "{failure}"
+    );
+
+    assert_eq!(
+        code(&numbers(&["numbers", "set", "--all-unprotected"], &base, &CREDENTIALS)),
+        2,
+        "no URL given is a usage error"
+    );
+    assert_eq!(
+        code(&numbers(
+            &["numbers", "set", "--voice-fallback-url", voice],
+            &base,
+            &CREDENTIALS
+        )),
+        2,
+        "no number given"
+    );
+    assert_eq!(
+        code(&numbers(
+            &[
+                "numbers",
+                "set",
+                "--number",
+                "+14155550102",
+                "--voice-fallback-url",
+                "ftp://x"
+            ],
+            &base,
+            &CREDENTIALS
+        )),
+        2
+    );
+}

@@ -1,0 +1,90 @@
+//! The shared end-to-end table (`tests/`, crate `twiml-fallback-e2e`) against the real
+//! `twiml-fallback serve` binary.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use twiml_fallback_e2e::{Launcher, Running, run_table, wait_until_up};
+
+struct Serve;
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+impl Launcher for Serve {
+    fn name(&self) -> &'static str {
+        "twiml-fallback serve"
+    }
+
+    fn launch<'a>(
+        &'a self,
+        config: &'a str,
+        tokens: &'a [&'a str],
+    ) -> Pin<Box<dyn Future<Output = Running> + Send + 'a>> {
+        Box::pin(async move {
+            let run = RUNS.fetch_add(1, Ordering::SeqCst);
+            let dir = std::env::temp_dir().join(format!("twiml-fallback-e2e-{}-{run}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let config_path = dir.join("fallback.toml");
+            std::fs::write(&config_path, config).expect("write config");
+            let log_path = dir.join("serve.log");
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_twiml-fallback"));
+            command
+                .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+                .arg(&config_path)
+                .env_remove("TWILIO_AUTH_TOKEN")
+                .env_remove("TWILIO_AUTH_TOKEN_SECONDARY")
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log);
+            if let Some(token) = tokens.first() {
+                command.env("TWILIO_AUTH_TOKEN", token);
+            }
+            if let Some(token) = tokens.get(1) {
+                command.env("TWILIO_AUTH_TOKEN_SECONDARY", token);
+            }
+            let child = KillOnDrop(command.spawn().expect("start twiml-fallback serve"));
+            let mut base_url = None;
+            for _ in 0..200 {
+                let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if let Some(rest) = logs.split("listening on ").nth(1) {
+                    base_url = rest.split_whitespace().next().map(str::to_owned);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let base_url = base_url.unwrap_or_else(|| {
+                panic!(
+                    "serve did not start: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            });
+            assert!(
+                wait_until_up(&base_url, Duration::from_secs(10)).await,
+                "serve is not answering at {base_url}"
+            );
+            Running {
+                base_url,
+                guard: Box::new(child),
+                logs: Some(log_path),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_to_end_table_passes_against_serve() {
+    run_table(&Serve).await;
+}

@@ -1,0 +1,70 @@
+//! One table of fallback-endpoint cases, run against every implementation of the endpoint: the
+//! native `twiml-fallback serve` and the Cloudflare Worker under workerd (the approach of
+//! tower-sessions: one suite, several backends).
+//!
+//! A backend implements [`Launcher`]: given a configuration (TOML) and tokens, start the endpoint
+//! and say where it listens. [`run_table`] starts the fakes the cases need — an alert receiver and
+//! a primary webhook app that checks the signature of what it is sent — launches the backend twice
+//! (with tokens, and without), and runs every case against it. Requests are signed the way Twilio
+//! signs them, by the core's `compute_signature`, which the differential test checks against the
+//! official libraries.
+
+mod fakes;
+mod table;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use fakes::{AlertReceiver, HEALTHY_TWIML, Hit, Primary};
+pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send};
+
+/// The tokens the table's signed requests use.
+pub const TOKEN: &str = "e2e-primary-token";
+/// A second token, for rotation cases.
+pub const SECONDARY_TOKEN: &str = "e2e-secondary-token";
+
+/// How to start an implementation of the fallback endpoint.
+pub trait Launcher: Sync {
+    /// A short name for messages (`serve`, `worker`).
+    fn name(&self) -> &'static str;
+
+    /// Starts the endpoint with `config` (TOML) and `tokens` (none: signatures unchecked).
+    fn launch<'a>(
+        &'a self,
+        config: &'a str,
+        tokens: &'a [&'a str],
+    ) -> Pin<Box<dyn Future<Output = Running> + Send + 'a>>;
+}
+
+/// A started endpoint; stopped when dropped.
+pub struct Running {
+    /// `http://host:port`, without a trailing slash.
+    pub base_url: String,
+    /// What stops it (a child process, a task).
+    pub guard: Box<dyn Send>,
+    /// Where its logs go, for failure messages.
+    pub logs: Option<std::path::PathBuf>,
+}
+
+/// Waits until `base_url` answers HTTP at all.
+pub async fn wait_until_up(base_url: &str, within: std::time::Duration) -> bool {
+    let client = client();
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if client.get(format!("{base_url}/healthz")).send().await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The HTTP client the table drives backends with (no redirects, generous timeouts).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("the test HTTP client builds")
+}
