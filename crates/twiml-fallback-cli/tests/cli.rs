@@ -800,3 +800,62 @@ fn numbers_set_updates_each_number_reports_failures_and_continues() {
         2
     );
 }
+
+#[test]
+fn serve_checks_signatures_against_the_public_url_or_trusted_forwarding_headers() {
+    use twiml_fallback::signature::compute_signature;
+    use twiml_fallback::webhook::Params;
+
+    let body = "CallSid=CA1&To=%2B14155550199&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice";
+    let params = Params::from_form(body.as_bytes());
+    let public = compute_signature("pub-token", "https://fallback.example.com/twilio/voice", &params);
+
+    let (_serve, url, _log) = start_serve(
+        &["--public-url", "https://fallback.example.com/twilio"],
+        Some("pub-token"),
+    );
+    let answer = http_post(&format!("{url}/voice"), body, Some(&public));
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "signed for the public URL: {answer}"
+    );
+    assert!(answer.contains("<Say>"), "{answer}");
+    let local = compute_signature("pub-token", &format!("{url}/voice"), &params);
+    let refused = http_post(&format!("{url}/voice"), body, Some(&local));
+    assert!(
+        refused.starts_with("HTTP/1.1 403"),
+        "signed for the local URL instead: {refused}"
+    );
+
+    let (_forwarding, url, _log) = start_serve(&["--trust-forwarded-headers"], Some("pub-token"));
+    let forwarded = compute_signature("pub-token", "https://edge.example.net/voice", &params);
+    let answer = http_with_headers(
+        &format!("{url}/voice"),
+        body,
+        &forwarded,
+        &[("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "edge.example.net")],
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+fn http_with_headers(url: &str, body: &str, signature: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::Read;
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
