@@ -339,15 +339,67 @@ impl Config {
 
     /// Loads a document in `format`.
     pub fn parse(text: &str, format: Format) -> Result<Self, ConfigErrors> {
-        let value = match format {
-            Format::Json => serde_json::from_str::<Value>(text)
-                .map_err(|error| ConfigErrors::single(format!("not valid JSON: {error}")))?,
-            Format::Toml => {
-                let table = toml::from_str::<toml::Table>(text)
-                    .map_err(|error| ConfigErrors::single(format!("not valid TOML: {}", error.to_string().trim())))?;
-                serde_json::to_value(table).map_err(|error| ConfigErrors::single(format!("not valid TOML: {error}")))?
+        Self::from_value(&document(text, format)?)
+    }
+
+    /// Loads a document (TOML or JSON, or none for the defaults) with simple per-field settings
+    /// applied over it — the [`VARIABLES`], looked up with `variable` (a Worker's `[vars]`, the
+    /// environment). A variable that sets a voice or messaging answer replaces the document's
+    /// other answer fields for that channel (`FALLBACK_VOICE_SAY` wins over a document's `play`).
+    pub fn from_sources(
+        document_text: Option<&str>,
+        variable: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let mut value = match document_text.map(str::trim).filter(|text| !text.is_empty()) {
+            Some(text) => {
+                let format = if text.starts_with('{') {
+                    Format::Json
+                } else {
+                    Format::Toml
+                };
+                document(text, format)?
             }
+            None => Value::Object(Map::new()),
         };
+        let mut errors = Vec::new();
+        for &(name, path, kind) in VARIABLES {
+            let Some(raw) = variable(name) else {
+                continue;
+            };
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let setting = match kind {
+                VariableKind::Text => Value::from(raw),
+                VariableKind::Integer => match raw.parse::<u64>() {
+                    Ok(number) => Value::from(number),
+                    Err(_) => {
+                        errors.push(ConfigError {
+                            path: name.to_owned(),
+                            message: format!("{raw:?} is not a whole number (sets {path})"),
+                        });
+                        continue;
+                    }
+                },
+                VariableKind::List => Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(Value::from)
+                        .collect(),
+                ),
+            };
+            if let Err(message) = set_path(&mut value, path, setting) {
+                errors.push(ConfigError {
+                    path: name.to_owned(),
+                    message,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
         Self::from_value(&value)
     }
 
@@ -679,6 +731,83 @@ fn render_messaging(content: &MessagingContent) -> String {
         }
         MessagingContent::Twiml(twiml) => twiml.clone(),
     }
+}
+
+/// How a [`VARIABLES`] entry's text becomes a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VariableKind {
+    /// Used as is.
+    Text,
+    /// A whole number.
+    Integer,
+    /// A comma-separated list.
+    List,
+}
+
+/// Simple per-field settings, for environments where a whole document is awkward (a Worker's
+/// `[vars]`, a container's environment): variable name, the setting it writes, its kind.
+pub const VARIABLES: &[(&str, &str, VariableKind)] = &[
+    ("FALLBACK_VOICE_SAY", "voice.say", VariableKind::Text),
+    ("FALLBACK_VOICE_VOICE", "voice.voice", VariableKind::Text),
+    ("FALLBACK_VOICE_LANGUAGE", "voice.language", VariableKind::Text),
+    ("FALLBACK_VOICE_PLAY", "voice.play", VariableKind::Text),
+    ("FALLBACK_MESSAGING_MESSAGE", "messaging.message", VariableKind::Text),
+    ("FALLBACK_ALERT_WEBHOOK_URL", "alerts.webhook_url", VariableKind::Text),
+    (
+        "FALLBACK_ALERT_DEDUP_SECONDS",
+        "alerts.dedup_seconds",
+        VariableKind::Integer,
+    ),
+    (
+        "FALLBACK_RECOVERY_ALLOW_HOSTS",
+        "recovery.allow_hosts",
+        VariableKind::List,
+    ),
+    (
+        "FALLBACK_RECOVERY_TIMEOUT_MS",
+        "recovery.timeout_ms",
+        VariableKind::Integer,
+    ),
+];
+
+/// Parses a TOML or JSON document into the common tree the loader walks.
+fn document(text: &str, format: Format) -> Result<Value, ConfigErrors> {
+    match format {
+        Format::Json => serde_json::from_str::<Value>(text)
+            .map_err(|error| ConfigErrors::single(format!("not valid JSON: {error}"))),
+        Format::Toml => {
+            let table = toml::from_str::<toml::Table>(text)
+                .map_err(|error| ConfigErrors::single(format!("not valid TOML: {}", error.to_string().trim())))?;
+            serde_json::to_value(table).map_err(|error| ConfigErrors::single(format!("not valid TOML: {error}")))
+        }
+    }
+}
+
+/// Writes `setting` at a dotted `path` (`voice.say`), creating tables on the way; an answer field
+/// replaces its alternatives.
+fn set_path(document: &mut Value, path: &str, setting: Value) -> Result<(), String> {
+    let (table_path, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut table = document;
+    for part in table_path.split('.').filter(|part| !part.is_empty()) {
+        let Value::Object(map) = table else {
+            return Err(format!("cannot set {path}: the document's {part} is not a table"));
+        };
+        table = map.entry(part.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+    }
+    let Value::Object(map) = table else {
+        return Err(format!("cannot set {path}: {table_path} is not a table"));
+    };
+    let alternatives: &[&str] = match path {
+        "voice.say" => &["play", "twiml"],
+        "voice.play" => &["say", "twiml", "voice", "language"],
+        "messaging.message" => &["twiml"],
+        _ => &[],
+    };
+    for alternative in alternatives {
+        map.remove(*alternative);
+    }
+    map.insert(key.to_owned(), setting);
+    Ok(())
 }
 
 /// Walks a document, collecting every problem.

@@ -359,3 +359,52 @@ fn toml_dates_and_other_types_are_type_errors_not_panics() {
     assert_eq!(found.len(), 1);
     assert!(found[0].starts_with("voice.say: must be a string"), "{}", found[0]);
 }
+
+#[test]
+fn variables_apply_over_the_document() {
+    let document =
+        "[voice]\nplay = \"https://cdn.example.com/sorry.mp3\"\n[messaging]\nmessage = \"from the document\"";
+    let vars = |name: &str| match name {
+        "FALLBACK_VOICE_SAY" => Some("Sorry, back soon.".to_owned()),
+        "FALLBACK_VOICE_LANGUAGE" => Some("en-GB".to_owned()),
+        "FALLBACK_ALERT_WEBHOOK_URL" => Some("https://hooks.example.com/a".to_owned()),
+        "FALLBACK_ALERT_DEDUP_SECONDS" => Some("120".to_owned()),
+        "FALLBACK_RECOVERY_ALLOW_HOSTS" => Some("app.example.com, *.example.org".to_owned()),
+        "FALLBACK_MESSAGING_MESSAGE" => Some("  ".to_owned()),
+        _ => None,
+    };
+    let config = Config::from_sources(Some(document), vars).unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(
+        config
+            .voice()
+            .twiml
+            .contains(r#"<Say language="en-GB">Sorry, back soon.</Say>"#),
+        "{}",
+        config.voice().twiml
+    );
+    assert!(
+        config.messaging().twiml.contains("from the document"),
+        "an empty variable changes nothing"
+    );
+    assert_eq!(config.alerts().map(|a| a.dedup_seconds), Some(120));
+    assert_eq!(config.recovery().map(|r| r.allow_hosts.len()), Some(2));
+    assert_eq!(Config::from_sources(None, |_| None).ok(), Some(Config::default()));
+    assert_eq!(Config::from_sources(Some("  "), |_| None).ok(), Some(Config::default()));
+}
+
+#[test]
+fn bad_variables_are_reported_by_name() {
+    let errors = Config::from_sources(None, |name| match name {
+        "FALLBACK_ALERT_DEDUP_SECONDS" => Some("soon".to_owned()),
+        "FALLBACK_RECOVERY_TIMEOUT_MS" => Some("-5".to_owned()),
+        _ => None,
+    })
+    .expect_err("bad numbers");
+    assert_eq!(
+        errors.to_string(),
+        "FALLBACK_ALERT_DEDUP_SECONDS: \"soon\" is not a whole number (sets alerts.dedup_seconds)\nFALLBACK_RECOVERY_TIMEOUT_MS: \"-5\" is not a whole number (sets recovery.timeout_ms)"
+    );
+    let json = Config::from_sources(Some("{\"voice\": {\"say\": \"hi\"}}"), |_| None).expect("JSON documents too");
+    assert!(json.voice().twiml.contains("<Say>hi</Say>"));
+    assert!(Config::from_sources(Some("[voice\n"), |_| None).is_err());
+}
