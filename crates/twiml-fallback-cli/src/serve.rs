@@ -3,7 +3,6 @@
 //! This module only performs I/O — reading requests, logging records, sending alerts (deduplicated
 //! in memory), fetching the primary for a recovery — every decision is `Edge`'s.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,7 +16,7 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use twiml_fallback::config::Config;
 use twiml_fallback::edge::{
-    Alert, Body, Edge, EdgeRequest, Effect, LogRecord, MAX_REQUEST_BYTES, RecoveryOutcome, RecoveryPlan,
+    Alert, AlertWindows, Body, Edge, EdgeRequest, Effect, LogRecord, MAX_REQUEST_BYTES, RecoveryOutcome, RecoveryPlan,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 use twiml_fallback::twiml::MAX_DOCUMENT_BYTES;
@@ -31,8 +30,10 @@ struct Server {
     edge: Edge,
     policy: UrlPolicy,
     client: reqwest::Client,
-    /// Alert dedup keys and when their window ends.
-    sent_alerts: Mutex<HashMap<String, Instant>>,
+    /// Which alerts went out, and when their windows end.
+    alert_windows: Mutex<AlertWindows>,
+    /// The clock of those windows.
+    started: Instant,
 }
 
 /// Loads a configuration file (TOML or JSON).
@@ -72,7 +73,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         edge: Edge::new(config, verifier),
         policy,
         client,
-        sent_alerts: Mutex::new(HashMap::new()),
+        alert_windows: Mutex::new(AlertWindows::default()),
+        started: Instant::now(),
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -238,24 +240,13 @@ impl Server {
 
     /// Records the alert's key; `false` when it is still inside an earlier alert's window.
     fn first_in_window(&self, alert: &Alert) -> bool {
-        if alert.dedup_seconds == 0 {
-            return true;
-        }
-        let now = Instant::now();
-        let mut sent = match self.sent_alerts.lock() {
-            Ok(sent) => sent,
+        // A monotonic clock: a wall-clock jump must not reopen or stretch a window.
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut windows = match self.alert_windows.lock() {
+            Ok(windows) => windows,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if sent.len() > 4096 {
-            sent.retain(|_, until| *until > now);
-        }
-        match sent.get(&alert.dedup_key) {
-            Some(until) if *until > now => false,
-            _ => {
-                sent.insert(alert.dedup_key.clone(), now + Duration::from_secs(alert.dedup_seconds));
-                true
-            }
-        }
+        windows.first_in_window(alert, now_ms)
     }
 
     /// Re-requests the failed primary as planned and lets `Edge` judge its answer.

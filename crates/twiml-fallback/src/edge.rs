@@ -7,7 +7,7 @@
 //! - verify `X-Twilio-Signature` (403 and no alert or recovery when it fails);
 //! - answer the configured fallback TwiML for the channel and the called number;
 //! - emit effects for the shell to perform: exactly one [`LogRecord`] per request, an [`Alert`]
-//!   (verified fallback notices only, with a dedup key the shell checks against its store), and a
+//!   (verified fallback notices only, with a dedup key the shell checks with [`AlertWindows`]), and a
 //!   [`RecoveryPlan`] (verified requests whose `ErrorUrl` host is allowlisted: the original
 //!   parameters re-signed for `ErrorUrl`, with a deadline);
 //! - judge the recovery's answer ([`Edge::judge_recovery`]): relay it only if it is valid TwiML for
@@ -62,6 +62,9 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+mod alert_windows;
+pub use alert_windows::AlertWindows;
 
 use crate::config::{AnswerSource, Config, UNKNOWN_CHANNEL_TWIML};
 use crate::error_code::ErrorCode;

@@ -1,0 +1,123 @@
+//! Which alerts to send: at most one per dedup key within its window.
+//!
+//! [`Alert`]s carry a dedup key (error code + failing URL) and a window. A shell keeps one
+//! [`AlertWindows`] per process (or per Worker isolate) and asks it before sending; the clock is
+//! passed in, so the rule is the same everywhere and testable without waiting.
+//!
+//! ```
+//! use twiml_fallback::edge::{Alert, AlertWindows};
+//!
+//! let alert = Alert {
+//!     webhook_url: "https://hooks.example.com/alerts".to_owned(),
+//!     dedup_key: "11200 https://app.example.com/sms".to_owned(),
+//!     dedup_seconds: 300,
+//!     body: "{}".to_owned(),
+//! };
+//! let mut windows = AlertWindows::default();
+//! assert!(windows.first_in_window(&alert, 1_000));
+//! assert!(!windows.first_in_window(&alert, 200_000)); // inside the 300 s window
+//! assert!(windows.first_in_window(&alert, 301_000)); // a new window
+//! ```
+
+use std::collections::HashMap;
+
+use super::Alert;
+
+/// How many keys to hold before expired ones are swept.
+const SWEEP_ABOVE: usize = 4096;
+
+/// Dedup keys and when their windows end (milliseconds, the shell's clock).
+#[derive(Debug, Default)]
+pub struct AlertWindows {
+    until_ms: HashMap<String, u64>,
+}
+
+impl AlertWindows {
+    /// Whether `alert` opens a new window at `now_ms` — then it is recorded and should be sent;
+    /// `false` while an earlier alert with the same key is inside its window. An alert with a
+    /// zero window is always sent.
+    pub fn first_in_window(&mut self, alert: &Alert, now_ms: u64) -> bool {
+        if alert.dedup_seconds == 0 {
+            return true;
+        }
+        if self.until_ms.len() >= SWEEP_ABOVE {
+            self.until_ms.retain(|_, until| *until > now_ms);
+        }
+        match self.until_ms.get(&alert.dedup_key) {
+            Some(until) if *until > now_ms => false,
+            _ => {
+                let until = now_ms.saturating_add(alert.dedup_seconds.saturating_mul(1000));
+                self.until_ms.insert(alert.dedup_key.clone(), until);
+                true
+            }
+        }
+    }
+
+    /// How many keys are held (expired ones included until the next sweep).
+    pub fn len(&self) -> usize {
+        self.until_ms.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.until_ms.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(key: &str, dedup_seconds: u64) -> Alert {
+        Alert {
+            webhook_url: "https://hooks.example.com/a".to_owned(),
+            dedup_key: key.to_owned(),
+            dedup_seconds,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_alert_per_key_per_window() {
+        let mut windows = AlertWindows::default();
+        assert!(windows.first_in_window(&alert("a", 60), 0));
+        assert!(!windows.first_in_window(&alert("a", 60), 59_999));
+        assert!(windows.first_in_window(&alert("b", 60), 1), "keys are independent");
+        assert!(
+            windows.first_in_window(&alert("a", 60), 60_000),
+            "the window ends after 60 s"
+        );
+        assert!(
+            !windows.first_in_window(&alert("a", 60), 60_001),
+            "and a new one starts"
+        );
+    }
+
+    #[test]
+    fn a_zero_window_always_sends_and_records_nothing() {
+        let mut windows = AlertWindows::default();
+        assert!(windows.first_in_window(&alert("a", 0), 0));
+        assert!(windows.first_in_window(&alert("a", 0), 0));
+        assert!(windows.is_empty());
+    }
+
+    #[test]
+    fn expired_keys_are_swept_and_live_ones_kept() {
+        let mut windows = AlertWindows::default();
+        assert!(windows.first_in_window(&alert("live", 3600), 0));
+        for key in 0..SWEEP_ABOVE {
+            windows.first_in_window(&alert(&key.to_string(), 1), 0);
+        }
+        assert_eq!(windows.len(), SWEEP_ABOVE + 1);
+        assert!(windows.first_in_window(&alert("new", 1), 10_000));
+        assert_eq!(windows.len(), 2, "only the live key and the new one remain");
+        assert!(!windows.first_in_window(&alert("live", 3600), 10_000));
+    }
+
+    #[test]
+    fn huge_windows_do_not_overflow() {
+        let mut windows = AlertWindows::default();
+        assert!(windows.first_in_window(&alert("a", u64::MAX), u64::MAX - 1));
+        assert!(!windows.first_in_window(&alert("a", u64::MAX), u64::MAX - 1));
+    }
+}
