@@ -397,11 +397,9 @@ fn decode_signature(signature: &str) -> Option<[u8; 20]> {
 fn body_hash_param(url: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     let query = query.split_once('#').map_or(query, |(q, _)| q);
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
+    form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == BODY_HASH_PARAM)
-        .map(|(_, value)| value)
+        .map(|(_, value)| value.into_owned())
 }
 
 fn body_hash_matches(expected_hex: &str, body: &[u8]) -> bool {
