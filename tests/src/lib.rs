@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use fakes::{AlertReceiver, HEALTHY_TWIML, Hit, Primary};
-pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send};
+pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send, send_chunked, voice as voice_params};
 
 /// The tokens the table's signed requests use.
 pub const TOKEN: &str = "e2e-primary-token";
