@@ -169,10 +169,10 @@ fn squeeze(text: &str) -> String {
 }
 
 /// Turns a closed element into an action for its parent (or the document).
-fn finish(open: Open, stack: &mut [Open], actions: &mut Vec<Action>) {
+fn finish(mut open: Open, stack: &mut [Open], actions: &mut Vec<Action>) {
     let parent = stack.last_mut();
     // Text inside SSML and nouns belongs to the enclosing verb.
-    let Some(action) = action_of(&open, parent.as_ref().map(|p| p.name.as_str())) else {
+    let Some(action) = action_of(&mut open, parent.as_ref().map(|p| p.name.as_str())) else {
         if let Some(parent) = parent {
             match open.name.as_str() {
                 "Media" => parent.media.push(squeeze(&open.text)),
@@ -193,11 +193,14 @@ fn finish(open: Open, stack: &mut [Open], actions: &mut Vec<Action>) {
     }
 }
 
-fn action_of(open: &Open, parent: Option<&str>) -> Option<Action> {
+fn action_of(open: &mut Open, parent: Option<&str>) -> Option<Action> {
     let is_verb_position = matches!(parent, None | Some("Response" | "Gather" | "Prompt"));
     if !is_verb_position {
         return None;
     }
+    // Inside <Gather> only prompts make sense; anything else (a <Gather> in a <Gather>…) is named,
+    // not expanded, so the outline stays two levels deep however deep the document nests.
+    let in_gather = matches!(parent, Some("Gather" | "Prompt"));
     let text = squeeze(&open.text);
     Some(match open.name.as_str() {
         "Response" => return None,
@@ -214,8 +217,11 @@ fn action_of(open: &Open, parent: Option<&str>) -> Option<Action> {
                 .and_then(|length| length.trim().parse().ok())
                 .unwrap_or(1),
         },
+        "Gather" if in_gather => Action::Other {
+            verb: "Gather".to_owned(),
+        },
         "Gather" => Action::Gather {
-            prompts: open.children.clone(),
+            prompts: std::mem::take(&mut open.children),
         },
         "Dial" => Action::Dial {
             target: if text.is_empty() { "its nouns".to_owned() } else { text },
@@ -228,7 +234,7 @@ fn action_of(open: &Open, parent: Option<&str>) -> Option<Action> {
         "Redirect" => Action::Redirect { url: text },
         "Message" | "Sms" => Action::Message {
             body: text,
-            media: open.media.clone(),
+            media: std::mem::take(&mut open.media),
             to: open.attribute("to").map(str::to_owned),
         },
         other => Action::Other { verb: other.to_owned() },
@@ -238,6 +244,25 @@ fn action_of(open: &Open, parent: Option<&str>) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_outlines_two_levels_deep() {
+        // Found by property testing: nested <Gather>s built a nested Action per level, which
+        // overflowed the stack when cloned or dropped (and cost quadratic time).
+        let depth = 20_000;
+        let document = format!(
+            "<Response>{}{}</Response>",
+            "<Gather>".repeat(depth),
+            "</Gather>".repeat(depth)
+        );
+        let actions = outline(document.as_bytes());
+        assert_eq!(
+            actions,
+            [Action::Gather {
+                prompts: vec![Action::Other { verb: "Gather".into() }]
+            }]
+        );
+    }
 
     #[test]
     fn voice_documents_outline_their_verbs() {
