@@ -44,20 +44,24 @@ const URL_TEXT_ELEMENTS: &[&str] = &["Redirect", "Play", "Media"];
 ///     "<Redirect>https://app.example.com/menu</Redirect></Response>"));
 /// ```
 pub fn resolve_relative_urls<'d>(document: &'d str, base: &str) -> Cow<'d, str> {
-    let Some(edits) = collect_edits(document, base) else {
+    // The XML reader skips a byte-order mark without counting it: work on what follows it, so
+    // the edits' offsets are offsets into the same text.
+    let body = document.strip_prefix('\u{feff}').unwrap_or(document);
+    let Some(edits) = collect_edits(body, base) else {
         return Cow::Borrowed(document);
     };
     if edits.is_empty() {
         return Cow::Borrowed(document);
     }
     let mut out = String::with_capacity(document.len() + edits.len() * base.len());
+    out.push_str(&document[..document.len() - body.len()]);
     let mut copied = 0;
     for edit in &edits {
-        out.push_str(&document[copied..edit.start]);
+        out.push_str(&body[copied..edit.start]);
         out.push_str(&edit.replacement);
         copied = edit.end;
     }
-    out.push_str(&document[copied..]);
+    out.push_str(&body[copied..]);
     Cow::Owned(out)
 }
 
@@ -273,6 +277,19 @@ fn remove_dot_segments(path_and_more: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_the_edits() {
+        // Found by fuzzing: the reader skips the BOM without counting it, so every edit landed
+        // three bytes early and broke the document.
+        let document =
+            "\u{feff}<Response><Play loop=\"2\">a.mp3</Play><Redirect method=\"POST\">/voice</Redirect></Response>";
+        assert_eq!(
+            resolve_relative_urls(document, "https://app.example.com/twilio/voice?x=1"),
+            "\u{feff}<Response><Play loop=\"2\">https://app.example.com/twilio/a.mp3</Play>\
+             <Redirect method=\"POST\">https://app.example.com/voice</Redirect></Response>"
+        );
+    }
 
     const BASE: &str = "https://app.example.com/voice/incoming?CallSid=CA1";
 
