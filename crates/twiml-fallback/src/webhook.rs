@@ -332,13 +332,12 @@ fn decode_form_component(input: &[u8]) -> String {
 
 /// The channel of a raw form body or query string (as [`Params::channel`] would find it), without
 /// decoding values or allocating: only keys are looked at, and only whether their values are empty.
+/// As with [`Params::get`], the first occurrence of a key is the one that counts.
 pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
+    // CallSid, MessageSid, SmsSid, SmsMessageSid: whether each was seen yet.
+    let mut seen = [false; 4];
     let mut messaging = false;
-    let mut start = 0;
-    while start < raw.len() {
-        let end = memchr::memchr(b'&', &raw[start..]).map_or(raw.len(), |offset| start + offset);
-        let pair = &raw[start..end];
-        start = end + 1;
+    for pair in raw.split(|&byte| byte == b'&') {
         // Only a key starting with C, M, S or an escape can be one of the four.
         if !matches!(pair.first(), Some(b'C' | b'M' | b'S' | b'%')) {
             continue;
@@ -347,24 +346,28 @@ pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
             Some(equals) => (&pair[..equals], &pair[equals + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
-        if value.is_empty() {
-            continue;
-        }
         let decoded;
         let key = if memchr::memchr2(b'%', b'+', key).is_some() {
-            decoded = form_urlencoded::parse(pair)
-                .next()
-                .map(|(key, _)| key.into_owned())
-                .unwrap_or_default();
+            decoded = decode_form_component(key);
             decoded.as_bytes()
         } else {
             key
         };
-        match key {
-            b"CallSid" => return Some(Channel::Voice),
-            b"MessageSid" | b"SmsSid" | b"SmsMessageSid" => messaging = true,
-            _ => {}
+        let index = match key {
+            b"CallSid" => 0,
+            b"MessageSid" => 1,
+            b"SmsSid" => 2,
+            b"SmsMessageSid" => 3,
+            _ => continue,
+        };
+        // A non-empty raw value decodes to a non-empty one, and the reverse.
+        if std::mem::replace(&mut seen[index], true) || value.is_empty() {
+            continue;
         }
+        if index == 0 {
+            return Some(Channel::Voice);
+        }
+        messaging = true;
     }
     messaging.then_some(Channel::Messaging)
 }
@@ -550,6 +553,12 @@ mod tests {
             "Body=a%26b&x=CallSid%3D1",
             "xCallSid=CA1&SmsSid=",
             "Body=&CallSid=CA1",
+            // The first occurrence counts, as for Params::get (found by fuzzing).
+            "CallSid&CallSid=CA1",
+            "CallSid=&MessageSid=SM1&CallSid=CA1",
+            "MessageSid=&MessageSid=SM1",
+            "MessageSid=&SmsSid=SM1",
+            "SmsSid=SM1&CallSid=&CallSid=CA1",
         ] {
             assert_eq!(
                 channel_of_form(raw.as_bytes()),
