@@ -866,8 +866,9 @@ fn misplaced_message(name: &[u8], parent: &Element) -> String {
     let shown = String::from_utf8_lossy(name);
     let parent_name = parent.name;
     let is_root = std::ptr::eq(parent, &RESPONSE_ELEMENT);
-    let exact_elsewhere = schema::case_insensitive_match(name).filter(|known| known.as_bytes() == name);
-    if let Some(known) = schema::case_insensitive_match(name).filter(|known| known.as_bytes() != name) {
+    let known_elsewhere = schema::case_insensitive_match(name);
+    let exact_elsewhere = known_elsewhere.filter(|known| known.as_bytes() == name);
+    if let Some(known) = known_elsewhere.filter(|known| known.as_bytes() != name) {
         return format!("<{shown}> is not a TwiML element; names are case-sensitive: did you mean <{known}>?");
     }
     if exact_elsewhere.is_some() {
