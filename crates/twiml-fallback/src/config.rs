@@ -576,6 +576,15 @@ impl HostRule {
         if wildcard && !name.contains('.') {
             return Err("a wildcard needs at least two labels after \"*.\" (e.g. *.example.com)".to_owned());
         }
+        // `*.0.0.5` would match the IPv4 address 10.0.0.5: no top-level domain is all digits.
+        if wildcard
+            && name
+                .rsplit('.')
+                .next()
+                .is_some_and(|label| label.bytes().all(|byte| byte.is_ascii_digit()))
+        {
+            return Err("a wildcard covers host names, not IP addresses".to_owned());
+        }
         Ok(Self {
             host: name,
             wildcard,

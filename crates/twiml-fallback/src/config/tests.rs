@@ -291,6 +291,7 @@ fn recovery_allows_only_listed_hosts_over_https() {
         ("ftp://app.example.com/", RecoveryRefusal::Scheme),
         ("https://user:pw@app.example.com/", RecoveryRefusal::UserInfo),
         ("https://app.example.com@evil.example/", RecoveryRefusal::UserInfo),
+        ("https://evil.example\t@app.example.com/", RecoveryRefusal::UserInfo),
         ("/relative", RecoveryRefusal::NotAbsolute),
         ("https:///path", RecoveryRefusal::NotAbsolute),
     ] {
@@ -310,6 +311,12 @@ fn recovery_allows_only_listed_hosts_over_https() {
         "https://127.0.0.1/",
         "https://[::1]/",
         "https://2130706433/",
+        "https://0177.0.0.1/",
+        "https://0x7f.0.0.1/",
+        "https://127.1/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[0:0:0:0:0:0:0:1]/",
+        "https://app.exa\tmple.com/",
         "https://evil.example#@app.example.com/",
         "https://evil.example\\@app.example.com/",
     ] {
@@ -343,6 +350,10 @@ fn recovery_defaults_and_rule_display() {
     assert_eq!(
         errors("[recovery]\nallow_hosts = [\"*.com\"]"),
         ["recovery.allow_hosts[0]: a wildcard needs at least two labels after \"*.\" (e.g. *.example.com)"]
+    );
+    assert_eq!(
+        errors("[recovery]\nallow_hosts = [\"*.0.0.5\"]"),
+        ["recovery.allow_hosts[0]: a wildcard covers host names, not IP addresses"]
     );
 }
 
