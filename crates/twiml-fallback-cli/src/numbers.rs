@@ -183,7 +183,7 @@ impl Api {
                     .hint("check your network, or --api-base")
                 })?;
             let status = response.status();
-            let text = response.text().await.unwrap_or_default();
+            let text = read_api_body(response).await?;
             if !status.is_success() {
                 let (code, message) = api_error(&text);
                 let hint = if status.as_u16() == 401 {
@@ -204,13 +204,19 @@ impl Api {
                 ))
             })?;
             numbers.extend(page.incoming_phone_numbers);
-            next = page.next_page_uri.filter(|uri| !uri.is_empty()).map(|uri| {
-                if uri.starts_with("http://") || uri.starts_with("https://") {
-                    uri
-                } else {
-                    format!("{}{uri}", self.base)
+            next = match page.next_page_uri.filter(|uri| !uri.is_empty()) {
+                None => None,
+                // Twilio gives a path; an absolute URL is followed only on the API's own origin:
+                // the credentials go with every page request.
+                Some(uri) if uri.starts_with('/') => Some(format!("{}{uri}", self.base)),
+                Some(uri) if uri.starts_with(&format!("{}/", self.base)) => Some(uri),
+                Some(uri) => {
+                    return Err(CliError::new(format!(
+                        "the API's next_page_uri {uri:?} leaves {}: not following it with your credentials",
+                        self.base
+                    )));
                 }
-            });
+            };
         }
         Ok(numbers)
     }
@@ -236,10 +242,34 @@ impl Api {
         if status.is_success() {
             return Ok(());
         }
-        let text = response.text().await.unwrap_or_default();
+        let text = read_api_body(response)
+            .await
+            .map_err(|error| (None, error.to_string()))?;
         let (code, message) = api_error(&text);
         Err((code, format!("HTTP {}: {message}", status.as_u16())))
     }
+}
+
+/// The most an API answer may hold: a page of 1,000 numbers is ~2 MB.
+const MAX_API_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// An API answer's body as text, refused past [`MAX_API_BODY_BYTES`].
+async fn read_api_body(response: reqwest::Response) -> Result<String, CliError> {
+    let bytes = http_client::read_limited(response, MAX_API_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            CliError::new(format!(
+                "reading the Twilio API's answer failed: {}",
+                http_client::describe(&error)
+            ))
+        })?;
+    if bytes.len() > MAX_API_BODY_BYTES {
+        return Err(CliError::new(format!(
+            "the Twilio API's answer is over {} MB: not reading it",
+            MAX_API_BODY_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn api_error(text: &str) -> (Option<u64>, String) {

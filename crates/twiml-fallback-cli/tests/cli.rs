@@ -361,6 +361,10 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
     let text = stdout(&fell_back);
     assert_eq!(code(&fell_back), 0, "{text}");
     assert!(
+        !text.contains("sim-token") && !stderr(&fell_back).contains("sim-token"),
+        "the token is never printed"
+    );
+    assert!(
         text.contains("error 11200 (HTTP retrieval failure): the webhook answered HTTP 500"),
         "{text}"
     );
@@ -401,6 +405,12 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
     assert_eq!(document["hops"][0]["error_code"], 12102);
     assert_eq!(document["outcome"], "failed");
     assert_eq!(document["experience"][0], "the sender gets no reply");
+
+    // An answer over 64 KB: read only to the limit, judged 11750 like Twilio does.
+    let huge = run(&["simulate", "--url", &format!("{bare}/voice/huge"), "--format", "json"]);
+    assert_eq!(code(&huge), 1);
+    let document: Value = serde_json::from_str(&stdout(&huge)).expect("JSON output");
+    assert_eq!(document["hops"][0]["error_code"], 11750, "{document}");
 
     // Voice TwiML to an SMS webhook: Twilio does not fall back (12200 is a warning), but nothing is sent.
     let wrong = run(&[
@@ -583,6 +593,65 @@ fn start_fake_api(runtime: &tokio::runtime::Runtime) -> (String, FakeApi) {
     (format!("http://{addr}"), api)
 }
 
+/// Starts a server answering every request with `answer`, recording each request's
+/// `Authorization` header; returns its base URL and the record.
+fn start_recorder(runtime: &tokio::runtime::Runtime, answer: Value) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let router = Router::new().fallback(move |request: Request| {
+        let (record, answer) = (Arc::clone(&record), answer.clone());
+        async move {
+            let authorization = request
+                .headers()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            record.lock().expect("record").push(authorization);
+            axum::Json(answer)
+        }
+    });
+    let addr: SocketAddr = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        addr
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn numbers_never_sends_credentials_off_the_api_origin() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (elsewhere, elsewhere_seen) = start_recorder(
+        &runtime,
+        json!({"incoming_phone_numbers": [], "next_page_uri": null, "page": 1, "page_size": 2}),
+    );
+    // An API whose first page points the next one at another origin.
+    let (api, _) = start_recorder(
+        &runtime,
+        json!({
+            "incoming_phone_numbers": [numbers_fixture()[0].clone()],
+            "next_page_uri": format!("{elsewhere}/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json?Page=1"),
+            "page": 0,
+            "page_size": 1,
+        }),
+    );
+    let audit = numbers(&["numbers", "audit"], &api, &CREDENTIALS);
+    assert_eq!(code(&audit), 2, "{}", stdout(&audit));
+    assert!(
+        stderr(&audit).contains("not following it with your credentials"),
+        "{}",
+        stderr(&audit)
+    );
+    assert!(
+        elsewhere_seen.lock().expect("record").is_empty(),
+        "a request went to the other origin"
+    );
+    assert!(!stderr(&audit).contains("secret-token") && !stdout(&audit).contains("secret-token"));
+}
+
 fn numbers(args: &[&str], base: &str, credentials: &[(&str, &str)]) -> Output {
     let mut command = command(&[args, &["--api-base", base]].concat());
     for (name, value) in credentials {
@@ -643,6 +712,10 @@ fn numbers_audit_pages_through_the_api_and_flags_unprotected_numbers() {
         &[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_AUTH_TOKEN", "nope")],
     );
     assert_eq!(code(&wrong), 2);
+    assert!(
+        !stderr(&wrong).contains("nope") && !stdout(&wrong).contains("nope"),
+        "the token is never printed"
+    );
     assert!(
         stderr(&wrong).contains("HTTP 401 (Twilio error 20003)"),
         "{}",
