@@ -64,7 +64,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod alert_windows;
-pub use alert_windows::AlertWindows;
+pub use alert_windows::{AlertWindows, MAX_ALERT_KEYS};
 
 use crate::config::{AnswerSource, Config, UNKNOWN_CHANNEL_TWIML};
 use crate::error_code::ErrorCode;
@@ -308,7 +308,7 @@ impl Edge {
             time: rfc3339(request.now_ms),
             event: "fallback",
             status: 200,
-            method: method.clone(),
+            method: clip(&method),
             path: path_of(request.url),
             channel: None,
             sid: None,
@@ -411,6 +411,12 @@ impl Edge {
                     if resolved.len() > MAX_DOCUMENT_BYTES {
                         return Err("rejected: over 64 KB once its relative URLs are resolved".to_owned());
                     }
+                    // What is relayed is checked, not only what was received.
+                    if matches!(resolved, std::borrow::Cow::Owned(_)) {
+                        AnswerRules::for_channel(Some(plan.channel))
+                            .check(200, Some(TWIML_CONTENT_TYPE), resolved.as_bytes())
+                            .map_err(|rejection| format!("rejected once rebased: {}", clip(&rejection.to_string())))?;
+                    }
                     Ok(resolved.into_owned())
                 }),
         };
@@ -462,6 +468,8 @@ impl Edge {
     ) -> Alert {
         let url_without_query = error_url.map(|url| url.split(['?', '#']).next().unwrap_or(url));
         let code_text = params.get("ErrorCode").unwrap_or("").trim();
+        // The dedup key hashes the full values; what is written is clipped.
+        let (shown_url, shown_code) = (url_without_query.map(clip), clip(code_text));
         let dedup_source = format!("{code_text}\n{}", url_without_query.unwrap_or(""));
         let digest = Sha256::digest(dedup_source.as_bytes());
         let dedup_key = format!(
@@ -477,13 +485,13 @@ impl Edge {
             Some(Channel::Messaging) => "A message",
             None => "A request",
         };
-        let to = params.to().map(|to| format!(" to {to}")).unwrap_or_default();
+        let to = params.to().map(|to| format!(" to {}", clip(to))).unwrap_or_default();
         let code_part = match code {
             Some(code) => format!("{code} ({})", code.title()),
             None if code_text.is_empty() => "an unknown error".to_owned(),
-            None => format!("error {code_text:?}"),
+            None => format!("error {shown_code:?}"),
         };
-        let at = url_without_query.map(|url| format!(" at {url}")).unwrap_or_default();
+        let at = shown_url.map(|url| format!(" at {url}")).unwrap_or_default();
         let text = format!(
             "twiml-fallback: {what}{to} hit the fallback: the primary webhook{at} failed with {code_part}. \
              Callers get the fallback answer until it recovers."

@@ -335,6 +335,7 @@ async fn recover(edge: &Edge, plan: &RecoveryPlan) -> RecoveryJudgement {
         let mut response = Fetch::Request(request).send().await?;
         let status = response.status_code();
         let content_type = response.headers().get("Content-Type").ok().flatten();
+        // Read up to just past Twilio's 64 KB (enough to know it is too large); no stream, no body.
         let mut body = Vec::new();
         if let Ok(mut stream) = response.stream() {
             while let Some(chunk) = stream.next().await {
@@ -343,8 +344,6 @@ async fn recover(edge: &Edge, plan: &RecoveryPlan) -> RecoveryJudgement {
                     break;
                 }
             }
-        } else {
-            body = response.bytes().await?;
         }
         Ok::<_, worker::Error>((status, content_type, body))
     };

@@ -26,10 +26,17 @@ use super::Alert;
 /// How many keys to hold before expired ones are swept.
 const SWEEP_ABOVE: usize = 4096;
 
+/// The most keys held at once. Keys come only from verified requests, so reaching this takes
+/// thousands of distinct failing URLs inside one window; past it the half that ends soonest is
+/// forgotten (their alerts may repeat: better twice than a map without bound).
+pub const MAX_ALERT_KEYS: usize = 16 * 1024;
+
 /// Dedup keys and when their windows end (milliseconds, the shell's clock).
 #[derive(Debug, Default)]
 pub struct AlertWindows {
     until_ms: HashMap<String, u64>,
+    /// Sweep when the map reaches this size (doubling with what survives: amortised O(1)).
+    sweep_at: usize,
 }
 
 impl AlertWindows {
@@ -40,8 +47,16 @@ impl AlertWindows {
         if alert.dedup_seconds == 0 {
             return true;
         }
-        if self.until_ms.len() >= SWEEP_ABOVE {
+        if self.until_ms.len() >= self.sweep_at.max(SWEEP_ABOVE) {
             self.until_ms.retain(|_, until| *until > now_ms);
+            if self.until_ms.len() >= MAX_ALERT_KEYS / 2 {
+                let mut ends: Vec<u64> = self.until_ms.values().copied().collect();
+                let middle = ends.len() / 2;
+                let (_, median, _) = ends.select_nth_unstable(middle);
+                let median = *median;
+                self.until_ms.retain(|_, until| *until > median);
+            }
+            self.sweep_at = (2 * self.until_ms.len()).min(MAX_ALERT_KEYS);
         }
         match self.until_ms.get(&alert.dedup_key) {
             Some(until) if *until > now_ms => false,
@@ -105,13 +120,28 @@ mod tests {
     fn expired_keys_are_swept_and_live_ones_kept() {
         let mut windows = AlertWindows::default();
         assert!(windows.first_in_window(&alert("live", 3600), 0));
-        for key in 0..SWEEP_ABOVE {
-            windows.first_in_window(&alert(&key.to_string(), 1), 0);
+        // 100,000 one-second windows, one every 10 ms: about 100 alive at any time.
+        for key in 0..100_000u64 {
+            assert!(windows.first_in_window(&alert(&key.to_string(), 1), key * 10));
+            assert!(windows.len() <= SWEEP_ABOVE + 1, "{} keys held", windows.len());
         }
-        assert_eq!(windows.len(), SWEEP_ABOVE + 1);
-        assert!(windows.first_in_window(&alert("new", 1), 10_000));
-        assert_eq!(windows.len(), 2, "only the live key and the new one remain");
-        assert!(!windows.first_in_window(&alert("live", 3600), 10_000));
+        assert!(
+            !windows.first_in_window(&alert("live", 3600), 999_000),
+            "a live key survives the sweeps"
+        );
+    }
+
+    #[test]
+    fn live_keys_are_capped() {
+        let mut windows = AlertWindows::default();
+        for key in 0..3 * MAX_ALERT_KEYS as u64 {
+            // All live: each window ends later than the previous one.
+            assert!(windows.first_in_window(&alert(&key.to_string(), 3600), key));
+            assert!(windows.len() <= MAX_ALERT_KEYS, "{} keys", windows.len());
+        }
+        // The latest keys are the ones kept.
+        let last = (3 * MAX_ALERT_KEYS - 1).to_string();
+        assert!(!windows.first_in_window(&alert(&last, 3600), 3 * MAX_ALERT_KEYS as u64));
     }
 
     #[test]

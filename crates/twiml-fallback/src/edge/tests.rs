@@ -320,6 +320,14 @@ fn a_healthy_primary_is_relayed_with_relative_urls_resolved() {
 #[test]
 fn a_broken_primary_falls_back_with_the_reason_logged() {
     let edge = edge(RECOVERY);
+    // Valid voice TwiML, but over 64 KB; and just under it until its 800 relative URLs grow.
+    let oversized = format!("<Response><Say>{}</Say></Response>", "x".repeat(70 * 1024)).into_bytes();
+    let near_limit = format!(
+        "<Response>{}<Say>{}</Say></Response>",
+        "<Play>a.mp3</Play>".repeat(800),
+        "x".repeat(64 * 1024 - 40 - 800 * 18)
+    );
+    assert!(near_limit.len() <= 64 * 1024);
     let decision = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
     let plan = plan_of(&decision).expect("a plan");
     for (outcome, reason) in [
@@ -359,6 +367,22 @@ fn a_broken_primary_falls_back_with_the_reason_logged() {
                 body: b"<html/>",
             },
             "rejected: 12300",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("text/xml"),
+                body: &oversized,
+            },
+            "rejected: 11750",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("text/xml"),
+                body: near_limit.as_bytes(),
+            },
+            "rejected: over 64 KB once its relative URLs are resolved",
         ),
     ] {
         let judgement = edge.judge_recovery(plan, outcome);
@@ -479,16 +503,47 @@ fn garbage_never_panics_and_every_200_is_valid_twiml() {
 }
 
 #[test]
-fn log_records_are_one_json_line_and_bounded() {
-    let long_sid = "CA".repeat(10_000);
-    let body = format!("CallSid={long_sid}&To=%2B1");
-    let decision = edge("").decide(&post(&body, &sign(URL, &body)));
-    let line = log_of(&decision).to_json();
-    assert!(!line.contains('\n'));
-    assert!(line.len() < 4096, "{}", line.len());
-    let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-    assert_eq!(parsed["event"], "fallback");
-    assert_eq!(parsed["channel"], "voice");
+fn log_records_and_alerts_are_bounded_whatever_the_request_holds() {
+    // Every field that comes from the request, 10,000 characters long (a 64 KB body allows it).
+    let long = |prefix: &str| format!("{prefix}{}", "x".repeat(10_000));
+    let body = Params::from_pairs([
+        ("CallSid", long("CA")),
+        ("AccountSid", long("AC")),
+        ("To", long("+1")),
+        ("ErrorCode", long("112")),
+        ("ErrorUrl", long("https://app.example.com/")),
+    ])
+    .to_form();
+    let url = format!("{URL}/{}", "p".repeat(10_000));
+    let method = "P".repeat(10_000);
+    let signature = sign(&url, &body);
+    let edge = edge(ALERTS);
+    for method in ["POST", method.as_str()] {
+        let decision = edge.decide(&EdgeRequest {
+            method,
+            url: &url,
+            ..post(&body, &signature)
+        });
+        let line = log_of(&decision).to_json();
+        assert!(!line.contains('\n'));
+        assert!(line.len() < 8 * 1024, "a {} byte log line", line.len());
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert!(
+            parsed["event"] == "fallback" || parsed["event"] == "forbidden",
+            "{parsed}"
+        );
+        for alert in alerts_of(&decision) {
+            assert!(alert.body.len() < 8 * 1024, "a {} byte alert", alert.body.len());
+        }
+    }
+    assert_eq!(
+        alerts_of(&edge.decide(&EdgeRequest {
+            url: &url,
+            ..post(&body, &signature)
+        }))
+        .len(),
+        1
+    );
 }
 
 #[test]

@@ -358,8 +358,15 @@ mod tests {
 
     #[test]
     fn rewritten_documents_still_validate() {
+        // Markup characters in the base URL's directory reach the output: they must be escaped
+        // in the attribute and in the text.
         let document = "<Response><Gather action=\"g\"><Say>x</Say></Gather><Redirect>r</Redirect></Response>";
-        let resolved = resolve_relative_urls(document, "https://a.example/b/c\"d");
+        let resolved = resolve_relative_urls(document, "https://a.example/b\"<&>'/c");
+        assert_eq!(
+            resolved,
+            "<Response><Gather action=\"https://a.example/b&quot;&lt;&amp;&gt;'/g\"><Say>x</Say></Gather>\
+             <Redirect>https://a.example/b\"&lt;&amp;&gt;'/r</Redirect></Response>"
+        );
         let report = crate::twiml::validate(resolved.as_bytes(), crate::twiml::TargetChannel::Voice);
         assert!(
             report.diagnostics().is_empty(),
