@@ -26,7 +26,7 @@ use twiml_fallback::error_code::ErrorCode;
 use twiml_fallback::layer::{
     FALLBACK_HEADER, FallbackEvent, FallbackLayer, RequestBody, TwilioParams, ValidateTwilioSignatureLayer,
 };
-use twiml_fallback::signature::{SignatureVerifier, compute_signature};
+use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{Strictness, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
 
@@ -791,4 +791,92 @@ async fn the_signature_layer_accepts_every_design_vector_and_nothing_tampered() 
         .body(Full::new(Bytes::new()))
         .expect("request");
     assert_eq!(status_of(get).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_signature_layer_refuses_a_body_too_large_to_verify_without_calling_the_app() {
+    let called = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&called);
+    let app = ValidateTwilioSignatureLayer::new(SignatureVerifier::new("t0ken"))
+        .body_limit(1024)
+        .layer(service_fn(move |_request: Request<RequestBody<Full<Bytes>>>| {
+            let counter = Arc::clone(&counter);
+            async move {
+                *counter.lock().expect("counter") += 1;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"<Response/>"))))
+            }
+        }));
+    // Correctly signed, but 2 KB: it cannot be verified within the limit.
+    let body = format!("{VOICE_PARAMS}&Padding={}", "a".repeat(2048));
+    let url = "http://fallback.example.com/voice";
+    let signature = compute_signature("t0ken", url, &Params::from_form(body.as_bytes()));
+    let mut request = form_request(Method::POST, url, &body);
+    request
+        .headers_mut()
+        .insert(SIGNATURE_HEADER, signature.parse().expect("header"));
+    let (status, _, _) = read(app.oneshot(request).await.expect("infallible")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(*called.lock().expect("counter"), 0, "the app was called");
+}
+
+/// A response body that never ends: 1 KB chunks forever.
+struct Endless;
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![b' '; 1024])))))
+    }
+}
+
+#[tokio::test]
+async fn an_endless_response_body_is_cut_at_the_limit_not_read_forever() {
+    let app = FallbackLayer::new().layer(service_fn(|_request: Request<RequestBody<Full<Bytes>>>| async {
+        let mut response = Response::new(Endless);
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, "text/xml".parse().expect("header"));
+        Ok::<_, Infallible>(response)
+    }));
+    // Without the cut-off this never completes; the bound only turns a hang into a failure.
+    let response = tokio::time::timeout(
+        Duration::from_secs(60),
+        app.oneshot(form_request(Method::POST, "/voice", VOICE_PARAMS)),
+    )
+    .await
+    .expect("the layer stopped reading")
+    .expect("infallible");
+    let (status, headers, body) = read(response).await;
+    assert_fallback(status, &headers, &body, Channel::Voice, "too-large", "an endless body");
+}
+
+#[tokio::test]
+async fn markup_in_the_parameters_never_reaches_the_twiml_unescaped() {
+    let body = Params::from_pairs([
+        ("MessageSid", "SM1"),
+        ("From", "+14155550100"),
+        (
+            "Body",
+            "</Message><Redirect>https://evil.example/</Redirect><Message>&amp;",
+        ),
+    ])
+    .to_form();
+    let (status, headers, answer) = read(
+        ChaosApp::new(FallbackLayer::new())
+            .oneshot(form_request(Method::POST, "/sms/ok", &body))
+            .await
+            .expect("ok"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get(FALLBACK_HEADER), None, "the app's own answer");
+    let text = std::str::from_utf8(&answer).expect("UTF-8");
+    assert!(!text.contains("<Redirect>"), "{text}");
+    assert!(text.contains("&lt;/Message&gt;&lt;Redirect&gt;"), "{text}");
+    assert!(validate(&answer, TargetChannel::Messaging).is_valid(), "{text}");
 }
