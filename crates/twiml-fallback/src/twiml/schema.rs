@@ -158,12 +158,10 @@ pub(crate) fn response_child(name: &[u8]) -> Option<&'static Element> {
     }
 }
 
-/// A known element whose name differs from `name` only in case (`say` → `Say`), anywhere in the tree.
-pub(crate) fn case_insensitive_match(name: &[u8]) -> Option<&'static str> {
-    // Every element name of the tree, gathered once: validating a document full of unknown
-    // elements asks for each of them (walking the tree every time cost ~5 µs per element).
+/// Every element name of the tree, `Response` first, gathered once.
+fn element_names() -> &'static [&'static str] {
     static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(|| {
+    NAMES.get_or_init(|| {
         let mut names = vec!["Response"];
         let mut pending: Vec<&'static Element> = RESPONSE_CHILDREN.to_vec();
         while let Some(element) = pending.pop() {
@@ -173,8 +171,14 @@ pub(crate) fn case_insensitive_match(name: &[u8]) -> Option<&'static str> {
             }
         }
         names
-    });
-    names
+    })
+}
+
+/// A known element whose name differs from `name` only in case (`say` → `Say`), anywhere in the
+/// tree. (Validating a document full of unknown elements asks this for each of them: walking the
+/// tree every time cost ~5 µs per element.)
+pub(crate) fn case_insensitive_match(name: &[u8]) -> Option<&'static str> {
+    element_names()
         .iter()
         .copied()
         .find(|known| known.as_bytes().eq_ignore_ascii_case(name))
@@ -1337,16 +1341,9 @@ mod tests {
 
     #[test]
     fn every_element_name_is_found_and_none_differs_from_another_only_in_case() {
-        let mut names = vec!["Response"];
-        let mut pending: Vec<&'static Element> = RESPONSE_CHILDREN.to_vec();
-        while let Some(element) = pending.pop() {
-            if !names.contains(&element.name) {
-                names.push(element.name);
-                pending.extend(element.children.iter().copied());
-            }
-        }
+        let names = element_names();
         assert!(names.len() > 50, "{} names", names.len());
-        for name in &names {
+        for name in names {
             assert_eq!(
                 case_insensitive_match(name.to_ascii_uppercase().as_bytes()),
                 Some(*name)
