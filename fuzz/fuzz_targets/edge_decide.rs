@@ -1,0 +1,103 @@
+//! The fallback endpoint's whole decision on arbitrary requests, sometimes correctly signed: no
+//! panic; 200 with valid TwiML within 64 KB, or 403 and no effect but the log record; exactly one
+//! log record per request.
+//!
+//! Input (so real webhook bodies can seed it): `METHOD PATH?QUERY \n FLAG CONTENT-TYPE \n BODY`,
+//! FLAG being `S` (signed correctly), `N` (no signature), `L` (body too large to read) or anything
+//! else (that line's rest is the signature, with no Content-Type).
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use twiml_fallback::config::Config;
+use twiml_fallback::edge::{Body, Edge, EdgeRequest, Effect, TWIML_CONTENT_TYPE};
+use twiml_fallback::signature::{SignatureVerifier, compute_signature};
+use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, validate};
+use twiml_fallback::webhook::Params;
+
+const TOKEN: &str = "fuzz-token";
+
+fn edge() -> &'static Edge {
+    static EDGE: OnceLock<Edge> = OnceLock::new();
+    EDGE.get_or_init(|| {
+        let config = Config::from_toml(
+            r#"
+[voice]
+say = "Voice fallback <&> \"quoted\""
+[messaging]
+message = "SMS fallback"
+[numbers."+14155550199".voice]
+play = "https://example.com/sorry.mp3"
+[alerts]
+webhook_url = "https://hooks.example.com/alert"
+[recovery]
+allow_hosts = ["app.example.com"]
+"#,
+        )
+        .expect("the fuzz configuration is valid");
+        Edge::new(config, SignatureVerifier::new(TOKEN))
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut parts = data.splitn(3, |&byte| byte == b'\n');
+    let request_line = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let header_line = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let body = parts.next().unwrap_or_default();
+    let (method, target) = request_line.split_once(' ').unwrap_or(("POST", &request_line));
+    let url = format!("https://fallback.example.com/{}", target.trim_start_matches('/'));
+    let (flag, rest) = header_line.split_at(header_line.chars().next().map_or(0, char::len_utf8));
+    let content_type = Some(rest.trim()).filter(|text| !text.is_empty());
+    let (signature, content_type, too_large) = match flag {
+        "S" => {
+            let params = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+                Params::new()
+            } else {
+                Params::from_form(body)
+            };
+            (Some(compute_signature(TOKEN, &url, params.iter())), content_type, false)
+        }
+        "N" => (None, content_type, false),
+        "L" => (None, content_type, true),
+        _ => (Some(header_line.to_string()), None, false),
+    };
+    let decision = edge().decide(&EdgeRequest {
+        method,
+        url: &url,
+        signature: signature.as_deref(),
+        content_type,
+        body: if too_large {
+            Body::TooLarge
+        } else {
+            Body::Complete(body)
+        },
+        now_ms: 1_700_000_000_000,
+    });
+    let response = &decision.response;
+    let logs = decision
+        .effects
+        .iter()
+        .filter(|effect| matches!(effect, Effect::Log(_)))
+        .count();
+    let recoveries = decision
+        .effects
+        .iter()
+        .filter(|effect| matches!(effect, Effect::Recover(_)))
+        .count();
+    assert_eq!(
+        logs + recoveries,
+        1,
+        "one log record per request (a recovery plan carries it)"
+    );
+    match response.status {
+        200 => {
+            assert_eq!(response.content_type, TWIML_CONTENT_TYPE);
+            assert!(response.body.len() <= MAX_DOCUMENT_BYTES);
+            let report = validate(response.body.as_bytes(), TargetChannel::Auto);
+            assert!(report.is_valid(), "{}: {:?}", response.body, report.diagnostics());
+        }
+        403 => assert_eq!(decision.effects.len(), 1, "a refused request caused effects"),
+        other => panic!("status {other}"),
+    }
+});

@@ -1,0 +1,33 @@
+//! The TwiML validator, the outline and the URL rebasing on arbitrary bytes: no panic, no hang, and
+//! a valid document's channel agrees with the target it was checked against.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, outline, resolve_relative_urls, validate};
+
+fuzz_target!(|data: &[u8]| {
+    for target in [TargetChannel::Auto, TargetChannel::Voice, TargetChannel::Messaging] {
+        let report = validate(data, target);
+        if report.is_valid() {
+            assert!(data.len() <= MAX_DOCUMENT_BYTES, "a document over 64 KB validated");
+            match (target, report.channel()) {
+                (TargetChannel::Voice, Some(channel)) => assert_eq!(channel, twiml_fallback::Channel::Voice),
+                (TargetChannel::Messaging, Some(channel)) => assert_eq!(channel, twiml_fallback::Channel::Messaging),
+                _ => {}
+            }
+        }
+    }
+    let _ = outline(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let rebased = resolve_relative_urls(text, "https://app.example.com/twilio/voice?x=1");
+        // Rebasing a valid document keeps it valid.
+        if validate(data, TargetChannel::Auto).is_valid() {
+            let report = validate(rebased.as_bytes(), TargetChannel::Auto);
+            assert!(
+                report.is_valid() || rebased.len() > MAX_DOCUMENT_BYTES,
+                "rebasing broke {text:?}: {:?}",
+                report.diagnostics()
+            );
+        }
+    }
+});
