@@ -104,6 +104,31 @@ fn signature(c: &mut Criterion) {
                 )
             })
         });
+        // Wrong signatures that share 0, 26 or 27 of the right one's 28 characters, and one that
+        // is not base64 at all: a constant-time check takes the same time for each.
+        let mut nearly = signature.clone().into_bytes();
+        nearly[26] = if nearly[26] == b'A' { b'B' } else { b'A' };
+        let nearly = String::from_utf8(nearly).expect("base64");
+        let mut first_wrong = signature.clone().into_bytes();
+        first_wrong[0] = if first_wrong[0] == b'A' { b'B' } else { b'A' };
+        let first_wrong = String::from_utf8(first_wrong).expect("base64");
+        if name.starts_with("sms") {
+            for (label, forged) in [
+                ("first-char-wrong", first_wrong.as_str()),
+                ("last-chars-wrong", nearly.as_str()),
+                ("not-base64", "%%%% not a signature %%%%%%%"),
+            ] {
+                group.bench_function(format!("verify-forged-{label}/{name}"), |b| {
+                    b.iter(|| {
+                        verifier.verify(
+                            black_box(&request.url),
+                            Payload::Form(&request.params),
+                            black_box(forged),
+                        )
+                    })
+                });
+            }
+        }
         group.bench_function(format!("parse-form-then-verify/{name}"), |b| {
             b.iter(|| {
                 let params = Params::from_form(black_box(request.form.as_bytes()));
@@ -149,6 +174,49 @@ fn validation(c: &mut Criterion) {
     group.finish();
 }
 
+/// Documents of `size` bytes shaped to hurt a validator: nesting as deep as the size allows,
+/// one element with thousands of attributes, thousands of entity and character references, a
+/// long run of invalid nesting, thousands of sibling verbs.
+fn adversarial(shape: &str, size: usize) -> String {
+    let fill = |unit: &str, frame: usize| unit.repeat(size.saturating_sub(frame) / unit.len());
+    match shape {
+        "deep-nesting" => {
+            let depth = (size - 21) / 17;
+            format!(
+                "<Response>{}{}</Response>",
+                "<Gather>".repeat(depth),
+                "</Gather>".repeat(depth)
+            )
+        }
+        "many-attributes" => format!("<Response><Say{}>x</Say></Response>", fill(" a=\"&amp;\"", 36)),
+        "many-entities" => format!("<Response><Say>{}</Say></Response>", fill("&amp;&#x1F370;&#65;", 32)),
+        "unknown-elements" => format!("<Response><Say>{}</Say></Response>", fill("<x y='1'/>", 32)),
+        "many-verbs" => format!("<Response>{}</Response>", fill("<Pause/>", 21)),
+        other => unreachable!("{other}"),
+    }
+}
+
+fn validation_adversarial(c: &mut Criterion) {
+    let mut group = c.benchmark_group("validate-adversarial");
+    for shape in [
+        "deep-nesting",
+        "many-attributes",
+        "many-entities",
+        "unknown-elements",
+        "many-verbs",
+    ] {
+        for size in [8 * 1024, 16 * 1024, 32 * 1024, 64 * 1024] {
+            let document = adversarial(shape, size);
+            assert!(document.len() <= size, "{shape} {}", document.len());
+            group.throughput(Throughput::Bytes(document.len() as u64));
+            group.bench_function(format!("{shape}/{}KB", size / 1024), |b| {
+                b.iter(|| validate(black_box(document.as_bytes()), TargetChannel::Auto))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn writer(c: &mut Criterion) {
     let inputs = inputs();
     let mut group = c.benchmark_group("writer");
@@ -187,5 +255,5 @@ fn edge(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signature, validation, writer, edge);
+criterion_group!(benches, signature, validation, validation_adversarial, writer, edge);
 criterion_main!(benches);

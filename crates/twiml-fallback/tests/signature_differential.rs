@@ -2,6 +2,10 @@
 //! twilio npm package compute and verify the same generated cases as this crate, in both
 //! directions (ours accepts theirs, theirs accepts ours, tampered requests fail everywhere).
 //!
+//! Two generators feed the same harness: a fixed-seed one built from pieces that broke naive
+//! implementations, and proptest strategies (a fresh seed each run) that also draw arbitrary
+//! characters for values and arbitrary ASCII names.
+//!
 //! The references are installed by `scripts/test.sh` (through `scripts/lib/reference-twilio.sh`),
 //! which points `TWILIO_REFERENCE_PYTHON` and `TWILIO_REFERENCE_NODE_MODULES` at them. Without
 //! them the test is skipped with a notice, except under `CI=true`, where it fails.
@@ -10,6 +14,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use proptest::{prelude::any, prop_oneof};
 use serde_json::{Value, json};
 use twiml_fallback::signature::{Payload, SignatureVerifier, compute_signature};
 use twiml_fallback::webhook::Params;
@@ -119,25 +126,27 @@ fn text(rng: &mut Rng, max_pieces: usize) -> String {
     (0..rng.below(max_pieces + 1)).map(|_| rng.pick(VALUE_PIECES)).collect()
 }
 
+const QUERY_PIECES: &[&str] = &[
+    "foo=1",
+    "bar=2",
+    "q='quoted'",
+    "name=William+O'hara",
+    "at=user@host",
+    "t=12:30",
+    "e=%C3%A9",
+    "plus=a+b",
+    "raw=é",
+    "sp=a%20b",
+    "k",
+    "emoji=🍰",
+    "list=1,2,3",
+];
+
 fn query_piece(rng: &mut Rng) -> String {
-    let raw = [
-        "foo=1",
-        "bar=2",
-        "q='quoted'",
-        "name=William+O'hara",
-        "at=user@host",
-        "t=12:30",
-        "e=%C3%A9",
-        "plus=a+b",
-        "raw=é",
-        "sp=a%20b",
-        "k",
-        "emoji=🍰",
-        "list=1,2,3",
-    ];
-    rng.pick(&raw).to_owned()
+    rng.pick(QUERY_PIECES).to_owned()
 }
 
+#[derive(Debug)]
 struct Case {
     token: String,
     url: String,
@@ -146,6 +155,33 @@ struct Case {
     port_variant_url: Option<String>,
     python_port_ok: bool,
 }
+
+/// What a case is made of, however it was drawn.
+struct Choices {
+    token: String,
+    https: bool,
+    host: usize,
+    userinfo: &'static str,
+    port: &'static str,
+    path: &'static str,
+    query: Vec<String>,
+    /// Each key with its values (more than one: a repeated parameter).
+    params: Vec<(String, Vec<String>)>,
+    /// How to tamper: 0 add a parameter, 1 change a value, 2 remove one; and where.
+    tamper: (u8, usize),
+}
+
+const USERINFOS: &[&str] = &["", "user:pass@", "user@", "u%40x:p%3Ab@"];
+const PORTS: &[&str] = &["", ":443", ":80", ":8443", ":1234"];
+const PATHS: &[&str] = &[
+    "/",
+    "/myapp.php",
+    "/twilio/voice",
+    "/a/b/c",
+    "/sms;v=1",
+    "/ünï",
+    "/p%20q",
+];
 
 fn case(rng: &mut Rng) -> Case {
     let token = if rng.chance(80) {
@@ -156,59 +192,77 @@ fn case(rng: &mut Rng) -> Case {
         text(rng, 4) + "tok"
     };
     let https = rng.chance(75);
-    let scheme = if https { "https" } else { "http" };
-    let (host, host_ok_for_python) = HOSTS[rng.below(HOSTS.len())];
-    let userinfo = if rng.chance(15) {
-        rng.pick(&["user:pass@", "user@", "u%40x:p%3Ab@"])
-    } else {
-        ""
-    };
-    let port = if rng.chance(30) {
-        rng.pick(&[":443", ":80", ":8443", ":1234"])
-    } else {
-        ""
-    };
-    let path = rng.pick(&[
-        "/",
-        "/myapp.php",
-        "/twilio/voice",
-        "/a/b/c",
-        "/sms;v=1",
-        "/ünï",
-        "/p%20q",
-    ]);
+    let host = rng.below(HOSTS.len());
+    let userinfo = if rng.chance(15) { rng.pick(&USERINFOS[1..]) } else { "" };
+    let port = if rng.chance(30) { rng.pick(&PORTS[1..]) } else { "" };
+    let path = rng.pick(PATHS);
     let query = if rng.chance(60) {
-        let pieces: Vec<String> = (0..1 + rng.below(3)).map(|_| query_piece(rng)).collect();
-        format!("?{}", pieces.join("&"))
+        (0..1 + rng.below(3)).map(|_| query_piece(rng)).collect()
     } else {
-        String::new()
+        Vec::new()
     };
-    let url = format!("{scheme}://{userinfo}{host}{port}{path}{query}");
-
-    let mut params = Vec::new();
+    let mut params: Vec<(String, Vec<String>)> = Vec::new();
+    let mut last_value = String::new();
     for _ in 0..rng.below(9) {
         let key = rng.pick(KEYS).to_owned();
         let repeats = if rng.chance(15) { 2 + rng.below(2) } else { 1 };
-        for _ in 0..repeats {
-            let value = if rng.chance(10) {
-                params
-                    .last()
-                    .map_or(String::new(), |(_, v): &(String, String)| v.clone())
-            } else {
-                text(rng, 4)
-            };
-            params.push((key.clone(), value));
-        }
+        let values = (0..repeats)
+            .map(|_| {
+                if !rng.chance(10) {
+                    last_value = text(rng, 4);
+                }
+                last_value.clone()
+            })
+            .collect();
+        params.push((key, values));
     }
+    let tamper = ((rng.below(3)) as u8, rng.below(64));
+    assemble(Choices {
+        token,
+        https,
+        host,
+        userinfo,
+        port,
+        path,
+        query,
+        params,
+        tamper,
+    })
+}
+
+fn assemble(choices: Choices) -> Case {
+    let Choices {
+        token,
+        https,
+        host,
+        userinfo,
+        port,
+        path,
+        query,
+        params: keyed,
+        tamper,
+    } = choices;
+    let scheme = if https { "https" } else { "http" };
+    let (host, host_ok_for_python) = HOSTS[host % HOSTS.len()];
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let url = format!("{scheme}://{userinfo}{host}{port}{path}{query}");
+    let params: Vec<(String, String)> = keyed
+        .into_iter()
+        .flat_map(|(key, values)| values.into_iter().map(move |value| (key.clone(), value)))
+        .collect();
     let mut tampered = params.clone();
-    match (tampered.is_empty(), rng.below(3)) {
+    match (tampered.is_empty(), tamper.0 % 3) {
         (true, _) | (false, 0) => tampered.push(("Injected".to_owned(), "1".to_owned())),
         (false, 1) => {
-            let index = rng.below(tampered.len());
+            let index = tamper.1 % tampered.len();
             tampered[index].1.push('x');
         }
         (false, _) => {
-            let index = rng.below(tampered.len());
+            let index = tamper.1 % tampered.len();
             let removed = tampered.remove(index);
             // Removing one of two identical pairs changes nothing the SDKs sign; change it instead.
             if tampered.contains(&removed) {
@@ -236,6 +290,57 @@ fn case(rng: &mut Rng) -> Case {
         // IPv6 literals; its own port handling is not what is under test there.
         python_port_ok: userinfo.is_empty() && host_ok_for_python,
     }
+}
+
+/// The same choices, drawn by proptest: values mix the pieces above with arbitrary characters
+/// (none from U+E000–U+FFFF, which twilio-node sorts by UTF-16 code units), names mix Twilio's
+/// with arbitrary ASCII.
+fn case_strategy() -> impl Strategy<Value = Case> {
+    let value = proptest::collection::vec(
+        prop_oneof![
+            3 => proptest::sample::select(VALUE_PIECES).prop_map(str::to_owned),
+            2 => any::<char>()
+                .prop_filter("twilio-node orders U+E000–U+FFFF differently", |c| !('\u{E000}'..='\u{FFFF}').contains(c))
+                .prop_map(String::from),
+        ],
+        0..6,
+    )
+    .prop_map(|pieces| pieces.concat());
+    let key = prop_oneof![
+        proptest::sample::select(KEYS).prop_map(str::to_owned),
+        proptest::collection::vec(proptest::char::range('!', '~'), 1..12).prop_map(|chars| chars.into_iter().collect()),
+    ];
+    let token = prop_oneof![
+        proptest::collection::vec(proptest::sample::select(b"0123456789abcdef".to_vec()), 32)
+            .prop_map(|bytes| String::from_utf8(bytes).unwrap_or_default()),
+        value.clone().prop_map(|value| value + "tok"),
+    ];
+    let params = proptest::collection::vec((key, proptest::collection::vec(value, 1..4)), 0..10);
+    let query = proptest::collection::vec(proptest::sample::select(QUERY_PIECES).prop_map(str::to_owned), 0..4);
+    (
+        token,
+        any::<bool>(),
+        0..HOSTS.len(),
+        proptest::sample::select(USERINFOS),
+        proptest::sample::select(PORTS),
+        proptest::sample::select(PATHS),
+        query,
+        params,
+        (any::<u8>(), any::<usize>()),
+    )
+        .prop_map(|(token, https, host, userinfo, port, path, query, params, tamper)| {
+            assemble(Choices {
+                token,
+                https,
+                host,
+                userinfo,
+                port,
+                path,
+                query,
+                params,
+                tamper,
+            })
+        })
 }
 
 fn reference_available() -> Option<(String, String)> {
@@ -285,11 +390,29 @@ fn scripts_dir() -> PathBuf {
 
 #[test]
 fn signatures_agree_with_twilio_python_and_twilio_node() {
-    let Some((python, node_modules)) = reference_available() else {
+    let Some(references) = reference_available() else {
         return;
     };
     let mut rng = Rng(0x7EE1_F00D);
     let cases: Vec<Case> = (0..CASES).map(|_| case(&mut rng)).collect();
+    differential("fixed-seed", &cases, &references);
+}
+
+#[test]
+fn proptest_generated_requests_agree_with_twilio_python_and_twilio_node() {
+    let Some(references) = reference_available() else {
+        return;
+    };
+    let strategy = case_strategy();
+    let mut runner = TestRunner::default();
+    let cases: Vec<Case> = (0..CASES)
+        .map(|_| strategy.new_tree(&mut runner).expect("a case").current())
+        .collect();
+    differential("proptest", &cases, &references);
+}
+
+/// Runs `cases` through ours and both references; panics listing the disagreements.
+fn differential(generator: &str, cases: &[Case], (python, node_modules): &(String, String)) {
     let ours: Vec<String> = cases
         .iter()
         .map(|c| compute_signature(&c.token, &c.url, pairs(&c.params)))
@@ -313,16 +436,16 @@ fn signatures_agree_with_twilio_python_and_twilio_node() {
         })
         .collect();
 
-    let mut python_command = Command::new(&python);
+    let mut python_command = Command::new(python);
     python_command.arg(scripts_dir().join("reference.py"));
     let mut node_command = Command::new("node");
     node_command
         .arg(scripts_dir().join("reference.mjs"))
-        .env("TWILIO_REFERENCE_NODE_MODULES", &node_modules);
+        .env("TWILIO_REFERENCE_NODE_MODULES", node_modules);
     let from_python = run_reference(python_command, &input);
     let from_node = run_reference(node_command, &input);
-    assert_eq!(from_python.len(), CASES, "python answered every case");
-    assert_eq!(from_node.len(), CASES, "node answered every case");
+    assert_eq!(from_python.len(), cases.len(), "python answered every case");
+    assert_eq!(from_node.len(), cases.len(), "node answered every case");
 
     let mut failures = Vec::new();
     let mut checks = 0usize;
@@ -392,7 +515,10 @@ fn signatures_agree_with_twilio_python_and_twilio_node() {
             }
         }
     }
-    eprintln!("signature differential: {CASES} cases, {checks} checks against twilio-python and twilio-node");
+    eprintln!(
+        "signature differential ({generator}): {} cases, {checks} checks against twilio-python and twilio-node",
+        cases.len()
+    );
     assert!(
         failures.is_empty(),
         "{} disagreements, first ones:\n{}",
