@@ -81,7 +81,7 @@ async fn record(
 }
 
 /// The app's primary webhook, recovered: `/healthy` answers voice TwiML with relative URLs,
-/// `/broken` answers 500. It checks the signature of every request it gets, as a real app would.
+/// `/redirect` answers 302 to `/healthy`, `/endless` a body that never ends, anything else 500. It checks the signature of every request it gets, as a real app would.
 #[derive(Clone)]
 pub struct Primary {
     /// `http://127.0.0.1:port`.
@@ -159,9 +159,39 @@ async fn primary(State((hits, base)): State<(Arc<Mutex<Vec<Hit>>>, String)>, req
     }
     if path == "/healthy" && verified {
         ([(CONTENT_TYPE, "text/xml")], HEALTHY_TWIML).into_response()
+    } else if path == "/endless" {
+        // A body that never ends: a recovery must stop reading it past 64 KB.
+        let mut response = Response::new(axum::body::Body::new(Endless));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, "text/xml".parse().expect("static header"));
+        response
+    } else if path == "/redirect" {
+        // To a page that would pass: a recovery that follows redirects would relay it.
+        (
+            StatusCode::FOUND,
+            [(axum::http::header::LOCATION, format!("{base}/healthy"))],
+            "moved",
+        )
+            .into_response()
     } else if path == "/healthy" {
         (StatusCode::FORBIDDEN, "bad signature").into_response()
     } else {
         (StatusCode::INTERNAL_SERVER_ERROR, "still broken").into_response()
+    }
+}
+
+/// A response body of spaces that never ends.
+struct Endless;
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![b' '; 4096])))))
     }
 }

@@ -11,6 +11,7 @@
 
 mod fakes;
 mod table;
+pub mod worker;
 
 use std::future::Future;
 use std::pin::Pin;

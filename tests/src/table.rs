@@ -267,11 +267,12 @@ fn signed_cases(config: &Config) -> Vec<Case> {
             expect: Expect::Twiml(UNKNOWN_CHANNEL_TWIML.to_owned()),
         },
         Case {
-            name: "huge body (200 KB): refused without reading it all",
+            // Read whole, this correctly signed voice request would get the voice fallback.
+            name: "huge body (200 KB, declared length): refused without reading it all",
             request: raw(
-                vec![b'a'; 200 * 1024],
+                huge_voice_form(),
                 Some("application/x-www-form-urlencoded"),
-                Signing::None,
+                Signing::Token(TOKEN),
             ),
             expect: Expect::Forbidden,
         },
@@ -323,13 +324,14 @@ fn tokenless_cases(config: &Config) -> Vec<Case> {
             expect: Expect::Twiml(UNKNOWN_CHANNEL_TWIML.to_owned()),
         },
         Case {
+            // Read whole, this voice request would get the voice fallback.
             name: "no token: a huge body gets <Response/>",
             request: CaseRequest {
                 method: "POST",
                 path: "/x",
                 params: Vec::new(),
                 signing: Signing::None,
-                raw_body: Some((vec![b'b'; 200 * 1024], None)),
+                raw_body: Some((huge_voice_form(), Some("application/x-www-form-urlencoded"))),
             },
             expect: Expect::Twiml(UNKNOWN_CHANNEL_TWIML.to_owned()),
         },
@@ -705,7 +707,81 @@ pub async fn run_table(launcher: &dyn Launcher) {
     if !primary.hits().iter().any(|hit| hit.path == "/broken") {
         failures.push("recovery: the broken primary was never tried".to_owned());
     }
-    checked += 3;
+    // A redirect is never followed: the answer is the fallback, and its target is not requested.
+    let healthy_hits = || primary.hits().iter().filter(|hit| hit.path == "/healthy").count();
+    let before = healthy_hits();
+    let answer = send(
+        &base,
+        &recover(&format!("{}/redirect", primary.base_url), "+14155550177"),
+    )
+    .await;
+    check(
+        "recovery does not follow a redirect",
+        &Expect::Twiml(config.fallback(Some(Channel::Voice), None).twiml.to_owned()),
+        &answer,
+        &mut failures,
+    );
+    if !primary.hits().iter().any(|hit| hit.path == "/redirect") {
+        failures.push("recovery: the redirecting primary was never tried".to_owned());
+    }
+    if healthy_hits() != before {
+        failures.push("recovery: a redirect was followed".to_owned());
+    }
+    // A primary answering a body that never ends: read to the limit, judged too large (the log
+    // says so below; without the limit it would end at the recovery deadline instead).
+    let answer = send(
+        &base,
+        &recover(&format!("{}/endless", primary.base_url), "+14155550177"),
+    )
+    .await;
+    check(
+        "recovery stops reading an endless answer",
+        &Expect::Twiml(config.fallback(Some(Channel::Voice), None).twiml.to_owned()),
+        &answer,
+        &mut failures,
+    );
+    checked += 5;
+
+    // Refused requests cause nothing, even pointing at the allowlisted, healthy primary.
+    let hits_before = primary.hits().len();
+    for (index, signing) in [
+        Signing::None,
+        Signing::Forged,
+        Signing::Token("not-the-token"),
+        Signing::Tampered,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let code = ["11951", "11952", "11953", "11954"][index];
+        let request = CaseRequest {
+            params: with_to(
+                voice(&[("ErrorCode", code), ("ErrorUrl", healthy.as_str())]),
+                "+14155550177",
+            ),
+            signing,
+            ..recover(&healthy, "+14155550177")
+        };
+        let answer = send(&base, &request).await;
+        check(
+            "a refused request with an allowlisted ErrorUrl",
+            &Expect::Forbidden,
+            &answer,
+            &mut failures,
+        );
+        checked += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if primary.hits().len() != hits_before {
+        failures.push("refused requests: the primary was requested (recovery without a valid signature)".to_owned());
+    }
+    if alerts
+        .alerts()
+        .iter()
+        .any(|alert| (11951..=11954).contains(&alert["error_code"].as_i64().unwrap_or(0)))
+    {
+        failures.push("refused requests: an alert was sent".to_owned());
+    }
 
     // A huge chunked body (no Content-Length) is refused without being read, like a declared one:
     // read whole, this correctly signed voice request would get the voice fallback instead.
@@ -719,8 +795,24 @@ pub async fn run_table(launcher: &dyn Launcher) {
         &mut failures,
     );
     checked += 1;
+    // The log is written a moment after the answer: wait for the endless case's line.
+    for _ in 0..100 {
+        if log_text(&signed).contains("rejected: 11750") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let signed_logs = log_text(&signed);
+    let has_logs = signed.logs.is_some();
     drop(signed);
+    if has_logs && !signed_logs.contains("rejected: 11750") {
+        failures.push("recovery: the endless answer was not cut at the 64 KB limit (no 11750 in the log)".to_owned());
+    }
+    for token in [TOKEN, SECONDARY_TOKEN] {
+        if signed_logs.contains(token) {
+            failures.push("logs: the auth token appears in the endpoint's log".to_owned());
+        }
+    }
 
     let tokenless = launcher.launch(&toml, &[]).await;
     let alerts_before = alerts.alerts().len();
@@ -743,6 +835,9 @@ pub async fn run_table(launcher: &dyn Launcher) {
     }
     let tokenless_logs = log_text(&tokenless);
     drop(tokenless);
+    if signed_logs.is_empty() && launcher.name().contains("Worker") {
+        failures.push("logs: the Worker's log is empty".to_owned());
+    }
 
     eprintln!(
         "{}: {checked} cases checked, {} failures",

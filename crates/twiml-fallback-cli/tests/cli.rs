@@ -582,6 +582,11 @@ fn start_fake_api(runtime: &tokio::runtime::Runtime) -> (String, FakeApi) {
             post(update),
         )
         .with_state(api.clone());
+    (serve_router(runtime, router), api)
+}
+
+/// Serves `router` on a free local port; its base URL.
+fn serve_router(runtime: &tokio::runtime::Runtime, router: Router) -> String {
     let addr: SocketAddr = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -590,7 +595,7 @@ fn start_fake_api(runtime: &tokio::runtime::Runtime) -> (String, FakeApi) {
         });
         addr
     });
-    (format!("http://{addr}"), api)
+    format!("http://{addr}")
 }
 
 /// Starts a server answering every request with `answer`, recording each request's
@@ -610,15 +615,7 @@ fn start_recorder(runtime: &tokio::runtime::Runtime, answer: Value) -> (String, 
             axum::Json(answer)
         }
     });
-    let addr: SocketAddr = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        addr
-    });
-    (format!("http://{addr}"), seen)
+    (serve_router(runtime, router), seen)
 }
 
 #[test]
@@ -650,6 +647,18 @@ fn numbers_never_sends_credentials_off_the_api_origin() {
         "a request went to the other origin"
     );
     assert!(!stderr(&audit).contains("secret-token") && !stdout(&audit).contains("secret-token"));
+}
+
+#[test]
+fn numbers_refuses_an_api_answer_over_16_mb() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (api, _) = start_recorder(
+        &runtime,
+        json!({"incoming_phone_numbers": [], "padding": "x".repeat(17 * 1024 * 1024)}),
+    );
+    let audit = numbers(&["numbers", "audit"], &api, &CREDENTIALS);
+    assert_eq!(code(&audit), 2, "{}", stdout(&audit));
+    assert!(stderr(&audit).contains("is over 16 MB"), "{}", stderr(&audit));
 }
 
 fn numbers(args: &[&str], base: &str, credentials: &[(&str, &str)]) -> Output {
