@@ -53,16 +53,24 @@ pub fn resolve_relative_urls<'d>(document: &'d str, base: &str) -> Cow<'d, str> 
     if edits.is_empty() {
         return Cow::Borrowed(document);
     }
-    let mut out = String::with_capacity(document.len() + edits.len() * base.len());
+    apply_edits(document, body, &edits).map_or(Cow::Borrowed(document), Cow::Owned)
+}
+
+/// `document` with `edits` applied to its `body` (the text after a byte-order mark). Edits come in
+/// document order and never overlap; should one ever break that, the document is kept as is
+/// rather than sliced wrongly.
+fn apply_edits(document: &str, body: &str, edits: &[Edit]) -> Option<String> {
+    let mut out =
+        String::with_capacity(document.len() + edits.iter().map(|edit| edit.replacement.len()).sum::<usize>());
     out.push_str(&document[..document.len() - body.len()]);
     let mut copied = 0;
-    for edit in &edits {
-        out.push_str(&body[copied..edit.start]);
+    for edit in edits {
+        out.push_str(body.get(copied..edit.start)?);
         out.push_str(&edit.replacement);
         copied = edit.end;
     }
-    out.push_str(&body[copied..]);
-    Cow::Owned(out)
+    out.push_str(body.get(copied..)?);
+    Some(out)
 }
 
 struct Edit {
@@ -97,7 +105,14 @@ fn collect_edits(document: &str, base: &str) -> Option<Vec<Edit>> {
                     plain: true,
                 });
             }
-            Event::Empty(tag) => attribute_edits(document, &tag, base, &mut edits)?,
+            Event::Empty(tag) => {
+                // An element inside URL text makes it something other than a URL: leave the text
+                // alone (its edit would also enclose this element's own).
+                if let Some(pending) = &mut pending {
+                    pending.plain = false;
+                }
+                attribute_edits(document, &tag, base, &mut edits)?;
+            }
             Event::Text(text) => {
                 if let Some(pending) = &mut pending {
                     pending.text.push_str(&text);
@@ -288,6 +303,29 @@ mod tests {
             resolve_relative_urls(document, "https://app.example.com/twilio/voice?x=1"),
             "\u{feff}<Response><Play loop=\"2\">https://app.example.com/twilio/a.mp3</Play>\
              <Redirect method=\"POST\">https://app.example.com/voice</Redirect></Response>"
+        );
+    }
+
+    #[test]
+    fn an_element_inside_url_text_does_not_overlap_the_edits() {
+        // Found by fuzzing: an empty element with a URL attribute inside <Play> or <Media> was
+        // edited, then the whole text around it was too; the overlapping edits made the slicing
+        // panic (in serve or the Worker, on a recovered primary's answer).
+        for document in [
+            r#"<Response><Play>a<x url="cb"/>b</Play></Response>"#,
+            r#"<Response><Message><Media>img/<y action="next"/>.png</Media></Message></Response>"#,
+            r#"<Response><Play>a<x url="cb"></x>b</Play></Response>"#,
+        ] {
+            let resolved = resolve_relative_urls(document, BASE);
+            // Only the attribute is resolved: the text around the element is not a URL.
+            assert!(
+                !resolved.contains("voice/a") && !resolved.contains("voice/img/"),
+                "{resolved}"
+            );
+        }
+        assert_eq!(
+            resolve_relative_urls(r#"<Response><Play>a<x url="cb"/>b</Play></Response>"#, BASE),
+            r#"<Response><Play>a<x url="https://app.example.com/voice/cb"/>b</Play></Response>"#
         );
     }
 
