@@ -38,6 +38,39 @@ pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) 
     Ok(body)
 }
 
+/// What [`fetch_limited`] got back: the status, the Content-Type (if it is text) and the body,
+/// read to just past the limit.
+pub(crate) struct Fetched {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Sends `request` and reads its answer with [`read_limited`], all of it within `deadline`
+/// (`None` when the deadline passed first).
+pub(crate) async fn fetch_limited(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+    deadline: Duration,
+) -> Option<Result<Fetched, reqwest::Error>> {
+    let fetched = async {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = read_limited(response, limit).await?;
+        Ok(Fetched {
+            status,
+            content_type,
+            body,
+        })
+    };
+    tokio::time::timeout(deadline, fetched).await.ok()
+}
+
 /// A one-line description of a reqwest error, with its underlying cause.
 pub(crate) fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();

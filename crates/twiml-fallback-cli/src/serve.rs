@@ -266,30 +266,19 @@ impl Server {
         if !plan.body.is_empty() {
             request = request.body(plan.body.clone());
         }
-        let fetched = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
-            let body = http_client::read_limited(response, MAX_DOCUMENT_BYTES).await?;
-            Ok::<_, reqwest::Error>((status, content_type, body))
-        };
         let deadline = Duration::from_millis(plan.timeout_ms);
-        match tokio::time::timeout(deadline, fetched).await {
-            Err(_) => self.edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
-            Ok(Err(error)) if error.is_timeout() => self.edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
-            Ok(Err(error)) => self
+        match http_client::fetch_limited(request, MAX_DOCUMENT_BYTES, deadline).await {
+            None => self.edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
+            Some(Err(error)) if error.is_timeout() => self.edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
+            Some(Err(error)) => self
                 .edge
                 .judge_recovery(plan, RecoveryOutcome::Failed(&http_client::describe(&error))),
-            Ok(Ok((status, content_type, body))) => self.edge.judge_recovery(
+            Some(Ok(answer)) => self.edge.judge_recovery(
                 plan,
                 RecoveryOutcome::Answered {
-                    status,
-                    content_type: content_type.as_deref(),
-                    body: &body,
+                    status: answer.status,
+                    content_type: answer.content_type.as_deref(),
+                    body: &answer.body,
                 },
             ),
         }

@@ -232,37 +232,32 @@ async fn request(
         request = request.body(body);
     }
     let started = Instant::now();
-    let fetched = async {
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = http_client::read_limited(response, MAX_DOCUMENT_BYTES).await?;
-        Ok::<_, reqwest::Error>((status, content_type, bytes))
-    };
-    let result = tokio::time::timeout(limits.total, fetched).await;
+    let result = http_client::fetch_limited(request, MAX_DOCUMENT_BYTES, limits.total).await;
     hop.elapsed = started.elapsed();
-    let (status, content_type, bytes) = match result {
-        Err(_) => {
+    let answer = match result {
+        None => {
             hop.failure = Some((
                 ErrorCode::CONNECTION_FAILURE,
                 format!("no answer within {} ms", limits.total.as_millis()),
             ));
             return Ok(hop);
         }
-        Ok(Err(error)) => {
+        Some(Err(error)) => {
             hop.failure = Some(classify(&error));
             return Ok(hop);
         }
-        Ok(Ok(answer)) => answer,
+        Some(Ok(answer)) => answer,
     };
-    hop.status = Some(status);
-    hop.content_type = content_type.clone();
-    hop.bytes = Some(bytes.len());
-    judge(&mut hop, channel, status, content_type.as_deref(), &bytes);
+    hop.status = Some(answer.status);
+    hop.bytes = Some(answer.body.len());
+    judge(
+        &mut hop,
+        channel,
+        answer.status,
+        answer.content_type.as_deref(),
+        &answer.body,
+    );
+    hop.content_type = answer.content_type;
     Ok(hop)
 }
 
