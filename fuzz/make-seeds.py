@@ -38,6 +38,8 @@ documents = {
     "doctype": '<!DOCTYPE Response [<!ENTITY x "y">]><Response><Say>&x;</Say></Response>',
     # Found by fuzzing: with a byte-order mark, resolve_relative_urls put its edits 3 bytes early.
     "regression-bom-rebase": '\ufeff<Response><Play loop="2">a.mp3</Play><Redirect method="POST">/voice</Redirect></Response>',
+    # Found by fuzzing: an element inside <Play> text made overlapping edits, and slicing panicked.
+    "regression-element-in-url-text": '<Response><Play>a<x url="cb"/>b</Play><Message><Media>img/<y action="next"/>.png</Media></Message></Response>',
     # Found by property testing: nested <Gather>s overflowed the outline's stack.
     "regression-deep-gather": "<Response>" + "<Gather>" * 3000 + "</Gather>" * 3000 + "</Response>",
 }
