@@ -113,7 +113,7 @@ put("config", "full.json", json.dumps({
 }))
 put("config", "empty", "")
 
-# Whole fallback requests: METHOD TARGET \n FLAG CONTENT-TYPE \n BODY.
+# Whole fallback requests: METHOD TARGET \n FLAG CONTENT-TYPE \n BODY [\n PRIMARY'S ANSWER].
 form_type = "application/x-www-form-urlencoded"
 recovery_form = urllib.parse.urlencode(voice_pairs[:-1] + [("ErrorUrl", "https://app.example.com/voice")])
 per_number_form = urllib.parse.urlencode([(k, "+14155550199" if k == "To" else v) for k, v in voice_pairs])
@@ -121,6 +121,8 @@ for name, request in [
     ("sms-signed", f"POST /twilio/sms\nS {form_type}\n{sms_form}"),
     ("voice-signed", f"POST /voice?x=1\nS {form_type}\n{voice_form}"),
     ("voice-recovery", f"POST /voice\nS {form_type}\n{recovery_form}"),
+    ("voice-recovery-relative", f"POST /voice\nS {form_type}\n{recovery_form}\n"
+        '<Response><Gather action="next"><Play>a<x url="cb"/>b</Play></Gather><Redirect>/menu</Redirect></Response>'),
     ("per-number", f"POST /voice\nS {form_type}\n{per_number_form}"),
     ("get-signed", f"GET /voice?{voice_form}\nS \n"),
     ("forged", f"POST /voice\nZm9yZ2Vk\n{voice_form}"),

@@ -1,17 +1,19 @@
-//! The fallback endpoint's whole decision on arbitrary requests, sometimes correctly signed: no
-//! panic; 200 with valid TwiML within 64 KB, or 403 and no effect but the log record; exactly one
-//! log record per request.
+//! The fallback endpoint's whole decision on arbitrary requests, sometimes correctly signed, and
+//! its judgement of a recovered primary's answer: no panic; 200 with valid TwiML within 64 KB, or
+//! 403 and no effect but the log record; exactly one log record per request.
 //!
-//! Input (so real webhook bodies can seed it): `METHOD PATH?QUERY \n FLAG CONTENT-TYPE \n BODY`,
-//! FLAG being `S` (signed correctly), `N` (no signature), `L` (body too large to read) or anything
-//! else (that line's rest is the signature, with no Content-Type).
+//! Input (so real webhook bodies can seed it):
+//! `METHOD PATH?QUERY \n FLAG CONTENT-TYPE \n BODY [\n PRIMARY'S ANSWER]`, FLAG being `S` (signed
+//! correctly), `N` (no signature), `L` (body too large to read) or anything else (that line's rest
+//! is the signature, with no Content-Type). When a recovery is planned, the primary's answer is
+//! judged as a 200 `text/xml` answer.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use twiml_fallback::config::Config;
-use twiml_fallback::edge::{Body, Edge, EdgeRequest, Effect, TWIML_CONTENT_TYPE};
+use twiml_fallback::edge::{Body, Edge, EdgeRequest, EdgeResponse, Effect, RecoveryOutcome, TWIML_CONTENT_TYPE};
 use twiml_fallback::signature::{SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
@@ -44,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |&byte| byte == b'\n');
     let request_line = String::from_utf8_lossy(parts.next().unwrap_or_default());
     let header_line = String::from_utf8_lossy(parts.next().unwrap_or_default());
-    let body = parts.next().unwrap_or_default();
+    let rest = parts.next().unwrap_or_default();
+    let (body, primary_answer) = match rest.iter().position(|&byte| byte == b'\n') {
+        Some(newline) => (&rest[..newline], &rest[newline + 1..]),
+        None => (rest, &[][..]),
+    };
     let (method, target) = request_line.split_once(' ').unwrap_or(("POST", &request_line));
     let url = format!("https://fallback.example.com/{}", target.trim_start_matches('/'));
     let (flag, rest) = header_line.split_at(header_line.chars().next().map_or(0, char::len_utf8));
@@ -74,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
         },
         now_ms: 1_700_000_000_000,
     });
-    let response = &decision.response;
+    check_answer(&decision.response);
     let logs = decision
         .effects
         .iter()
@@ -90,6 +96,27 @@ fuzz_target!(|data: &[u8]| {
         1,
         "one log record per request (a recovery plan carries it)"
     );
+    if decision.response.status == 403 {
+        assert_eq!(decision.effects.len(), 1, "a refused request caused effects");
+    }
+    for effect in &decision.effects {
+        if let Effect::Recover(plan) = effect {
+            let judgement = edge().judge_recovery(
+                plan,
+                RecoveryOutcome::Answered {
+                    status: 200,
+                    content_type: Some("text/xml"),
+                    body: primary_answer,
+                },
+            );
+            assert_eq!(judgement.response.status, 200, "a judged recovery answers TwiML");
+            check_answer(&judgement.response);
+        }
+    }
+});
+
+/// 200 with valid TwiML within 64 KB, or 403.
+fn check_answer(response: &EdgeResponse) {
     match response.status {
         200 => {
             assert_eq!(response.content_type, TWIML_CONTENT_TYPE);
@@ -97,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
             let report = validate(response.body.as_bytes(), TargetChannel::Auto);
             assert!(report.is_valid(), "{}: {:?}", response.body, report.diagnostics());
         }
-        403 => assert_eq!(decision.effects.len(), 1, "a refused request caused effects"),
+        403 => {}
         other => panic!("status {other}"),
     }
-});
+}

@@ -6,16 +6,25 @@ use libfuzzer_sys::fuzz_target;
 use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, outline, resolve_relative_urls, validate};
 
 fuzz_target!(|data: &[u8]| {
-    for target in [TargetChannel::Auto, TargetChannel::Voice, TargetChannel::Messaging] {
-        let report = validate(data, target);
-        if report.is_valid() {
-            assert!(data.len() <= MAX_DOCUMENT_BYTES, "a document over 64 KB validated");
-            match (target, report.channel()) {
-                (TargetChannel::Voice, Some(channel)) => assert_eq!(channel, twiml_fallback::Channel::Voice),
-                (TargetChannel::Messaging, Some(channel)) => assert_eq!(channel, twiml_fallback::Channel::Messaging),
-                _ => {}
-            }
+    let auto = validate(data, TargetChannel::Auto);
+    if auto.is_valid() {
+        assert!(data.len() <= MAX_DOCUMENT_BYTES, "a document over 64 KB validated");
+        // A document valid for the channel it was detected as is valid under that channel's rules.
+        if let Some(channel) = auto.channel() {
+            let report = validate(data, TargetChannel::from(channel));
+            assert!(
+                report.is_valid(),
+                "valid as {channel:?} when detected, not under its rules: {:?}",
+                report.diagnostics()
+            );
         }
+    }
+    for target in [TargetChannel::Voice, TargetChannel::Messaging] {
+        let report = validate(data, target);
+        assert!(
+            !report.is_valid() || data.len() <= MAX_DOCUMENT_BYTES,
+            "a document over 64 KB validated"
+        );
     }
     let _ = outline(data);
     if let Ok(text) = std::str::from_utf8(data) {
