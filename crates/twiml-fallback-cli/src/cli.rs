@@ -283,13 +283,13 @@ pub(crate) struct SetArgs {
     #[arg(long, value_name = "URL", required_unless_present = "sms_fallback_url")]
     pub(crate) voice_fallback_url: Option<String>,
     /// The voice fallback method
-    #[arg(long, value_enum, value_name = "METHOD")]
+    #[arg(long, value_enum, value_name = "METHOD", requires = "voice_fallback_url")]
     pub(crate) voice_fallback_method: Option<MethodArg>,
     /// The SMS fallback URL to set
     #[arg(long, value_name = "URL")]
     pub(crate) sms_fallback_url: Option<String>,
     /// The SMS fallback method
-    #[arg(long, value_enum, value_name = "METHOD")]
+    #[arg(long, value_enum, value_name = "METHOD", requires = "sms_fallback_url")]
     pub(crate) sms_fallback_method: Option<MethodArg>,
     /// Show the changes without making them
     #[arg(long)]

@@ -223,6 +223,7 @@ impl Api {
 
     /// Updates one number; `Err` carries Twilio's code and message.
     async fn update(&self, sid: &str, fields: &[(&str, String)]) -> Result<(), (Option<u64>, String)> {
+        check_number_sid(sid).map_err(|message| (None, message))?;
         let url = format!(
             "{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{sid}.json",
             self.base, self.account_sid
@@ -545,8 +546,31 @@ fn report(
     }
 }
 
+/// A phone number SID fit for a URL path. The SID goes into the path of a credentialed POST: a
+/// `/`, `?`, `%` or `..` in it (from a strange API answer) could aim the update at another
+/// resource. Twilio SIDs are letters and digits.
+fn check_number_sid(sid: &str) -> Result<(), String> {
+    if sid.starts_with("PN") && sid.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{sid:?} is not a phone number SID (PN, letters and digits); not updating it"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_plain_phone_number_sids_go_into_the_update_path() {
+        for sid in ["PN0123456789abcdef0123456789abcdef", "PN1"] {
+            assert!(super::check_number_sid(sid).is_ok(), "{sid}");
+        }
+        for sid in ["PN1/../../Calls", "PN1?x=1", "PN%2F1", "AC123", "", "PN 1"] {
+            assert!(super::check_number_sid(sid).is_err(), "{sid}");
+        }
+    }
+
     use super::*;
 
     fn number(json: Value) -> Number {

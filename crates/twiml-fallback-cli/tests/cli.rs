@@ -762,6 +762,26 @@ fn numbers_set_updates_each_number_reports_failures_and_continues() {
         &CREDENTIALS,
     );
     assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    // A method without its URL would be silently ignored: a usage error instead.
+    let method_alone = numbers(
+        &[
+            "numbers",
+            "set",
+            "--all-unprotected",
+            "--voice-fallback-url",
+            voice,
+            "--sms-fallback-method",
+            "GET",
+        ],
+        &base,
+        &CREDENTIALS,
+    );
+    assert_eq!(code(&method_alone), 2, "{}", stderr(&method_alone));
+    assert!(
+        stderr(&method_alone).contains("--sms-fallback-url"),
+        "{}",
+        stderr(&method_alone)
+    );
     assert!(
         stdout(&dry).contains(&format!("would-set +14155550101: SmsFallbackUrl={sms}")),
         "{}",

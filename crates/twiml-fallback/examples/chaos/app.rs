@@ -14,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 use twiml_fallback::Channel;
+use twiml_fallback::edge::MAX_REQUEST_BYTES;
 use twiml_fallback::layer::{Fallback, FallbackBody, FallbackLayer, TwilioParams};
 use twiml_fallback::webhook::Params;
 
@@ -124,7 +125,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let case = request.uri().path().rsplit('/').next().unwrap_or("").to_owned();
-        // What the fallback layer parsed; without the layer, only a GET's query string.
+        // What the fallback layer (or `BareChaosApp`, standing in for it) parsed; served by
+        // neither, only a GET's query string.
         let params = match request.extensions().get::<TwilioParams>() {
             Some(params) => params.params().clone(),
             None => Params::from_query(request.uri().query().unwrap_or("")),
@@ -315,7 +317,14 @@ where
         };
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
+            // Without the layer nothing else bounds the body: read at most what a webhook may be.
+            let bytes = match http_body_util::Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
+                }
+                Err(error) => return Err(error),
+            };
             let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
             let params = Params::from_request(parts.method.as_str(), parts.uri.query(), content_type, &bytes);
             parts.extensions.insert(TwilioParams::from(params));
