@@ -7,22 +7,19 @@
 # Both sides run the same app work: without the layer, the app reads and parses the parameters
 # itself (as it would without our TwilioParams) before echoing the Body.
 source "$(dirname "$0")/../scripts/lib/common.sh"
+source "$(dirname "$0")/lib-ab.sh"
 cd "$REPO_ROOT"
 
 ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-6s}
 CONNECTIONS=${CONNECTIONS:-32}
-apt_install wrk
+command -v wrk >/dev/null || apt_install wrk
 command -v wrk >/dev/null || die "wrk is not installed"
 
 log "cargo build --release --example chaos"
 cargo build --release --locked -p twiml-fallback --example chaos
 chaos=target/release/examples/chaos
 
-server_cpu=(); client_cpu=()
-if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  server_cpu=(taskset -c 0); client_cpu=(taskset -c 1)
-fi
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -47,17 +44,4 @@ for port in 3101 3102; do
 done
 
 run() { "${client_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s benches/load/sms-post.lua "http://127.0.0.1:$1/sms/ok" | awk '/Requests\/sec/ {print $2}'; }
-with=(); without=()
-for round in $(seq 1 "$ROUNDS"); do
-  with+=("$(run 3101)")
-  without+=("$(run 3102)")
-  log "round $round: with layer ${with[-1]} req/s, without ${without[-1]} req/s"
-done
-python3 - "${with[*]}" "${without[*]}" <<'PY'
-import statistics, sys
-w = [float(x) for x in sys.argv[1].split()]
-wo = [float(x) for x in sys.argv[2].split()]
-ratios = [a / b for a, b in zip(w, wo)]
-print(f"median with the layer: {statistics.median(w):.0f} req/s; without: {statistics.median(wo):.0f} req/s")
-print(f"per-round ratios: {' '.join(f'{r:.3f}' for r in ratios)}; median ratio {statistics.median(ratios):.3f} (target >= 0.95)")
-PY
+ab_rounds 3101 3102 "with the layer" without 0.95

@@ -7,6 +7,7 @@
 #   ROUNDS=9 DURATION=10s CONNECTIONS=16 benches/worker-load.sh
 #   PIN=1 benches/worker-load.sh                    # workerd on CPU 0, wrk on CPU 1 (steadier)
 source "$(dirname "$0")/../scripts/lib/common.sh"
+source "$(dirname "$0")/lib-ab.sh"
 cd "$REPO_ROOT"
 
 ROUNDS=${ROUNDS:-7}
@@ -15,7 +16,7 @@ CONNECTIONS=${CONNECTIONS:-8}
 TOKEN=0123456789abcdef0123456789abcdef
 RS_PORT=${RS_PORT:-8791}
 JS_PORT=${JS_PORT:-8792}
-apt_install wrk
+command -v wrk >/dev/null || apt_install wrk
 command -v wrk >/dev/null || die "wrk is not installed"
 
 scripts/worker.sh build
@@ -66,10 +67,6 @@ const jsWorker :Workerd.Worker = (
   ],
 );
 CAPNP
-server_cpu=(); client_cpu=()
-if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  server_cpu=(taskset -c 0); client_cpu=(taskset -c 1)
-fi
 log "workerd serve ($WORKERD)"
 "${server_cpu[@]}" "$WORKERD" serve "$work/bench.capnp" >"$work/workerd.log" 2>&1 &
 pid=$!
@@ -101,16 +98,4 @@ run() { # side
     -s benches/load/signed-post.lua "http://127.0.0.1:$port/twilio/sms" | awk '/Requests\/sec/ {print $2}'
 }
 run rs >/dev/null; run js >/dev/null   # warm both isolates
-rs=(); js=()
-for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then rs+=("$(run rs)"); js+=("$(run js)"); else js+=("$(run js)"); rs+=("$(run rs)"); fi
-  log "round $round: Rust Worker ${rs[-1]} req/s, JS Worker ${js[-1]} req/s"
-done
-python3 - "${rs[*]}" "${js[*]}" <<'PY'
-import statistics, sys
-rs = [float(x) for x in sys.argv[1].split()]
-js = [float(x) for x in sys.argv[2].split()]
-ratios = [a / b for a, b in zip(rs, js)]
-print(f"median Rust Worker: {statistics.median(rs):.0f} req/s; JS Worker: {statistics.median(js):.0f} req/s")
-print(f"per-round ratios: {' '.join(f'{r:.3f}' for r in ratios)}; median ratio {statistics.median(ratios):.3f} (target >= 1.0)")
-PY
+ab_rounds rs js "Rust Worker" "JS Worker" 1.0

@@ -3,7 +3,7 @@
 # parameter parsers, signature verification and URL handling, configuration loading, and the
 # fallback endpoint's whole decision (fuzz/fuzz_targets/).
 #
-#   scripts/fuzz.sh smoke [SECONDS]          every target for SECONDS each (default 40; .ci/run)
+#   scripts/fuzz.sh smoke [SECONDS]          every target for SECONDS each (default 40; .ci/run gives 30)
 #   scripts/fuzz.sh run TARGET [SECONDS]     one target (default 1200 s)
 #   scripts/fuzz.sh list                     the targets
 #
@@ -17,18 +17,14 @@ CARGO_FUZZ_VERSION=0.13.2   # crates.io: cargo-fuzz
 TARGETS=(twiml_validate webhook_params signature config edge_decide)
 
 setup() {
-  command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q '^nightly' \
-    || die "fuzzing needs a nightly toolchain (rustup toolchain install nightly)"
-  command -v c++ >/dev/null 2>&1 || apt_install g++
-  local root="$TOOL_CACHE/cargo-tools/cargo-fuzz-$CARGO_FUZZ_VERSION"
-  if [ ! -x "$root/bin/cargo-fuzz" ]; then
-    log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION (cached in $root)"
-    mkdir -p "$TOOL_CACHE/logs"
-    cargo install --quiet --locked --root "$root" cargo-fuzz --version "$CARGO_FUZZ_VERSION" \
-      >"$TOOL_CACHE/logs/install-cargo-fuzz.log" 2>&1 \
-      || { tail -30 "$TOOL_CACHE/logs/install-cargo-fuzz.log" >&2; die "cargo install cargo-fuzz failed"; }
+  command -v rustup >/dev/null 2>&1 || die "fuzzing needs rustup with a nightly toolchain"
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    log "rustup toolchain install nightly (cargo fuzz needs it)"
+    rustup toolchain install nightly --profile minimal \
+      || die "fuzzing needs a nightly toolchain and rustup could not install one"
   fi
-  export PATH="$root/bin:$PATH"
+  command -v c++ >/dev/null 2>&1 || apt_install g++
+  install_cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION" cargo-fuzz
 }
 
 build() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the README's test command, and exactly what .ci/run runs.
+# Runs every test of the project: the README's test command, which .ci/run runs as it is (then
+# adds its load, robustness and fuzzing runs).
 #   scripts/test.sh
 # Installs what the tests need into the tool cache (outside the repository): the official Twilio
 # libraries for the differential signature test, and the Worker toolchain (worker-build,

