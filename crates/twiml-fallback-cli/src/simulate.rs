@@ -80,8 +80,7 @@ fn limits(url: &str, total: Duration) -> (String, Limits) {
 }
 
 fn check_url(url: &str, option: &str) -> Result<(), CliError> {
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
-    if matches!(scheme.as_deref(), Some("http" | "https")) && url.len() > "https://".len() {
+    if twiml_fallback::config::is_absolute_http_url(url) {
         Ok(())
     } else {
         Err(

@@ -224,6 +224,29 @@ fn serve_refuses_bad_configuration_with_every_problem_and_exit_2() {
     assert!(text.contains("numbers.555: not an E.164 phone number"), "{text}");
     assert!(text.contains("hint: "), "{text}");
 
+    // URL options follow the configuration's rule (the core's is_absolute_http_url): a URL
+    // without a host is refused, a short one with a host is fine.
+    let no_host = run(&["simulate", "--channel", "voice", "--url", "https:///voice"]);
+    assert_eq!(code(&no_host), 2, "{}", stderr(&no_host));
+    assert!(
+        stderr(&no_host).contains("is not an absolute http(s) URL"),
+        "{}",
+        stderr(&no_host)
+    );
+    let no_host = run(&[
+        "numbers",
+        "set",
+        "--all-unprotected",
+        "--voice-fallback-url",
+        "https://",
+    ]);
+    assert_eq!(code(&no_host), 2, "{}", stderr(&no_host));
+    assert!(
+        stderr(&no_host).contains("is not an absolute http(s) URL"),
+        "{}",
+        stderr(&no_host)
+    );
+
     let bad_url = run(&["serve", "--public-url", "fallback.example.com"]);
     assert_eq!(code(&bad_url), 2);
     assert!(
