@@ -16,7 +16,8 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use twiml_fallback::config::Config;
 use twiml_fallback::edge::{
-    Alert, AlertWindows, Body, Edge, EdgeRequest, Effect, LogRecord, MAX_REQUEST_BYTES, RecoveryOutcome, RecoveryPlan,
+    ALERT_TIMEOUT_MS, Alert, AlertWindows, Body, Edge, EdgeRequest, Effect, LogRecord, MAX_REQUEST_BYTES,
+    RecoveryOutcome, RecoveryPlan,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 use twiml_fallback::twiml::MAX_DOCUMENT_BYTES;
@@ -220,7 +221,7 @@ impl Server {
             let sent = client
                 .post(&alert.webhook_url)
                 .header(CONTENT_TYPE, "application/json")
-                .timeout(Duration::from_secs(10))
+                .timeout(Duration::from_millis(ALERT_TIMEOUT_MS))
                 .body(alert.body)
                 .send()
                 .await;

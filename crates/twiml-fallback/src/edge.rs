@@ -171,6 +171,17 @@ pub struct Alert {
     pub body: String,
 }
 
+/// How long the shells give an alert webhook to answer.
+pub const ALERT_TIMEOUT_MS: u64 = 10_000;
+
+impl Alert {
+    /// When the deduplication window this alert opens at `now_ms` ends (milliseconds, the
+    /// shell's clock): the rule [`AlertWindows`] applies in memory and the Worker in KV.
+    pub fn window_end(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.dedup_seconds.saturating_mul(1000))
+    }
+}
+
 /// A request to re-send to the failed primary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryPlan {

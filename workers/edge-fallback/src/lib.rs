@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use twiml_fallback::config::{Config, VARIABLES};
 use twiml_fallback::edge::{
-    Alert, AlertWindows, Body, Edge, EdgeRequest, EdgeResponse, Effect, LogRecord, MAX_REQUEST_BYTES,
+    ALERT_TIMEOUT_MS, Alert, AlertWindows, Body, Edge, EdgeRequest, EdgeResponse, Effect, LogRecord, MAX_REQUEST_BYTES,
     RecoveryJudgement, RecoveryOutcome, RecoveryPlan,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
@@ -36,8 +36,8 @@ use twiml_fallback::twiml::MAX_DOCUMENT_BYTES;
 use worker::js_sys::{Date, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, console_error, console_log,
-    event, web_sys,
+    ByteStream, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, console_error,
+    console_log, event, web_sys,
 };
 
 /// The KV namespace binding for alert deduplication.
@@ -178,14 +178,21 @@ async fn read_limited(request: web_sys::Request) -> Option<Vec<u8>> {
         // No body stream at all: an empty body.
         return Some(Vec::new());
     };
+    let body = read_up_to(&mut stream, MAX_REQUEST_BYTES).await.ok()?;
+    (body.len() <= MAX_REQUEST_BYTES).then_some(body)
+}
+
+/// Reads `stream` until it ends or what was read holds more than `limit` bytes (enough to know
+/// it is too large, without reading the rest).
+async fn read_up_to(stream: &mut ByteStream, limit: usize) -> worker::Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.ok()?);
-        if body.len() > MAX_REQUEST_BYTES {
-            return None;
+        body.extend_from_slice(&chunk?);
+        if body.len() > limit {
+            break;
         }
     }
-    Some(body)
+    Ok(body)
 }
 
 fn now_ms() -> u64 {
@@ -246,7 +253,7 @@ fn send_alert(alert: Alert, env: &Env, ctx: &Context, dedup: bool) {
                 Ok(_) => {}
                 Err(error) => log_dedup_error(&error),
             }
-            let until = now.saturating_add(alert.dedup_seconds.saturating_mul(1000));
+            let until = alert.window_end(now);
             match store.put(key, until.to_string()) {
                 Ok(put) => {
                     if let Err(error) = put
@@ -294,7 +301,7 @@ async fn post_alert(alert: &Alert) -> String {
         Ok(request) => request,
         Err(error) => return format!("not sent: {error}"),
     };
-    match with_deadline(Fetch::Request(request).send(), Duration::from_secs(10)).await {
+    match with_deadline(Fetch::Request(request).send(), Duration::from_millis(ALERT_TIMEOUT_MS)).await {
         Some(Ok(response)) => format!("HTTP {}", response.status_code()),
         Some(Err(error)) => format!("not sent: {error}"),
         None => "not sent: no answer within 10 s".to_owned(),
@@ -336,15 +343,10 @@ async fn recover(edge: &Edge, plan: &RecoveryPlan) -> RecoveryJudgement {
         let status = response.status_code();
         let content_type = response.headers().get("Content-Type").ok().flatten();
         // Read up to just past Twilio's 64 KB (enough to know it is too large); no stream, no body.
-        let mut body = Vec::new();
-        if let Ok(mut stream) = response.stream() {
-            while let Some(chunk) = stream.next().await {
-                body.extend_from_slice(&chunk?);
-                if body.len() > MAX_DOCUMENT_BYTES {
-                    break;
-                }
-            }
-        }
+        let body = match response.stream() {
+            Ok(mut stream) => read_up_to(&mut stream, MAX_DOCUMENT_BYTES).await?,
+            Err(_) => Vec::new(),
+        };
         Ok::<_, worker::Error>((status, content_type, body))
     };
     match with_deadline(fetched, Duration::from_millis(plan.timeout_ms)).await {

@@ -26,9 +26,11 @@ use super::Alert;
 /// How many keys to hold before expired ones are swept.
 const SWEEP_ABOVE: usize = 4096;
 
-/// The most keys held at once. Keys come only from verified requests, so reaching this takes
-/// thousands of distinct failing URLs inside one window; past it the half that ends soonest is
-/// forgotten (their alerts may repeat: better twice than a map without bound).
+/// The most keys held at once. Keys come only from verified requests, so nearing this takes
+/// thousands of distinct failing URLs inside one window. When a sweep still finds half this many
+/// live keys, those whose windows end soonest are forgotten: at least half of them, all of them
+/// if every window ends at the same millisecond (their alerts may repeat: better twice than a map
+/// without bound).
 pub const MAX_ALERT_KEYS: usize = 16 * 1024;
 
 /// Dedup keys and when their windows end (milliseconds, the shell's clock).
@@ -61,8 +63,7 @@ impl AlertWindows {
         match self.until_ms.get(&alert.dedup_key) {
             Some(until) if *until > now_ms => false,
             _ => {
-                let until = now_ms.saturating_add(alert.dedup_seconds.saturating_mul(1000));
-                self.until_ms.insert(alert.dedup_key.clone(), until);
+                self.until_ms.insert(alert.dedup_key.clone(), alert.window_end(now_ms));
                 true
             }
         }
