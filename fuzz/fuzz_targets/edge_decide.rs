@@ -6,14 +6,17 @@
 //! `METHOD PATH?QUERY \n FLAG CONTENT-TYPE \n BODY [\n PRIMARY'S ANSWER]`, FLAG being `S` (signed
 //! correctly), `N` (no signature), `L` (body too large to read) or anything else (that line's rest
 //! is the signature, with no Content-Type). When a recovery is planned, the primary's answer is
-//! judged as a 200 `text/xml` answer.
+//! judged as a 200 answer under each Content-Type Twilio runs (`text/xml`, `text/html`,
+//! `text/plain`): relayed TwiML must be valid, relayed text at most 64 KB.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use twiml_fallback::config::Config;
-use twiml_fallback::edge::{Body, Edge, EdgeRequest, EdgeResponse, Effect, RecoveryOutcome, TWIML_CONTENT_TYPE};
+use twiml_fallback::edge::{
+    Body, Edge, EdgeRequest, EdgeResponse, Effect, RecoveryOutcome, TEXT_CONTENT_TYPE, TWIML_CONTENT_TYPE,
+};
 use twiml_fallback::signature::{SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
@@ -101,16 +104,26 @@ fuzz_target!(|data: &[u8]| {
     }
     for effect in &decision.effects {
         if let Effect::Recover(plan) = effect {
-            let judgement = edge().judge_recovery(
-                plan,
-                RecoveryOutcome::Answered {
-                    status: 200,
-                    content_type: Some("text/xml"),
-                    body: primary_answer,
-                },
-            );
-            assert_eq!(judgement.response.status, 200, "a judged recovery answers TwiML");
-            check_answer(&judgement.response);
+            for content_type in ["text/xml", "text/html", "text/plain; charset=utf-8"] {
+                let judgement = edge().judge_recovery(
+                    plan,
+                    RecoveryOutcome::Answered {
+                        status: 200,
+                        content_type: Some(content_type),
+                        body: primary_answer,
+                    },
+                );
+                assert_eq!(judgement.response.status, 200, "a judged recovery answers");
+                if judgement.response.content_type == TEXT_CONTENT_TYPE {
+                    assert!(
+                        content_type.starts_with("text/plain"),
+                        "text relayed for {content_type}"
+                    );
+                    assert!(!judgement.response.body.is_empty() && judgement.response.body.len() <= MAX_DOCUMENT_BYTES);
+                } else {
+                    check_answer(&judgement.response);
+                }
+            }
         }
     }
 });

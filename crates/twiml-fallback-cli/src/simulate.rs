@@ -9,7 +9,7 @@ use twiml_fallback::Channel;
 use twiml_fallback::error_code::ErrorCode;
 use twiml_fallback::signature::{SIGNATURE_HEADER, compute_signature};
 use twiml_fallback::twiml::{
-    Action, AnswerRules, ContentKind, MAX_DOCUMENT_BYTES, Strictness, TargetChannel, outline, validate,
+    Accepted, Action, AnswerRules, ContentKind, ContentPolicy, MAX_DOCUMENT_BYTES, Strictness, outline,
 };
 use twiml_fallback::webhook::Params;
 
@@ -45,6 +45,8 @@ enum Served {
     Twiml(String),
     /// A `text/plain` answer: sent as the SMS, or read aloud on a call.
     PlainText(String),
+    /// An audio answer to a call: played, then the call ends.
+    Audio,
     /// A `204 No Content` to a message: no reply.
     NoReply,
 }
@@ -287,42 +289,42 @@ fn classify(error: &reqwest::Error) -> (ErrorCode, String) {
     (code, description)
 }
 
-/// What Twilio does with an answer: fail it (and fall back), or execute it.
+/// What Twilio does with an answer: fail it (and fall back), or execute it — by the core's
+/// [`AnswerRules`], with Twilio's own leniency (schema problems are 12200 warnings, not failures).
 fn judge(hop: &mut Hop, channel: Channel, status: u16, content_type: Option<&str>, body: &[u8]) {
-    if (200..300).contains(&status)
-        && body.len() <= MAX_DOCUMENT_BYTES
-        && ContentKind::of(content_type) == ContentKind::PlainText
-    {
-        let text = String::from_utf8_lossy(body).into_owned();
-        // On a call, Twilio executes plain text that is TwiML, and reads anything else aloud.
-        let as_twiml = channel == Channel::Voice
-            && validate(body, TargetChannel::Voice)
-                .check(Strictness::WellFormed)
-                .is_ok();
-        hop.served = Some(if as_twiml {
-            Served::Twiml(text)
-        } else {
-            Served::PlainText(text)
-        });
-        return;
-    }
-    // Twilio executes text/html as TwiML; schema problems are 12200 warnings, not failures.
     let rules = AnswerRules {
         target: channel.into(),
         strictness: Strictness::WellFormed,
-        accept_html: true,
+        content: ContentPolicy::AsTwilio,
     };
-    match rules.check(status, content_type, body) {
-        Err(rejection) => hop.failure = Some((rejection.code, rejection.message)),
-        Ok(report) => {
-            hop.warnings = report.errors().map(|diagnostic| diagnostic.to_string()).collect();
-            hop.served = Some(if body.is_empty() {
-                Served::NoReply
-            } else {
-                Served::Twiml(String::from_utf8_lossy(body).into_owned())
-            });
+    let text = || String::from_utf8_lossy(body).into_owned();
+    hop.served = match rules.check(status, content_type, body) {
+        Err(rejection) => {
+            hop.failure = Some((rejection.code, rejection.message));
+            None
         }
-    }
+        Ok(Accepted::NoReply) => Some(Served::NoReply),
+        Ok(Accepted::Audio) => Some(Served::Audio),
+        Ok(Accepted::PlainText) => Some(Served::PlainText(text())),
+        // Twilio itself does not correct the type: it sends or reads the XML as text.
+        Ok(Accepted::Twiml {
+            served_as: ContentKind::PlainText,
+            ..
+        }) => {
+            hop.warnings.push(format!(
+                "this is TwiML served as text/plain: Twilio {} the raw XML; serve it as text/xml (the fallback layer corrects it)",
+                match channel {
+                    Channel::Voice => "reads aloud",
+                    Channel::Messaging => "sends as the reply",
+                }
+            ));
+            Some(Served::PlainText(text()))
+        }
+        Ok(Accepted::Twiml { report, .. }) => {
+            hop.warnings = report.errors().map(|diagnostic| diagnostic.to_string()).collect();
+            Some(Served::Twiml(text()))
+        }
+    };
 }
 
 /// What the person experiences, line by line.
@@ -342,6 +344,7 @@ fn experience(channel: Channel, hop: &Hop) -> Vec<String> {
     }
     match served {
         Served::NoReply => lines.push("the sender gets no reply (204 No Content)".to_owned()),
+        Served::Audio => lines.push("caller hears the audio answer played, then the call ends".to_owned()),
         Served::PlainText(text) => lines.push(match channel {
             Channel::Voice => format!(
                 "caller hears the text read aloud: \"{}\", then the call ends",
@@ -452,13 +455,19 @@ fn print_text(args: &SimulateArgs, channel: Channel, signed: bool, hops: &[Hop],
         }
         match (&hop.failure, &hop.served) {
             (Some((code, message)), _) => println!("   error {code} ({}): {message}", code.title()),
-            (None, Some(Served::PlainText(_))) => println!(
-                "   ok: plain text, which Twilio {}",
-                match channel {
-                    Channel::Voice => "reads aloud",
-                    Channel::Messaging => "sends as the reply",
+            (None, Some(Served::PlainText(_))) => {
+                println!(
+                    "   ok: plain text, which Twilio {}",
+                    match channel {
+                        Channel::Voice => "reads aloud",
+                        Channel::Messaging => "sends as the reply",
+                    }
+                );
+                for warning in &hop.warnings {
+                    println!("   warning: {warning}");
                 }
-            ),
+            }
+            (None, Some(Served::Audio)) => println!("   ok: audio, which Twilio plays, then hangs up"),
             (None, _) if hop.warnings.is_empty() => println!("   ok: valid {channel} TwiML"),
             (None, _) => {
                 println!("   executed with warnings:");
@@ -586,7 +595,26 @@ mod tests {
         );
         let mut plain = hop();
         judge(&mut plain, Channel::Messaging, 200, Some("text/plain"), b"closing at 5");
-        assert!(matches!(plain.served, Some(Served::PlainText(_))));
+        assert!(matches!(plain.served, Some(Served::PlainText(_))) && plain.warnings.is_empty());
+        let mut twiml_as_text = hop();
+        judge(
+            &mut twiml_as_text,
+            Channel::Messaging,
+            200,
+            Some("text/plain; charset=utf-8"),
+            b"<Response><Message>Order 42 is ready</Message></Response>",
+        );
+        assert!(matches!(twiml_as_text.served, Some(Served::PlainText(_))));
+        assert!(twiml_as_text.warnings[0].contains("serve it as text/xml"));
+        let mut audio = hop();
+        judge(&mut audio, Channel::Voice, 200, Some("audio/mpeg"), b"ID3\x04");
+        assert!(matches!(audio.served, Some(Served::Audio)) && audio.failure.is_none());
+        let mut audio_sms = hop();
+        judge(&mut audio_sms, Channel::Messaging, 200, Some("audio/mpeg"), b"ID3\x04");
+        assert_eq!(
+            audio_sms.failure.map(|(code, _)| code),
+            Some(ErrorCode::INVALID_CONTENT_TYPE)
+        );
         let mut json = hop();
         judge(&mut json, Channel::Voice, 200, Some("application/json"), b"{}");
         assert_eq!(

@@ -69,17 +69,16 @@ pub use alert_windows::{AlertWindows, MAX_ALERT_KEYS};
 use crate::config::{AnswerSource, Config, UNKNOWN_CHANNEL_TWIML};
 use crate::error_code::ErrorCode;
 use crate::signature::{Payload, SIGNATURE_HEADER, SignatureError, SignatureVerifier, compute_signature};
-use crate::twiml::{AnswerRules, MAX_DOCUMENT_BYTES, resolve_relative_urls};
+use crate::twiml::{Accepted, AnswerRules, MAX_DOCUMENT_BYTES, resolve_relative_urls};
 use crate::webhook::{Channel, FALLBACK_PARAMS, Params};
 
 /// The largest request body the endpoint reads; shells stop reading past it and pass
 /// [`Body::TooLarge`].
 pub const MAX_REQUEST_BYTES: usize = MAX_DOCUMENT_BYTES;
 
-/// The Content-Type of every TwiML answer.
-pub const TWIML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+pub use crate::twiml::TWIML_CONTENT_TYPE;
 
-/// The Content-Type of a 403.
+/// The Content-Type of a 403, and of a relayed plain-text answer.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// The User-Agent of recovery requests.
@@ -402,8 +401,9 @@ impl Edge {
         Decision { response, effects }
     }
 
-    /// Judges the primary's answer to a recovery request: relayed (relative URLs resolved against
-    /// the primary's URL) when it is valid TwiML for the channel, else the planned fallback.
+    /// Judges the primary's answer to a recovery request by the core's [`AnswerRules`]: relayed
+    /// when Twilio would run it (TwiML with relative URLs resolved against the primary's URL,
+    /// plain text, a messaging "no reply"), else the planned fallback.
     pub fn judge_recovery(&self, plan: &RecoveryPlan, outcome: RecoveryOutcome<'_>) -> RecoveryJudgement {
         let mut log = plan.log.clone();
         let verdict = match outcome {
@@ -416,30 +416,14 @@ impl Edge {
             } => AnswerRules::for_channel(Some(plan.channel))
                 .check(status, content_type, body)
                 .map_err(|rejection| format!("rejected: {}", clip(&rejection.to_string())))
-                .and_then(|_| {
-                    let text = std::str::from_utf8(body).map_err(|_| "rejected: not UTF-8".to_owned())?;
-                    let resolved = resolve_relative_urls(text, &plan.base_url);
-                    if resolved.len() > MAX_DOCUMENT_BYTES {
-                        return Err("rejected: over 64 KB once its relative URLs are resolved".to_owned());
-                    }
-                    // What is relayed is checked, not only what was received.
-                    if matches!(resolved, std::borrow::Cow::Owned(_)) {
-                        AnswerRules::for_channel(Some(plan.channel))
-                            .check(200, Some(TWIML_CONTENT_TYPE), resolved.as_bytes())
-                            .map_err(|rejection| format!("rejected once rebased: {}", clip(&rejection.to_string())))?;
-                    }
-                    Ok(resolved.into_owned())
-                }),
+                .and_then(|accepted| relayable(plan, &accepted, body)),
         };
         match verdict {
-            Ok(twiml) => {
+            Ok(response) => {
                 log.event = "recovered";
                 log.answer = "recovered";
                 log.recovery = Some("relayed the primary's answer".to_owned());
-                RecoveryJudgement {
-                    response: twiml_response(twiml),
-                    log,
-                }
+                RecoveryJudgement { response, log }
             }
             Err(reason) => {
                 log.recovery = Some(reason);
@@ -671,6 +655,39 @@ pub fn rfc3339(now_ms: u64) -> String {
         second_of_day / 60 % 60,
         second_of_day % 60
     )
+}
+
+/// What the endpoint relays of an answer the recovered primary gave, as Twilio would run it:
+/// TwiML with its relative URLs resolved against the primary's URL (and checked again once
+/// rebased), plain text as plain text, a messaging `204` as an empty `<Response/>`. Audio is not
+/// relayed (the planned fallback answers instead): the endpoint's answers are text.
+fn relayable(plan: &RecoveryPlan, accepted: &Accepted, body: &[u8]) -> Result<EdgeResponse, String> {
+    match accepted {
+        Accepted::NoReply => Ok(twiml_response(UNKNOWN_CHANNEL_TWIML.to_owned())),
+        Accepted::Audio => Err("not relayed: an audio answer (the endpoint relays TwiML and text)".to_owned()),
+        Accepted::PlainText => {
+            let text = std::str::from_utf8(body).map_err(|_| "rejected: plain text that is not UTF-8".to_owned())?;
+            Ok(EdgeResponse {
+                status: 200,
+                content_type: TEXT_CONTENT_TYPE,
+                body: text.to_owned(),
+            })
+        }
+        Accepted::Twiml { .. } => {
+            let text = std::str::from_utf8(body).map_err(|_| "rejected: not UTF-8".to_owned())?;
+            let resolved = resolve_relative_urls(text, &plan.base_url);
+            if resolved.len() > MAX_DOCUMENT_BYTES {
+                return Err("rejected: over 64 KB once its relative URLs are resolved".to_owned());
+            }
+            // What is relayed is checked, not only what was received.
+            if matches!(resolved, std::borrow::Cow::Owned(_)) {
+                AnswerRules::for_channel(Some(plan.channel))
+                    .check(200, Some(TWIML_CONTENT_TYPE), resolved.as_bytes())
+                    .map_err(|rejection| format!("rejected once rebased: {}", clip(&rejection.to_string())))?;
+            }
+            Ok(twiml_response(resolved.into_owned()))
+        }
+    }
 }
 
 #[cfg(test)]

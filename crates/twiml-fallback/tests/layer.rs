@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::Html;
 use axum::routing::post;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -26,8 +27,8 @@ use twiml_fallback::error_code::ErrorCode;
 use twiml_fallback::layer::{
     FALLBACK_HEADER, FallbackEvent, FallbackLayer, RequestBody, TwilioParams, ValidateTwilioSignatureLayer,
 };
-use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, compute_signature};
-use twiml_fallback::twiml::{Strictness, TargetChannel, validate};
+use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy, compute_signature};
+use twiml_fallback::twiml::{ContentPolicy, Strictness, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
 
 use chaos::{CASES, ChaosApp, ChaosService};
@@ -46,7 +47,9 @@ fn expected(case: &str) -> (&'static str, u32) {
         "lowercase" | "wrong-root" => ("invalid-twiml", 12102),
         "wrong-channel" => ("invalid-twiml", 12200),
         "huge" => ("too-large", 11750),
-        "no-content-type" | "html" => ("content-type", 12300),
+        "no-content-type" => ("content-type", 12300),
+        // Twilio runs text/html as TwiML, and an HTML error page fails as TwiML.
+        "html" => ("invalid-twiml", 12100),
         "empty" => ("empty", 11770),
         "body-error" => ("body-error", 11200),
         other => panic!("no expectation for {other}"),
@@ -879,4 +882,321 @@ async fn markup_in_the_parameters_never_reaches_the_twiml_unescaped() {
     assert!(!text.contains("<Redirect>"), "{text}");
     assert!(text.contains("&lt;/Message&gt;&lt;Redirect&gt;"), "{text}");
     assert!(validate(&answer, TargetChannel::Messaging).is_valid(), "{text}");
+}
+
+// What Twilio runs, the layer passes: one test per row of Twilio's "Your Response" table, each
+// through a real axum `Router` behind the default layer.
+
+const ORDER_READY: &str = "<Response><Message>Order 42 is ready</Message></Response>";
+
+async fn string_sms() -> String {
+    ORDER_READY.to_owned() // axum serves a String as text/plain; charset=utf-8
+}
+
+async fn plain_sms() -> &'static str {
+    "Thanks, we got your message"
+}
+
+async fn plain_voice() -> &'static str {
+    "Please hold the line"
+}
+
+async fn html_twiml() -> Html<&'static str> {
+    Html("<Response><Say>Hello</Say></Response>")
+}
+
+async fn html_error_page() -> Html<&'static str> {
+    Html("<html><body><h1>Oops</h1></body></html>")
+}
+
+const MP3: &[u8] = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64\x00";
+
+async fn audio_voice() -> ([(http::HeaderName, &'static str); 1], &'static [u8]) {
+    ([(CONTENT_TYPE, "audio/mpeg")], MP3)
+}
+
+/// A 201 with an app header and TwiML served as text/plain: only the Content-Type may change.
+async fn created_string_sms() -> (StatusCode, [(http::HeaderName, &'static str); 1], String) {
+    (
+        StatusCode::CREATED,
+        [(http::HeaderName::from_static("x-app"), "kept")],
+        ORDER_READY.to_owned(),
+    )
+}
+
+fn twilio_router(layer: FallbackLayer) -> Router {
+    Router::new()
+        .route("/sms/string", post(string_sms))
+        .route("/sms/created", post(created_string_sms))
+        .route("/sms/plain", post(plain_sms))
+        .route("/sms/audio", post(audio_voice))
+        .route("/voice/plain", post(plain_voice))
+        .route("/voice/html", post(html_twiml))
+        .route("/voice/html-error", post(html_error_page))
+        .route("/voice/audio", post(audio_voice))
+        .layer(layer)
+}
+
+async fn call(router: &Router, path: &str) -> (StatusCode, HeaderMap, Bytes) {
+    let params = if path.starts_with("/voice") {
+        VOICE_PARAMS
+    } else {
+        SMS_PARAMS
+    };
+    let request = form_request(Method::POST, path, params).map(axum::body::Body::new);
+    read(router.clone().oneshot(request).await.expect("infallible")).await
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+#[tokio::test]
+async fn a_string_handler_serving_twiml_passes_with_its_content_type_corrected() {
+    let (layer, events) = recording_layer();
+    let router = twilio_router(layer);
+    let (status, headers, body) = call(&router, "/sms/string").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, FALLBACK_HEADER), None, "passed, not replaced");
+    assert_eq!(header(&headers, "content-type"), Some("text/xml; charset=utf-8"));
+    assert_eq!(&body[..], ORDER_READY.as_bytes());
+    // Status, the app's other headers and the bytes are untouched.
+    let (status, headers, body) = call(&router, "/sms/created").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(header(&headers, "x-app"), Some("kept"));
+    assert_eq!(header(&headers, "content-type"), Some("text/xml; charset=utf-8"));
+    assert_eq!(&body[..], ORDER_READY.as_bytes());
+    assert!(events.lock().expect("events").is_empty());
+}
+
+#[tokio::test]
+async fn plain_text_passes_untouched_on_both_channels() {
+    let (layer, events) = recording_layer();
+    let router = twilio_router(layer);
+    for (path, text) in [
+        ("/sms/plain", "Thanks, we got your message"),
+        ("/voice/plain", "Please hold the line"),
+    ] {
+        let (status, headers, body) = call(&router, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(header(&headers, FALLBACK_HEADER), None, "{path}");
+        assert_eq!(
+            header(&headers, "content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
+        assert_eq!(&body[..], text.as_bytes(), "{path}");
+    }
+    assert!(events.lock().expect("events").is_empty());
+}
+
+#[tokio::test]
+async fn html_twiml_runs_and_an_html_error_page_falls_back() {
+    let (layer, events) = recording_layer();
+    let router = twilio_router(layer);
+    let (status, headers, body) = call(&router, "/voice/html").await;
+    assert_eq!((status, header(&headers, FALLBACK_HEADER)), (StatusCode::OK, None));
+    assert_eq!(header(&headers, "content-type"), Some("text/xml; charset=utf-8"));
+    assert_eq!(&body[..], b"<Response><Say>Hello</Say></Response>");
+
+    let (status, headers, body) = call(&router, "/voice/html-error").await;
+    assert_fallback(
+        status,
+        &headers,
+        &body,
+        Channel::Voice,
+        "invalid-twiml",
+        "HTML error page",
+    );
+    let events = events.lock().expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].error_code, ErrorCode::ROOT_NOT_RESPONSE);
+}
+
+#[tokio::test]
+async fn audio_is_played_on_a_call_and_falls_back_on_a_message() {
+    let router = twilio_router(FallbackLayer::new());
+    let (status, headers, body) = call(&router, "/voice/audio").await;
+    assert_eq!((status, header(&headers, FALLBACK_HEADER)), (StatusCode::OK, None));
+    assert_eq!(header(&headers, "content-type"), Some("audio/mpeg"));
+    assert_eq!(&body[..], MP3);
+    // Twilio fails a message answered with audio (12300), so the layer answers instead.
+    let (status, headers, body) = call(&router, "/sms/audio").await;
+    assert_fallback(
+        status,
+        &headers,
+        &body,
+        Channel::Messaging,
+        "content-type",
+        "audio on SMS",
+    );
+}
+
+#[tokio::test]
+async fn stricter_content_policies_are_opt_in() {
+    let twiml_only = twilio_router(FallbackLayer::new().content_policy(ContentPolicy::TwimlOnly));
+    let (status, headers, body) = call(&twiml_only, "/sms/plain").await;
+    assert_fallback(
+        status,
+        &headers,
+        &body,
+        Channel::Messaging,
+        "content-type",
+        "TwimlOnly, text",
+    );
+    let (status, headers, body) = call(&twiml_only, "/voice/audio").await;
+    assert_fallback(
+        status,
+        &headers,
+        &body,
+        Channel::Voice,
+        "content-type",
+        "TwimlOnly, audio",
+    );
+    let (_, headers, body) = call(&twiml_only, "/sms/string").await;
+    assert_eq!(header(&headers, FALLBACK_HEADER), None, "TwiML still passes, corrected");
+    assert_eq!(&body[..], ORDER_READY.as_bytes());
+
+    let xml_only = twilio_router(FallbackLayer::new().content_policy(ContentPolicy::XmlOnly));
+    for (path, channel) in [
+        ("/sms/string", Channel::Messaging),
+        ("/voice/html", Channel::Voice),
+        ("/voice/plain", Channel::Voice),
+    ] {
+        let (status, headers, body) = call(&xml_only, path).await;
+        assert_fallback(status, &headers, &body, channel, "content-type", path);
+    }
+}
+
+// The signature layer checks the URL Twilio signed wherever it is mounted.
+
+fn signed_sms(uri: &str, signed_url: &str, token: &str) -> Request<axum::body::Body> {
+    let params = Params::from_form(SMS_PARAMS.as_bytes());
+    let signature = compute_signature(token, signed_url, params.iter());
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("host", "example.com")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(SIGNATURE_HEADER, signature)
+        .body(axum::body::Body::from(SMS_PARAMS))
+        .expect("request")
+}
+
+async fn verified_twiml() -> ([(http::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(CONTENT_TYPE, "text/xml")],
+        "<Response><Message>verified</Message></Response>",
+    )
+}
+
+fn guard(policy: &UrlPolicy) -> ValidateTwilioSignatureLayer {
+    ValidateTwilioSignatureLayer::new(SignatureVerifier::new("12345")).url_policy(policy.clone())
+}
+
+#[tokio::test]
+async fn the_signature_layer_verifies_the_url_twilio_signed_under_nest_and_nest_service() {
+    let as_received = UrlPolicy::as_received();
+    let public = UrlPolicy::public_base("https://voice.example.com/twilio").expect("base");
+    for (policy, base) in [
+        (&as_received, "http://example.com"),
+        (&public, "https://voice.example.com/twilio"),
+    ] {
+        let inner = || Router::new().route("/sms", post(verified_twiml));
+        let mounts: Vec<(&str, Router)> = vec![
+            ("nested", Router::new().nest("/nested", inner().layer(guard(policy)))),
+            (
+                "doubly nested",
+                Router::new().nest("/nested", Router::new().nest("/deeper", inner().layer(guard(policy)))),
+            ),
+            (
+                "nest_service",
+                Router::new().nest_service("/nested", inner().layer(guard(policy))),
+            ),
+            (
+                "on a route",
+                Router::new().route("/nested/sms", post(verified_twiml).layer(guard(policy))),
+            ),
+            (
+                "on the top router",
+                Router::new().nest("/nested", inner()).layer(guard(policy)),
+            ),
+        ];
+        for (how, router) in mounts {
+            let path = if how == "doubly nested" {
+                "/nested/deeper/sms"
+            } else {
+                "/nested/sms"
+            };
+            let context = format!("{how}, signed for {base}{path}");
+            let genuine = signed_sms(path, &format!("{base}{path}"), "12345");
+            let (status, _, body) = read(router.clone().oneshot(genuine).await.expect("infallible")).await;
+            assert_eq!(status, StatusCode::OK, "{context}: {body:?}");
+            assert_eq!(
+                &body[..],
+                b"<Response><Message>verified</Message></Response>",
+                "{context}"
+            );
+            // Signed for the path the inner router sees: a forgery of the URL.
+            let stripped = signed_sms(path, &format!("{base}/sms"), "12345");
+            let (status, _, _) = read(router.clone().oneshot(stripped).await.expect("infallible")).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{context}: the prefix-stripped URL");
+            let forged = signed_sms(path, &format!("{base}{path}"), "not-the-token");
+            let (status, _, _) = read(router.oneshot(forged).await.expect("infallible")).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{context}: a wrong token");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nested_fallback_reports_the_path_twilio_requested() {
+    let (layer, events) = recording_layer();
+    let router = Router::new().nest(
+        "/twilio",
+        Router::new().route("/sms", post(panicking_handler)).layer(layer),
+    );
+    let (status, headers, body) = call(&router, "/twilio/sms").await;
+    assert_fallback(status, &headers, &body, Channel::Messaging, "panic", "nested");
+    assert_eq!(events.lock().expect("events")[0].path, "/twilio/sms");
+}
+
+/// A `tracing` writer that keeps what was written.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_corrected_content_type_is_logged_once_per_path() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let router = twilio_router(FallbackLayer::new());
+    for _ in 0..3 {
+        call(&router, "/sms/string").await;
+        call(&router, "/sms/created").await;
+    }
+    let log = String::from_utf8(captured.0.lock().expect("log").clone()).expect("UTF-8");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("Content-Type corrected"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "one per path:\n{log}");
+    assert!(
+        warnings[0].contains("path=/sms/string") && warnings[0].contains("text/plain"),
+        "{log}"
+    );
+    assert!(warnings[1].contains("path=/sms/created"), "{log}");
 }

@@ -318,6 +318,47 @@ fn a_healthy_primary_is_relayed_with_relative_urls_resolved() {
 }
 
 #[test]
+fn what_twilio_would_run_is_relayed_as_twilio_would_run_it() {
+    let edge = edge(RECOVERY);
+    let voice = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    let plan = plan_of(&voice).expect("a plan");
+    let answered = |content_type, body| RecoveryOutcome::Answered {
+        status: 200,
+        content_type: Some(content_type),
+        body,
+    };
+    // Plain text is read aloud: relayed as plain text.
+    let judgement = edge.judge_recovery(plan, answered("text/plain", b"Please hold the line"));
+    assert_eq!(
+        (judgement.response.content_type, judgement.response.body.as_str()),
+        (TEXT_CONTENT_TYPE, "Please hold the line")
+    );
+    assert_eq!(judgement.log.event, "recovered");
+    // TwiML served as text/plain or text/html is relayed as TwiML.
+    for content_type in ["text/plain; charset=utf-8", "text/html"] {
+        let judgement = edge.judge_recovery(plan, answered(content_type, b"<Response><Say>Back</Say></Response>"));
+        assert_eq!(judgement.response.content_type, TWIML_CONTENT_TYPE, "{content_type}");
+        assert_eq!(judgement.response.body, "<Response><Say>Back</Say></Response>");
+    }
+    // A messaging 204 is "no reply": relayed as an empty <Response/>, never as an empty body.
+    let sms = edge.decide(&post(SMS_BODY, &sign(URL, SMS_BODY)));
+    let plan = plan_of(&sms).expect("a plan");
+    let judgement = edge.judge_recovery(
+        plan,
+        RecoveryOutcome::Answered {
+            status: 204,
+            content_type: None,
+            body: b"",
+        },
+    );
+    assert_eq!(
+        (judgement.response.content_type, judgement.response.body.as_str()),
+        (TWIML_CONTENT_TYPE, UNKNOWN_CHANNEL_TWIML)
+    );
+    assert_eq!(judgement.log.event, "recovered");
+}
+
+#[test]
 fn a_broken_primary_falls_back_with_the_reason_logged() {
     let edge = edge(RECOVERY);
     // Valid voice TwiML, but over 64 KB; and just under it until its 800 relative URLs grow.
@@ -366,7 +407,23 @@ fn a_broken_primary_falls_back_with_the_reason_logged() {
                 content_type: Some("text/html"),
                 body: b"<html/>",
             },
+            "rejected: 12102",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("application/json"),
+                body: b"{}",
+            },
             "rejected: 12300",
+        ),
+        (
+            RecoveryOutcome::Answered {
+                status: 200,
+                content_type: Some("audio/mpeg"),
+                body: b"ID3",
+            },
+            "not relayed: an audio answer",
         ),
         (
             RecoveryOutcome::Answered {

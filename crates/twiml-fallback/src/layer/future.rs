@@ -21,6 +21,7 @@ use super::body::{Buffer, Collected, FallbackBody, RequestBody, poll_collect};
 use super::event::{FallbackCause, FallbackEvent};
 use super::layer::{FALLBACK_HEADER, Shared};
 use super::params::TwilioParams;
+use super::requested_uri::requested_uri;
 use super::timer::Sleep;
 use crate::edge::TWIML_CONTENT_TYPE;
 use crate::error_code::ErrorCode;
@@ -66,11 +67,15 @@ pin_project! {
     }
 }
 
+/// How many distinct paths get the "Content-Type corrected" warning (a bound on its memory).
+const MAX_CORRECTED_PATHS_LOGGED: usize = 1024;
+
 /// What the layer knows about the request, for judging the answer and reporting a fallback.
 struct RequestContext {
     shared: Arc<Shared>,
     started: Instant,
-    /// The request's URI (cheap to clone; the path is only copied out for a fallback).
+    /// The URI Twilio requested (before any `Router::nest` stripped a prefix; cheap to clone, the
+    /// path is only copied out for a fallback).
     uri: http::Uri,
     channel: Option<Channel>,
     /// The parameters, decoded only if a fallback needs the called number and the SID.
@@ -98,7 +103,7 @@ where
             channel: shared.channel,
             shared,
             started,
-            uri: parts.uri.clone(),
+            uri: requested_uri(&parts).clone(),
             params: None,
         };
         Self {
@@ -192,8 +197,12 @@ where
                             }))
                         }
                         Ok(Poll::Ready(Ok(Collected::Complete(bytes)))) => match parts.take() {
-                            Some(parts) => match this.context.judge(&parts, &bytes) {
-                                Ok(()) => Step::Answer(Response::from_parts(parts, FallbackBody::new(bytes))),
+                            Some(mut parts) => match this.context.judge(&parts, &bytes) {
+                                Ok(None) => Step::Answer(Response::from_parts(parts, FallbackBody::new(bytes))),
+                                Ok(Some(corrected)) => {
+                                    this.context.correct_content_type(&mut parts, corrected);
+                                    Step::Answer(Response::from_parts(parts, FallbackBody::new(bytes)))
+                                }
                                 Err(rejection) => Step::Fallback(FallbackCause::Rejected(rejection)),
                             },
                             None => {
@@ -284,20 +293,41 @@ impl RequestContext {
         Request::from_parts(parts, body)
     }
 
-    /// Whether the app's answer passes: 3xx always (Twilio follows redirects), else Twilio's rules.
-    fn judge(&self, parts: &http::response::Parts, body: &[u8]) -> Result<(), Rejection> {
+    /// Whether the app's answer passes — 3xx always (Twilio follows redirects), else the core's
+    /// [`AnswerRules`] — and the Content-Type it must be served under when the app's is wrong.
+    fn judge(&self, parts: &http::response::Parts, body: &[u8]) -> Result<Option<&'static str>, Rejection> {
         if parts.status.is_redirection() {
-            return Ok(());
+            return Ok(None);
         }
         let rules = AnswerRules {
             target: self.channel.into(),
             strictness: self.shared.strictness,
-            accept_html: self.shared.accept_html,
+            content: self.shared.content_policy,
         };
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
         rules
             .check_content(parts.status.as_u16(), content_type, body)
-            .map(|_| ())
+            .map(|accepted| accepted.corrected_content_type())
+    }
+
+    /// Serves valid TwiML under the Content-Type Twilio runs as TwiML (status, other headers and
+    /// bytes untouched), and tells the app's author once per path.
+    fn correct_content_type(&self, parts: &mut http::response::Parts, corrected: &'static str) {
+        let served = parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static(corrected));
+        let path = self.uri.path();
+        let first_time = self.shared.corrected_paths.lock().is_ok_and(|mut paths| {
+            paths.len() < MAX_CORRECTED_PATHS_LOGGED && !paths.contains(path) && paths.insert(path.to_owned())
+        });
+        if first_time {
+            tracing::warn!(
+                target: "twiml_fallback",
+                path = %clip(path, 256),
+                served = served.as_ref().and_then(|value| value.to_str().ok()).unwrap_or(""),
+                corrected,
+                "the handler served valid TwiML under a Content-Type Twilio would not run as TwiML; \
+                 passed with the Content-Type corrected (logged once per path: serve it as text/xml)"
+            );
+        }
     }
 
     /// Reports the fallback (tracing event, then the hook) and builds the answer.

@@ -1,7 +1,8 @@
 //! [`FallbackLayer`]: the configuration of the fallback middleware.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -11,7 +12,7 @@ use super::event::FallbackEvent;
 use super::service::Fallback;
 use super::timer::{SharedTimer, Timer};
 use crate::config::Config;
-use crate::twiml::{MAX_DOCUMENT_BYTES, Strictness};
+use crate::twiml::{ContentPolicy, MAX_DOCUMENT_BYTES, Strictness};
 use crate::webhook::Channel;
 
 /// The default deadline: Twilio gives up after 15 s, so answer well before.
@@ -40,7 +41,9 @@ pub(crate) struct Shared {
     pub(crate) deadline: Option<Duration>,
     pub(crate) timer: Option<SharedTimer>,
     pub(crate) strictness: Strictness,
-    pub(crate) accept_html: bool,
+    pub(crate) content_policy: ContentPolicy,
+    /// Paths whose TwiML got its Content-Type corrected, each logged once.
+    pub(crate) corrected_paths: Arc<Mutex<HashSet<String>>>,
     pub(crate) is_failure: fn(StatusCode) -> bool,
     pub(crate) marker_header: bool,
     pub(crate) request_body_limit: usize,
@@ -55,7 +58,7 @@ impl fmt::Debug for Shared {
             .field("deadline", &self.deadline)
             .field("timer", &self.timer)
             .field("strictness", &self.strictness)
-            .field("accept_html", &self.accept_html)
+            .field("content_policy", &self.content_policy)
             .field("marker_header", &self.marker_header)
             .field("request_body_limit", &self.request_body_limit)
             .field("on_fallback", &self.on_fallback.as_ref().map(|_| "Fn(&FallbackEvent)"))
@@ -76,8 +79,9 @@ impl Default for FallbackLayer {
 
 impl FallbackLayer {
     /// The layer with the embedded default answers, a 12 s deadline (with the `tokio` feature),
-    /// channel detection from the parameters, schema validation on, any 4xx/5xx as a failure, and
-    /// the `x-twiml-fallback` header on fallback answers.
+    /// channel detection from the parameters, schema validation on, whatever Twilio runs passing
+    /// by Content-Type, any 4xx/5xx as a failure, and the `x-twiml-fallback` header on fallback
+    /// answers.
     pub fn new() -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -86,7 +90,8 @@ impl FallbackLayer {
                 deadline: Some(DEFAULT_DEADLINE),
                 timer: default_timer(),
                 strictness: Strictness::Schema,
-                accept_html: false,
+                content_policy: ContentPolicy::AsTwilio,
+                corrected_paths: Arc::default(),
                 is_failure: is_client_or_server_error,
                 marker_header: true,
                 request_body_limit: DEFAULT_REQUEST_BODY_LIMIT,
@@ -134,10 +139,12 @@ impl FallbackLayer {
         self.with(|shared| shared.strictness = strictness)
     }
 
-    /// Accept `text/html` answers as TwiML, as Twilio does (default: off, because an HTML answer
-    /// from a webhook app is almost always an error page).
-    pub fn accept_html(self, accept: bool) -> Self {
-        self.with(|shared| shared.accept_html = accept)
+    /// Which answers pass by Content-Type (default [`ContentPolicy::AsTwilio`]: whatever Twilio
+    /// runs — TwiML served as XML or HTML, plain text, audio on calls). Stricter, opt-in:
+    /// [`ContentPolicy::TwimlOnly`] (plain-text and audio answers fall back) or
+    /// [`ContentPolicy::XmlOnly`] (only `text/xml` / `application/xml` pass).
+    pub fn content_policy(self, policy: ContentPolicy) -> Self {
+        self.with(|shared| shared.content_policy = policy)
     }
 
     /// Which statuses count as a failure (default: any 4xx or 5xx). 3xx answers always pass

@@ -9,12 +9,19 @@
 //! - an `Err` from the inner service, or an error from the response body mid-stream;
 //! - no answer within the deadline (default 12 s; Twilio gives up at 15 s);
 //! - a 4xx or 5xx status (configurable);
-//! - an answer Twilio would reject: missing or non-XML Content-Type (12300), empty body (11770),
-//!   more than 64 KB (11750), malformed XML (12100, e.g. a lowercase `<response>` is 12102), wrong
-//!   root (12102), schema errors for the channel (12200; strictness configurable).
+//! - an answer Twilio would reject: no Content-Type or one Twilio does not run (12300), empty
+//!   body (11770), more than 64 KB (11750), malformed XML (12100, e.g. an HTML error page), wrong
+//!   root (12102, e.g. a lowercase `<response>`), schema errors for the channel (12200; strictness
+//!   configurable).
 //!
-//! A valid answer passes through **unchanged**: status, headers and bytes. So do 3xx answers
-//! (Twilio follows redirects).
+//! **Whatever Twilio runs passes**, judged by the core's [`AnswerRules`](crate::twiml::AnswerRules):
+//! TwiML served as `text/xml`, `application/xml` or `text/html`; plain text (`text/plain`: the SMS
+//! reply, or read aloud on a call); audio on a call; a messaging `204`; a 3xx (Twilio follows
+//! redirects). These pass through **unchanged** — status, headers and bytes — with one
+//! correction: valid TwiML served as `text/plain` (an axum `String`) or `text/html` is served as
+//! `text/xml; charset=utf-8`, so Twilio runs what the app meant instead of sending the raw XML as
+//! the SMS; a warning is logged once per path. Stricter judging is opt-in:
+//! [`FallbackLayer::content_policy`].
 //!
 //! The layer reads the request body (up to 64 KB; a larger one is passed on untouched), parses
 //! Twilio's parameters, hands the app the same bytes, and puts the parameters into the request's
@@ -38,8 +45,9 @@
 //! use axum::{routing::post, Router};
 //! use twiml_fallback::layer::FallbackLayer;
 //!
-//! async fn sms() -> &'static str {
-//!     "not TwiML at all" // text/plain: Twilio would fail this message; the layer answers instead
+//! async fn sms() -> String {
+//!     // axum serves a String as text/plain; the layer serves this valid TwiML as text/xml.
+//!     "<Response><Message>Order 42 is ready</Message></Response>".into()
 //! }
 //!
 //! // Default: embedded answers, 12 s deadline, schema validation, x-twiml-fallback header.
@@ -53,7 +61,7 @@
 //! use axum::{routing::post, Router};
 //! use twiml_fallback::config::Config;
 //! use twiml_fallback::layer::FallbackLayer;
-//! use twiml_fallback::twiml::Strictness;
+//! use twiml_fallback::twiml::{ContentPolicy, Strictness};
 //! use twiml_fallback::Channel;
 //!
 //! # async fn voice() -> &'static str { "" }
@@ -67,6 +75,7 @@
 //!     .channel(Channel::Voice)                 // every route behind it is a voice webhook
 //!     .deadline(Duration::from_secs(10))
 //!     .strictness(Strictness::WellFormed)      // only parse errors and wrong roots fall back
+//!     .content_policy(ContentPolicy::TwimlOnly) // a plain-text answer is a bug in this app
 //!     .failure_status(|status| status.is_server_error())
 //!     .on_fallback(|event| eprintln!("fallback: {} ({})", event.cause, event.error_code));
 //! let app: Router = Router::new().route("/voice", post(voice)).layer(layer);
@@ -78,6 +87,7 @@ mod future;
 #[allow(clippy::module_inception)] // tower-http's layout: layer.rs, service.rs, future.rs, body.rs
 mod layer;
 mod params;
+mod requested_uri;
 mod service;
 mod signature;
 mod timer;

@@ -16,6 +16,7 @@ use tower_service::Service;
 
 use super::body::{Buffer, Collected, RequestBody, poll_collect};
 use super::layer::DEFAULT_REQUEST_BODY_LIMIT;
+use super::requested_uri::requested_uri;
 use crate::edge::TEXT_CONTENT_TYPE;
 use crate::signature::{Payload, SIGNATURE_HEADER, SignatureError, SignatureVerifier, UrlPolicy, Verified};
 use crate::webhook::Params;
@@ -30,6 +31,11 @@ use crate::webhook::Params;
 /// first, then `.layer(signature)`; with `ServiceBuilder`: signature first). Outside, a forged
 /// request gets 403 and never reaches the app; inside, the fallback layer would turn that 403 into
 /// friendly TwiML for the forger.
+///
+/// Mount it anywhere: on the top router, on a route, or inside `Router::nest` /
+/// `nest_service`. With the `axum` feature (default) it checks the URI Twilio requested (axum's
+/// `OriginalUri`), not the prefix-stripped one a nested router sees; with
+/// [`UrlPolicy::public_base`] that URI's path is appended to the base's.
 ///
 /// ```
 /// use twiml_fallback::layer::{FallbackLayer, ValidateTwilioSignatureLayer};
@@ -211,7 +217,7 @@ where
                             tracing::info!(
                                 target: "twiml_fallback",
                                 reason = %reason,
-                                path = parts.uri.path(),
+                                path = requested_uri(&parts).path(),
                                 "refused a request: X-Twilio-Signature"
                             );
                             return Poll::Ready(Ok(forbidden(&reason)));
@@ -225,14 +231,17 @@ where
 }
 
 fn verify(shared: &SignatureShared, parts: &http::request::Parts, body: &[u8]) -> Result<Verified, String> {
-    let url = shared.policy.signed_url(parts).map_err(|error| error.to_string())?;
+    let url = shared
+        .policy
+        .signed_url_for(requested_uri(parts), &parts.headers)
+        .map_err(|error| error.to_string())?;
     let signature = parts
         .headers
         .get(SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    let params = Params::from_request(parts.method.as_str(), parts.uri.query(), content_type, body);
+    let params = Params::from_request(parts.method.as_str(), requested_uri(parts).query(), content_type, body);
     let payload = Payload::for_request(&parts.method, &url, body, &params);
     shared
         .verifier

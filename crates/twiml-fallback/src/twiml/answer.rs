@@ -1,8 +1,42 @@
 //! Judging a webhook's HTTP answer the way Twilio does: status, size, Content-Type, body, TwiML.
 //!
-//! The tower layer uses this to decide whether to replace an app's response, the fallback endpoint
+//! This is the one place that knows what Twilio runs. The tower layer uses it to decide whether
+//! to replace an app's response (and whether to correct its Content-Type), the fallback endpoint
 //! to decide whether a recovered primary's answer can be relayed, and the CLI's `simulate` to show
 //! what Twilio would do.
+//!
+//! What Twilio runs, from its "Your Response" pages for voice and messaging:
+//!
+//! | Content-Type | voice | messaging |
+//! |---|---|---|
+//! | `text/xml`, `application/xml` (and `…+xml`) | run as TwiML | run as TwiML |
+//! | `text/html` | run as TwiML | run as TwiML |
+//! | `text/plain` | read aloud, then the call ends | sent back as the reply |
+//! | `audio/mpeg`, `audio/wav`, … ([`AUDIO_MEDIA_TYPES`]) | played, then the call ends | fails (12300) |
+//! | anything else, or none | fails (12300) | fails (12300) |
+//!
+//! Before the Content-Type: any non-2xx status fails (11200), a body over 64 KB fails (11750), an
+//! empty body fails (11770) except a `204 No Content` to a messaging webhook, which is "no reply".
+//!
+//! # Example
+//!
+//! ```
+//! use twiml_fallback::twiml::{Accepted, AnswerRules, ContentPolicy, TWIML_CONTENT_TYPE};
+//! use twiml_fallback::Channel;
+//!
+//! let sms = AnswerRules::for_channel(Some(Channel::Messaging));
+//! // axum serves a `String` as text/plain: Twilio would send the raw XML as the SMS, so the
+//! // verdict says which Content-Type makes Twilio run it as the app meant.
+//! let twiml = b"<Response><Message>Order 42 is ready</Message></Response>";
+//! let verdict = sms.check(200, Some("text/plain; charset=utf-8"), twiml).unwrap();
+//! assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
+//! // Plain text is the reply itself.
+//! assert!(matches!(sms.check(200, Some("text/plain"), b"Thanks!"), Ok(Accepted::PlainText)));
+//!
+//! // Stricter, opt-in: only TwiML passes, a plain-text answer is a failure.
+//! let strict = AnswerRules { content: ContentPolicy::TwimlOnly, ..sms };
+//! assert!(strict.check(200, Some("text/plain"), b"Thanks!").is_err());
+//! ```
 
 use std::fmt;
 
@@ -10,16 +44,36 @@ use super::validate::{Diagnostic, MAX_DOCUMENT_BYTES, Report, Strictness, Target
 use crate::error_code::ErrorCode;
 use crate::webhook::Channel;
 
+/// The Content-Type of the TwiML this crate serves, and the one a corrected answer gets.
+pub const TWIML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// The audio media types Twilio plays when a voice webhook answers with audio (its `<Play>`
+/// page's list).
+pub const AUDIO_MEDIA_TYPES: &[&str] = &[
+    "audio/mpeg",
+    "audio/wav",
+    "audio/wave",
+    "audio/x-wav",
+    "audio/aiff",
+    "audio/x-aifc",
+    "audio/x-aiff",
+    "audio/x-gsm",
+    "audio/gsm",
+    "audio/ulaw",
+];
+
 /// What a Content-Type header says about a body, as far as Twilio is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ContentKind {
     /// `text/xml`, `application/xml`, or any `…/…+xml`: TwiML.
     Xml,
-    /// `text/html`: Twilio reads it as TwiML too, but from a webhook app it is almost always an
-    /// error page.
+    /// `text/html`: Twilio runs it as TwiML too (an HTML error page then fails as TwiML).
     Html,
-    /// `text/plain`: Twilio sends it as an SMS reply or reads it aloud.
+    /// `text/plain`: Twilio sends it as the SMS reply, or reads it aloud on a call.
     PlainText,
+    /// One of [`AUDIO_MEDIA_TYPES`]: Twilio plays it on a call.
+    Audio,
     /// Any other media type.
     Other,
     /// No Content-Type at all.
@@ -47,12 +101,31 @@ impl ContentKind {
             ContentKind::Html
         } else if is("text/plain") {
             ContentKind::PlainText
+        } else if AUDIO_MEDIA_TYPES.iter().any(|audio| is(audio)) {
+            ContentKind::Audio
         } else if suffix.is_some_and(|suffix| suffix.eq_ignore_ascii_case("+xml")) && media_type.contains('/') {
             ContentKind::Xml
         } else {
             ContentKind::Other
         }
     }
+}
+
+/// Which answers pass, by Content-Type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContentPolicy {
+    /// Whatever Twilio runs passes (the default): TwiML served as XML or HTML, plain text, and
+    /// audio on a call. TwiML served as `text/plain` or `text/html` passes with
+    /// [`Accepted::corrected_content_type`] set, so Twilio runs it as TwiML.
+    #[default]
+    AsTwilio,
+    /// Only TwiML passes: a plain-text or audio answer counts as a failure (12300), for apps
+    /// whose handlers always mean TwiML. TwiML served as `text/plain` or `text/html` still passes,
+    /// with its Content-Type corrected.
+    TwimlOnly,
+    /// Only TwiML served as `text/xml` or `application/xml` passes: `text/html`, `text/plain` and
+    /// audio answers count as failures (12300), whatever their body.
+    XmlOnly,
 }
 
 /// The rules an answer must pass.
@@ -62,9 +135,8 @@ pub struct AnswerRules {
     pub target: TargetChannel,
     /// How much of the TwiML validation must pass.
     pub strictness: Strictness,
-    /// Accept `text/html` bodies as TwiML, as Twilio does. Off by default: an HTML answer from a
-    /// webhook app is an error page far more often than TwiML.
-    pub accept_html: bool,
+    /// Which Content-Types pass (default: whatever Twilio runs).
+    pub content: ContentPolicy,
 }
 
 impl Default for AnswerRules {
@@ -72,7 +144,49 @@ impl Default for AnswerRules {
         Self {
             target: TargetChannel::Auto,
             strictness: Strictness::Schema,
-            accept_html: false,
+            content: ContentPolicy::AsTwilio,
+        }
+    }
+}
+
+/// An answer that passed: what Twilio does with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// TwiML that Twilio runs.
+    Twiml {
+        /// The validation report (it may hold warnings).
+        report: Report,
+        /// How it was served: [`ContentKind::Xml`], or [`ContentKind::Html`] /
+        /// [`ContentKind::PlainText`] for TwiML served under a type an app did not mean.
+        served_as: ContentKind,
+    },
+    /// Plain text: the SMS reply, or read aloud on a call.
+    PlainText,
+    /// Audio played to the caller.
+    Audio,
+    /// A messaging `204 No Content`: Twilio sends no reply.
+    NoReply,
+}
+
+impl Accepted {
+    /// The Content-Type to serve the same bytes under so that Twilio runs them as the TwiML they
+    /// are: set for TwiML served as `text/plain` (which Twilio would otherwise send or read out as
+    /// raw XML) or `text/html`; `None` when the answer is right as it is.
+    pub fn corrected_content_type(&self) -> Option<&'static str> {
+        match self {
+            Accepted::Twiml {
+                served_as: ContentKind::PlainText | ContentKind::Html,
+                ..
+            } => Some(TWIML_CONTENT_TYPE),
+            _ => None,
+        }
+    }
+
+    /// The validation report of a TwiML answer (empty for the others).
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Accepted::Twiml { report, .. } => Some(report),
+            _ => None,
         }
     }
 }
@@ -96,8 +210,33 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
+impl Rejection {
+    fn content_type(content_type: Option<&str>, why: &str) -> Self {
+        let message = match content_type {
+            None => format!("the answer has no Content-Type ({why})"),
+            Some(value) => format!(
+                "Content-Type {:?} is not accepted ({why})",
+                value.chars().take(100).collect::<String>()
+            ),
+        };
+        Rejection {
+            code: ErrorCode::INVALID_CONTENT_TYPE,
+            message,
+            diagnostic: None,
+        }
+    }
+
+    fn of_diagnostic(diagnostic: &Diagnostic) -> Self {
+        Rejection {
+            code: diagnostic.code,
+            message: diagnostic.to_string(),
+            diagnostic: Some(diagnostic.clone()),
+        }
+    }
+}
+
 impl AnswerRules {
-    /// Rules for `channel` with the default strictness.
+    /// Rules for `channel` with the default strictness and content policy.
     pub fn for_channel(channel: Option<Channel>) -> Self {
         Self {
             target: channel.into(),
@@ -105,15 +244,15 @@ impl AnswerRules {
         }
     }
 
-    /// Judges an answer; `Ok` carries the validation report (which may hold warnings).
+    /// Judges an answer: `Ok` says what Twilio does with it, `Err` why Twilio would fail it.
     ///
     /// In Twilio's order: a 4xx/5xx (or any non-2xx) status is 11200; a body over 64 KB is 11750;
-    /// a missing or non-XML Content-Type is 12300; an empty body is 11770 — except a `204 No
-    /// Content` to a messaging webhook, which Twilio takes as "no reply"; then the TwiML itself.
+    /// an empty body is 11770 — except a `204 No Content` to a messaging webhook, which Twilio
+    /// takes as "no reply"; then the Content-Type (see the [module docs](self)) and the TwiML.
     ///
     /// ```
     /// use twiml_fallback::error_code::ErrorCode;
-    /// use twiml_fallback::twiml::AnswerRules;
+    /// use twiml_fallback::twiml::{Accepted, AnswerRules};
     /// use twiml_fallback::Channel;
     ///
     /// let rules = AnswerRules::for_channel(Some(Channel::Messaging));
@@ -122,8 +261,9 @@ impl AnswerRules {
     /// assert_eq!(rules.check(500, Some("text/xml"), body).unwrap_err().code, ErrorCode::HTTP_RETRIEVAL_FAILURE);
     /// assert_eq!(rules.check(200, Some("application/json"), body).unwrap_err().code, ErrorCode::INVALID_CONTENT_TYPE);
     /// assert_eq!(rules.check(200, Some("text/xml"), b"<response/>").unwrap_err().code, ErrorCode::ROOT_NOT_RESPONSE);
+    /// assert_eq!(rules.check(200, Some("text/plain"), b"See you at 5"), Ok(Accepted::PlainText));
     /// ```
-    pub fn check(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Report, Rejection> {
+    pub fn check(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
         if !(200..300).contains(&status) {
             return Err(Rejection {
                 code: ErrorCode::HTTP_RETRIEVAL_FAILURE,
@@ -135,8 +275,8 @@ impl AnswerRules {
     }
 
     /// Judges everything but the status (a caller with its own status policy uses this): size,
-    /// Content-Type, empty body (a messaging `204` is "no reply"), TwiML.
-    pub fn check_content(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Report, Rejection> {
+    /// empty body (a messaging `204` is "no reply"), Content-Type, TwiML.
+    pub fn check_content(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(Rejection {
                 code: ErrorCode::RESPONSE_TOO_LARGE,
@@ -148,34 +288,93 @@ impl AnswerRules {
             });
         }
         if body.is_empty() && status == 204 && self.target == TargetChannel::Messaging {
-            return Ok(Report::default());
+            return Ok(Accepted::NoReply);
         }
         let kind = ContentKind::of(content_type);
-        let acceptable = kind == ContentKind::Xml || (kind == ContentKind::Html && self.accept_html);
-        if !acceptable {
-            let message = match content_type {
-                None => "the answer has no Content-Type (TwiML needs text/xml or application/xml)".to_owned(),
-                Some(value) => format!(
-                    "Content-Type {:?} is not TwiML (use text/xml or application/xml)",
-                    value.chars().take(100).collect::<String>()
-                ),
-            };
+        match kind {
+            ContentKind::Xml => self.twiml(body, kind),
+            ContentKind::Html if self.content == ContentPolicy::XmlOnly => Err(Rejection::content_type(
+                content_type,
+                "only text/xml or application/xml pass (ContentPolicy::XmlOnly)",
+            )),
+            ContentKind::Html => self.twiml(body, kind),
+            ContentKind::PlainText => self.plain_text(content_type, body),
+            ContentKind::Audio => self.audio(content_type, body),
+            ContentKind::Other | ContentKind::Missing => Err(Rejection::content_type(
+                content_type,
+                "Twilio runs text/xml, application/xml and text/html as TwiML, sends or reads text/plain, and plays audio on calls",
+            )),
+        }
+    }
+
+    fn twiml(&self, body: &[u8], served_as: ContentKind) -> Result<Accepted, Rejection> {
+        let report = validate(body, self.target);
+        match report.check(self.strictness) {
+            Ok(()) => Ok(Accepted::Twiml { report, served_as }),
+            Err(diagnostic) => Err(Rejection::of_diagnostic(diagnostic)),
+        }
+    }
+
+    /// Plain text is the reply (or what is read aloud) — unless it is TwiML an app served under
+    /// the wrong type, which passes with its Content-Type to be corrected.
+    fn plain_text(&self, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
+        if self.content == ContentPolicy::XmlOnly {
+            return Err(Rejection::content_type(
+                content_type,
+                "only text/xml or application/xml pass (ContentPolicy::XmlOnly)",
+            ));
+        }
+        if body.is_empty() {
             return Err(Rejection {
-                code: ErrorCode::INVALID_CONTENT_TYPE,
-                message,
+                code: ErrorCode::EMPTY_RESPONSE,
+                message: "the body is empty".to_owned(),
                 diagnostic: None,
             });
         }
         let report = validate(body, self.target);
-        match report.check(self.strictness) {
-            Ok(()) => Ok(report),
-            Err(diagnostic) => Err(Rejection {
-                code: diagnostic.code,
-                message: diagnostic.to_string(),
-                diagnostic: Some(diagnostic.clone()),
+        match report.check(self.strictness).err().map(Rejection::of_diagnostic) {
+            None => Ok(Accepted::Twiml {
+                report,
+                served_as: ContentKind::PlainText,
             }),
+            Some(_) if self.content == ContentPolicy::AsTwilio => Ok(Accepted::PlainText),
+            // Broken TwiML is reported as such; other text as the wrong type.
+            Some(rejection) if looks_like_markup(body) => Err(rejection),
+            Some(_) => Err(Rejection::content_type(
+                content_type,
+                "a plain-text answer (ContentPolicy::TwimlOnly)",
+            )),
         }
     }
+
+    fn audio(&self, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
+        if self.target == TargetChannel::Messaging {
+            return Err(Rejection::content_type(
+                content_type,
+                "Twilio plays audio on calls only; a message needs TwiML or text/plain",
+            ));
+        }
+        if self.content != ContentPolicy::AsTwilio {
+            return Err(Rejection::content_type(
+                content_type,
+                "an audio answer (ContentPolicy::TwimlOnly)",
+            ));
+        }
+        if body.is_empty() {
+            return Err(Rejection {
+                code: ErrorCode::EMPTY_RESPONSE,
+                message: "the body is empty".to_owned(),
+                diagnostic: None,
+            });
+        }
+        Ok(Accepted::Audio)
+    }
+}
+
+/// Whether a body starts like an XML document (after a byte-order mark and whitespace).
+fn looks_like_markup(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'<')
 }
 
 #[cfg(test)]
@@ -183,9 +382,17 @@ mod tests {
     use super::*;
 
     const SMS: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>ok</Message></Response>";
+    const VOICE: &[u8] = b"<Response><Say>Hello</Say></Response>";
 
-    fn code(result: Result<Report, Rejection>) -> Option<ErrorCode> {
+    fn code(result: Result<Accepted, Rejection>) -> Option<ErrorCode> {
         result.err().map(|rejection| rejection.code)
+    }
+
+    fn rules(channel: Channel, content: ContentPolicy) -> AnswerRules {
+        AnswerRules {
+            content,
+            ..AnswerRules::for_channel(Some(channel))
+        }
     }
 
     #[test]
@@ -198,6 +405,9 @@ mod tests {
         assert_eq!(ContentKind::of(Some("application/twiml+xml")), ContentKind::Xml);
         assert_eq!(ContentKind::of(Some("text/html;charset=UTF-8")), ContentKind::Html);
         assert_eq!(ContentKind::of(Some("text/plain")), ContentKind::PlainText);
+        assert_eq!(ContentKind::of(Some("audio/mpeg")), ContentKind::Audio);
+        assert_eq!(ContentKind::of(Some("Audio/X-WAV; rate=8000")), ContentKind::Audio);
+        assert_eq!(ContentKind::of(Some("audio/ogg")), ContentKind::Other);
         assert_eq!(ContentKind::of(Some("application/json")), ContentKind::Other);
         assert_eq!(ContentKind::of(Some("+xml")), ContentKind::Other);
         assert_eq!(ContentKind::of(Some(" ; charset=utf-8")), ContentKind::Missing);
@@ -223,20 +433,152 @@ mod tests {
             code(AnswerRules::default().check(200, None, &huge)),
             Some(ErrorCode::RESPONSE_TOO_LARGE)
         );
+        assert_eq!(
+            code(AnswerRules::default().check(200, Some("text/plain"), &huge)),
+            Some(ErrorCode::RESPONSE_TOO_LARGE)
+        );
     }
 
     #[test]
-    fn html_is_refused_unless_asked_for() {
-        let rules = AnswerRules::for_channel(Some(Channel::Messaging));
+    fn xml_twiml_passes_as_it_is() {
+        let verdict = AnswerRules::for_channel(Some(Channel::Messaging))
+            .check(200, Some("text/xml"), SMS)
+            .expect("valid");
+        assert!(matches!(
+            verdict,
+            Accepted::Twiml {
+                served_as: ContentKind::Xml,
+                ..
+            }
+        ));
+        assert_eq!(verdict.corrected_content_type(), None);
+    }
+
+    #[test]
+    fn html_is_run_as_twiml_and_an_html_page_fails_as_twiml() {
+        let rules = AnswerRules::for_channel(Some(Channel::Voice));
+        let verdict = rules
+            .check(200, Some("text/html; charset=utf-8"), VOICE)
+            .expect("TwiML");
+        assert!(matches!(
+            verdict,
+            Accepted::Twiml {
+                served_as: ContentKind::Html,
+                ..
+            }
+        ));
+        assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
+        let page = b"<html><body><h1>Oops</h1></body></html>";
         assert_eq!(
-            code(rules.check(200, Some("text/html"), SMS)),
+            code(rules.check(200, Some("text/html"), page)),
+            Some(ErrorCode::ROOT_NOT_RESPONSE)
+        );
+        let doctype = b"<!DOCTYPE html><html><body>502</body></html>";
+        assert!(rules.check(200, Some("text/html"), doctype).is_err());
+    }
+
+    #[test]
+    fn plain_text_is_the_reply_on_both_channels() {
+        for channel in [Channel::Messaging, Channel::Voice] {
+            let rules = AnswerRules::for_channel(Some(channel));
+            assert_eq!(
+                rules.check(200, Some("text/plain; charset=utf-8"), b"Thanks, we got your message"),
+                Ok(Accepted::PlainText),
+                "{channel}"
+            );
+            assert_eq!(
+                code(rules.check(200, Some("text/plain"), b"")),
+                Some(ErrorCode::EMPTY_RESPONSE)
+            );
+        }
+    }
+
+    #[test]
+    fn twiml_served_as_plain_text_passes_with_its_content_type_corrected() {
+        let sms = AnswerRules::for_channel(Some(Channel::Messaging));
+        let verdict = sms.check(200, Some("text/plain; charset=utf-8"), SMS).expect("TwiML");
+        assert!(matches!(
+            verdict,
+            Accepted::Twiml {
+                served_as: ContentKind::PlainText,
+                ..
+            }
+        ));
+        assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
+        // TwiML of the other channel is not TwiML this webhook can run: Twilio sends the text.
+        assert_eq!(sms.check(200, Some("text/plain"), VOICE), Ok(Accepted::PlainText));
+        // A lowercase root is text too, exactly as Twilio would treat it.
+        assert_eq!(
+            sms.check(200, Some("text/plain"), b"<response><Message>x</Message></response>"),
+            Ok(Accepted::PlainText)
+        );
+    }
+
+    #[test]
+    fn audio_is_played_on_calls_and_fails_messages() {
+        let mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00";
+        assert_eq!(
+            AnswerRules::for_channel(Some(Channel::Voice)).check(200, Some("audio/mpeg"), mp3),
+            Ok(Accepted::Audio)
+        );
+        assert_eq!(
+            AnswerRules::for_channel(None).check(200, Some("audio/wav"), mp3),
+            Ok(Accepted::Audio)
+        );
+        assert_eq!(
+            code(AnswerRules::for_channel(Some(Channel::Messaging)).check(200, Some("audio/mpeg"), mp3)),
             Some(ErrorCode::INVALID_CONTENT_TYPE)
         );
-        let lenient = AnswerRules {
-            accept_html: true,
-            ..rules
-        };
-        assert!(lenient.check(200, Some("text/html"), SMS).is_ok());
+        assert_eq!(
+            code(AnswerRules::for_channel(Some(Channel::Voice)).check(200, Some("audio/mpeg"), b"")),
+            Some(ErrorCode::EMPTY_RESPONSE)
+        );
+    }
+
+    #[test]
+    fn other_or_missing_content_types_are_12300() {
+        let rules = AnswerRules::for_channel(Some(Channel::Voice));
+        for content_type in [None, Some("application/json"), Some("audio/ogg"), Some("")] {
+            assert_eq!(
+                code(rules.check(200, content_type, VOICE)),
+                Some(ErrorCode::INVALID_CONTENT_TYPE),
+                "{content_type:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn twiml_only_refuses_plain_text_and_audio_but_corrects_twiml() {
+        let voice = rules(Channel::Voice, ContentPolicy::TwimlOnly);
+        assert_eq!(
+            code(voice.check(200, Some("text/plain"), b"Please hold the line")),
+            Some(ErrorCode::INVALID_CONTENT_TYPE)
+        );
+        assert_eq!(
+            code(voice.check(200, Some("audio/mpeg"), b"ID3")),
+            Some(ErrorCode::INVALID_CONTENT_TYPE)
+        );
+        assert_eq!(
+            code(voice.check(200, Some("text/plain"), b"<response/>")),
+            Some(ErrorCode::ROOT_NOT_RESPONSE),
+            "broken TwiML is reported as broken TwiML"
+        );
+        let verdict = voice.check(200, Some("text/plain"), VOICE).expect("TwiML");
+        assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
+        assert!(voice.check(200, Some("text/html"), VOICE).is_ok());
+    }
+
+    #[test]
+    fn xml_only_refuses_everything_but_xml_types() {
+        let voice = rules(Channel::Voice, ContentPolicy::XmlOnly);
+        for content_type in ["text/html", "text/plain", "audio/mpeg"] {
+            assert_eq!(
+                code(voice.check(200, Some(content_type), VOICE)),
+                Some(ErrorCode::INVALID_CONTENT_TYPE),
+                "{content_type}"
+            );
+        }
+        assert!(voice.check(200, Some("application/xml"), VOICE).is_ok());
     }
 
     #[test]
@@ -248,7 +590,7 @@ mod tests {
             Some(ErrorCode::EMPTY_RESPONSE)
         );
         assert_eq!(code(voice.check(204, None, b"")), Some(ErrorCode::INVALID_CONTENT_TYPE));
-        assert!(sms.check(204, None, b"").is_ok());
+        assert_eq!(sms.check(204, None, b""), Ok(Accepted::NoReply));
         assert_eq!(
             code(sms.check(200, Some("text/xml"), b"")),
             Some(ErrorCode::EMPTY_RESPONSE)

@@ -7,7 +7,8 @@
 //! - [`validate`] checks raw bytes for a [`TargetChannel`] and reports [`Diagnostic`]s with the
 //!   Twilio error code, a message and a line and column.
 //! - [`AnswerRules::check`] judges status, Content-Type, size and body together, as Twilio does
-//!   with a webhook's answer.
+//!   with a webhook's answer: TwiML (served as XML or HTML), plain text, audio on calls, a
+//!   messaging `204` — and says when TwiML needs its Content-Type corrected.
 //!
 //! Writer rules: `&`, `<`, `>` are always escaped and `"` in attribute values; carriage returns
 //! (and tabs and newlines in attribute values) are written as character references so parsers
@@ -47,7 +48,7 @@ mod schema;
 mod validate;
 mod writer;
 
-pub use answer::{AnswerRules, ContentKind, Rejection};
+pub use answer::{AUDIO_MEDIA_TYPES, Accepted, AnswerRules, ContentKind, ContentPolicy, Rejection, TWIML_CONTENT_TYPE};
 pub use model::*;
 pub use outline::{Action, outline};
 pub use rebase::resolve_relative_urls;
