@@ -12,10 +12,11 @@
 
 use std::sync::OnceLock;
 
+use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
 use twiml_fallback::config::Config;
 use twiml_fallback::edge::{
-    Body, Edge, EdgeRequest, EdgeResponse, Effect, RecoveryOutcome, TEXT_CONTENT_TYPE, TWIML_CONTENT_TYPE,
+    Body, Edge, EdgeRequest, EdgeResponse, Effect, SendOutcome, TEXT_CONTENT_TYPE, TWIML_CONTENT_TYPE, method_of,
 };
 use twiml_fallback::signature::{SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, validate};
@@ -72,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         _ => (Some(header_line.to_string()), None, false),
     };
     let decision = edge().decide(&EdgeRequest {
-        method,
+        method: &method_of(method),
         url: &url,
         signature: signature.as_deref(),
         content_type,
@@ -99,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
         1,
         "one log record per request (a recovery plan carries it)"
     );
-    if decision.response.status == 403 {
+    if decision.response.status == StatusCode::FORBIDDEN {
         assert_eq!(decision.effects.len(), 1, "a refused request caused effects");
     }
     for effect in &decision.effects {
@@ -107,13 +108,13 @@ fuzz_target!(|data: &[u8]| {
             for content_type in ["text/xml", "text/html", "text/plain; charset=utf-8"] {
                 let judgement = edge().judge_recovery(
                     plan,
-                    RecoveryOutcome::Answered {
-                        status: 200,
+                    SendOutcome::Answered {
+                        status: StatusCode::OK,
                         content_type: Some(content_type),
                         body: primary_answer,
                     },
                 );
-                assert_eq!(judgement.response.status, 200, "a judged recovery answers");
+                assert_eq!(judgement.response.status, StatusCode::OK, "a judged recovery answers");
                 if judgement.response.content_type == TEXT_CONTENT_TYPE {
                     assert!(
                         content_type.starts_with("text/plain"),
@@ -131,13 +132,13 @@ fuzz_target!(|data: &[u8]| {
 /// 200 with valid TwiML within 64 KB, or 403.
 fn check_answer(response: &EdgeResponse) {
     match response.status {
-        200 => {
+        StatusCode::OK => {
             assert_eq!(response.content_type, TWIML_CONTENT_TYPE);
             assert!(response.body.len() <= MAX_DOCUMENT_BYTES);
             let report = validate(response.body.as_bytes(), TargetChannel::Auto);
             assert!(report.is_valid(), "{}: {:?}", response.body, report.diagnostics());
         }
-        403 => {}
+        StatusCode::FORBIDDEN => {}
         other => panic!("status {other}"),
     }
 }

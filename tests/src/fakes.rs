@@ -139,7 +139,7 @@ async fn primary(State((hits, base)): State<(Arc<Mutex<Vec<Hit>>>, String)>, req
     let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let url = format!("{base}{}", parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let params = Params::from_request(parts.method.as_str(), parts.uri.query(), content_type, &bytes);
+    let params = Params::from_request(&parts.method, parts.uri.query(), content_type, &bytes);
     let signature = parts
         .headers
         .get(SIGNATURE_HEADER)

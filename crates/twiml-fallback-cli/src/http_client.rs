@@ -41,7 +41,7 @@ pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) 
 /// What [`fetch_limited`] got back: the status, the Content-Type (if it is text) and the body,
 /// read to just past the limit.
 pub(crate) struct Fetched {
-    pub(crate) status: u16,
+    pub(crate) status: http::StatusCode,
     pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
@@ -55,7 +55,7 @@ pub(crate) async fn fetch_limited(
 ) -> Option<Result<Fetched, reqwest::Error>> {
     let fetched = async {
         let response = request.send().await?;
-        let status = response.status().as_u16();
+        let status = response.status();
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)

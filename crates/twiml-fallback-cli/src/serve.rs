@@ -1,28 +1,30 @@
 //! `twiml-fallback serve`: the fallback endpoint on the core's `edge` decision, natively.
 //!
-//! This module only performs I/O — reading requests, logging records, sending alerts (deduplicated
-//! in memory), fetching the primary for a recovery — every decision is `Edge`'s.
+//! This module only performs I/O — reading requests as [`BodyRead`] says, writing the core's log
+//! lines, sending the core's outbound requests (alerts deduplicated in memory with
+//! [`AlertWindows`], the recovery request) and handing their outcome back. Every decision is
+//! `Edge`'s; the effect contract is in `twiml_fallback::edge::effect`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use twiml_fallback::config::Config;
+use twiml_fallback::config::{Config, VARIABLES};
 use twiml_fallback::edge::{
-    ALERT_TIMEOUT_MS, Alert, AlertWindows, Body, Edge, EdgeRequest, Effect, LogRecord, MAX_REQUEST_BYTES,
-    RecoveryOutcome, RecoveryPlan,
+    Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, Effect, LogLevel, LogLine, LogRecord, OutboundRequest,
+    Redirects, SendOutcome,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
-use twiml_fallback::twiml::MAX_DOCUMENT_BYTES;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::error::CliError;
 use crate::http_client;
 
@@ -35,24 +37,39 @@ struct Server {
     alert_windows: Mutex<AlertWindows>,
     /// The clock of those windows.
     started: Instant,
+    log_format: LogFormat,
 }
 
-/// Loads a configuration file (TOML or JSON).
-pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| CliError::new(format!("cannot read {}: {error}", path.display())))?;
-    Config::from_str_auto(&text).map_err(|errors| {
-        CliError::new(format!("{} is not a valid configuration:\n{errors}", path.display()))
-            .hint("every problem is listed above, by path; the README's Configuration section has the schema")
-    })
+/// The configuration `serve` runs with, from the same sources as the Worker: the file (or the
+/// embedded defaults), then the `FALLBACK_*` variables over it. Any problem stops `serve` before
+/// it listens: a command line should refuse a broken configuration, not serve around it.
+fn serve_config(path: Option<&std::path::Path>) -> Result<(Config, Vec<&'static str>), CliError> {
+    let text = match path {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| CliError::new(format!("cannot read {}: {error}", path.display())))?,
+        ),
+        None => None,
+    };
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let config = Config::from_sources(text.as_deref(), variable).map_err(|errors| {
+        let source = path.map_or("the embedded defaults".to_owned(), |path| path.display().to_string());
+        CliError::new(format!(
+            "the configuration ({source} and the FALLBACK_* variables) is not valid:\n{errors}"
+        ))
+        .hint("every problem is listed above, by path or variable; the README's Configuration section has the schema")
+    })?;
+    let in_use = VARIABLES
+        .iter()
+        .map(|(name, ..)| *name)
+        .filter(|name| variable(name).is_some())
+        .collect();
+    Ok((config, in_use))
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     crate::logging::init(args.log_format);
-    let config = match &args.config {
-        Some(path) => load_config(path)?,
-        None => Config::default(),
-    };
+    let (config, variables) = serve_config(args.config.as_deref())?;
     let verifier = SignatureVerifier::from_tokens(
         [args.auth_token.clone(), args.secondary_auth_token.clone()]
             .into_iter()
@@ -64,18 +81,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         (None, true) => UrlPolicy::trust_forwarded_headers(),
         (None, false) => UrlPolicy::as_received(),
     };
-    if verifier.is_empty() {
-        tracing::warn!(
-            "no TWILIO_AUTH_TOKEN: every request gets the fallback TwiML, but signatures are not checked and no alerts or recovery happen"
-        );
+    let edge = Edge::new(config, verifier);
+    for warning in edge.startup_warnings() {
+        tracing::warn!("{warning}");
     }
     let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
     let server = Arc::new(Server {
-        edge: Edge::new(config, verifier),
+        edge,
         policy,
         client,
         alert_windows: Mutex::new(AlertWindows::default()),
         started: Instant::now(),
+        log_format: args.log_format,
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -89,6 +106,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     tracing::info!(
         address = %addr,
         config = args.config.as_ref().map_or("embedded defaults".to_owned(), |p| p.display().to_string()),
+        variables = ?variables,
         tokens = server.edge.verifier().tokens().len(),
         "twiml-fallback serve: listening on http://{addr}"
     );
@@ -139,103 +157,134 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
         .signed_url(&parts)
         .unwrap_or_else(|_| parts.uri.to_string());
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
-    let declared_too_large = header(CONTENT_LENGTH.as_str())
-        .and_then(|length| length.trim().parse::<u64>().ok())
-        .is_some_and(|length| length > MAX_REQUEST_BYTES as u64);
-    let bytes = if declared_too_large {
-        None
-    } else {
+    let read = match BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str())) {
+        BodyRead::Skip => Some(bytes::Bytes::new()),
+        BodyRead::Refuse => None,
         // Stop reading past the limit; a broken body is as unverifiable as a huge one.
-        Limited::new(body, MAX_REQUEST_BYTES)
+        BodyRead::UpTo(limit) => Limited::new(body, limit)
             .collect()
             .await
             .ok()
-            .map(|collected| collected.to_bytes())
+            .map(|collected| collected.to_bytes()),
     };
-    let request = EdgeRequest {
-        method: parts.method.as_str(),
+    let decision = server.edge.decide(&EdgeRequest {
+        method: &parts.method,
         url: &url,
         signature: header(SIGNATURE_HEADER),
         content_type: header(CONTENT_TYPE.as_str()),
-        body: bytes.as_deref().map_or(Body::TooLarge, Body::Complete),
+        body: Body::from_read(read.as_deref()),
         now_ms: now_ms(),
-    };
-    let decision = server.edge.decide(&request);
+    });
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
-            Effect::Log(record) => log(&record),
+            Effect::Log(record) => server.write_record(&record),
             Effect::Alert(alert) => server.alert(alert),
             Effect::Recover(plan) => {
-                let judgement = server.recover(&plan).await;
+                let sent = send(&server.client, &plan.request).await;
+                let judgement = server.edge.judge_recovery(&plan, sent.outcome());
+                server.write_record(&judgement.log);
                 answer = judgement.response;
-                log(&judgement.log);
             }
         }
     }
-    let mut response = (
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
-        answer.body,
-    )
-        .into_response();
+    let mut response = (answer.status, answer.body).into_response();
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
     response
 }
 
-/// One structured line per request.
-fn log(record: &LogRecord) {
-    tracing::info!(
-        target: "twiml_fallback::request",
-        event = record.event,
-        status = record.status,
-        method = %record.method,
-        path = %record.path,
-        channel = record.channel.map(|channel| channel.as_str()),
-        sid = record.sid.as_deref(),
-        account_sid = record.account_sid.as_deref(),
-        to = record.to.as_deref(),
-        error_code = record.error_code,
-        error_title = record.error_title,
-        error_url = record.error_url.as_deref(),
-        signature = record.signature,
-        answer = record.answer,
-        alert = record.alert.as_deref(),
-        recovery = record.recovery.as_deref(),
-        note = record.note,
-        time = %record.time,
-        "{}", record.event
-    );
+/// What came of an [`OutboundRequest`], owned (see [`SendOutcome`]).
+enum Sent {
+    Answered {
+        status: http::StatusCode,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    TimedOut,
+    Failed(String),
+}
+
+impl Sent {
+    fn outcome(&self) -> SendOutcome<'_> {
+        match self {
+            Sent::Answered {
+                status,
+                content_type,
+                body,
+            } => SendOutcome::Answered {
+                status: *status,
+                content_type: content_type.as_deref(),
+                body,
+            },
+            Sent::TimedOut => SendOutcome::TimedOut,
+            Sent::Failed(reason) => SendOutcome::Failed(reason),
+        }
+    }
+}
+
+/// Sends the core's request as it is: method, URL, headers, body, deadline, answer limit.
+async fn send(client: &reqwest::Client, request: &OutboundRequest) -> Sent {
+    // The client never follows redirects: the only policy the core asks for.
+    let Redirects::Never = request.redirects;
+    let mut builder = client.request(request.method.clone(), &request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = &request.body {
+        builder = builder.body(body.clone());
+    }
+    match http_client::fetch_limited(builder, request.max_answer_bytes, request.timeout).await {
+        None => Sent::TimedOut,
+        Some(Err(error)) if error.is_timeout() => Sent::TimedOut,
+        Some(Err(error)) => Sent::Failed(http_client::describe(&error)),
+        Some(Ok(answer)) => Sent::Answered {
+            status: answer.status,
+            content_type: answer.content_type,
+            body: answer.body,
+        },
+    }
 }
 
 impl Server {
+    /// Writes the request's record: the core's JSON line (the Worker's, byte for byte), or its
+    /// text rendering.
+    fn write_record(&self, record: &LogRecord) {
+        self.write(&record.line(), || record.to_text());
+    }
+
+    /// Writes a line the core composed.
+    fn write_line(&self, line: &LogLine) {
+        self.write(line, || line.to_text());
+    }
+
+    fn write(&self, line: &LogLine, text: impl FnOnce() -> String) {
+        let enabled = match line.level() {
+            LogLevel::Info => tracing::enabled!(target: "twiml_fallback::request", tracing::Level::INFO),
+            LogLevel::Warn => tracing::enabled!(target: "twiml_fallback::request", tracing::Level::WARN),
+            LogLevel::Error => tracing::enabled!(target: "twiml_fallback::request", tracing::Level::ERROR),
+        };
+        if !enabled {
+            return;
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = match self.log_format {
+            LogFormat::Json => writeln!(stderr, "{}", line.to_json()),
+            LogFormat::Text => writeln!(stderr, "{}", text()),
+        };
+    }
+
     /// Sends an alert in the background, unless one with the same key went out within its window.
     fn alert(self: &Arc<Self>, alert: Alert) {
         if !self.first_in_window(&alert) {
-            tracing::debug!(dedup_key = %alert.dedup_key, "alert suppressed: already sent in this window");
+            self.write_line(&alert.suppressed_line("memory"));
             return;
         }
-        let client = self.client.clone();
+        let server = Arc::clone(self);
         tokio::spawn(async move {
-            let sent = client
-                .post(&alert.webhook_url)
-                .header(CONTENT_TYPE, "application/json")
-                .timeout(Duration::from_millis(ALERT_TIMEOUT_MS))
-                .body(alert.body)
-                .send()
-                .await;
-            match sent {
-                Ok(response) if response.status().is_success() => {
-                    tracing::info!(dedup_key = %alert.dedup_key, status = response.status().as_u16(), "alert sent");
-                }
-                Ok(response) => {
-                    tracing::warn!(dedup_key = %alert.dedup_key, status = response.status().as_u16(), "alert webhook refused the alert");
-                }
-                Err(error) => {
-                    tracing::warn!(dedup_key = %alert.dedup_key, error = %http_client::describe(&error), "alert could not be sent");
-                }
-            }
+            let sent = send(&server.client, &alert.request).await;
+            server.write_line(&alert.outcome_line(&sent.outcome()));
         });
     }
 
@@ -248,40 +297,5 @@ impl Server {
             Err(poisoned) => poisoned.into_inner(),
         };
         windows.first_in_window(alert, now_ms)
-    }
-
-    /// Re-requests the failed primary as planned and lets `Edge` judge its answer.
-    async fn recover(&self, plan: &RecoveryPlan) -> twiml_fallback::edge::RecoveryJudgement {
-        let method = if plan.method == "GET" {
-            reqwest::Method::GET
-        } else {
-            reqwest::Method::POST
-        };
-        let mut request = self
-            .client
-            .request(method, &plan.url)
-            .timeout(Duration::from_millis(plan.timeout_ms));
-        for (name, value) in &plan.headers {
-            request = request.header(*name, value);
-        }
-        if !plan.body.is_empty() {
-            request = request.body(plan.body.clone());
-        }
-        let deadline = Duration::from_millis(plan.timeout_ms);
-        match http_client::fetch_limited(request, MAX_DOCUMENT_BYTES, deadline).await {
-            None => self.edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
-            Some(Err(error)) if error.is_timeout() => self.edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
-            Some(Err(error)) => self
-                .edge
-                .judge_recovery(plan, RecoveryOutcome::Failed(&http_client::describe(&error))),
-            Some(Ok(answer)) => self.edge.judge_recovery(
-                plan,
-                RecoveryOutcome::Answered {
-                    status: answer.status,
-                    content_type: answer.content_type.as_deref(),
-                    body: &answer.body,
-                },
-            ),
-        }
     }
 }

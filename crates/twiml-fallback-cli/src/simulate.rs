@@ -249,7 +249,7 @@ async fn request(
         }
         Some(Ok(answer)) => answer,
     };
-    hop.status = Some(answer.status);
+    hop.status = Some(answer.status.as_u16());
     hop.bytes = Some(answer.body.len());
     judge(
         &mut hop,
@@ -291,7 +291,7 @@ fn classify(error: &reqwest::Error) -> (ErrorCode, String) {
 
 /// What Twilio does with an answer: fail it (and fall back), or execute it — by the core's
 /// [`AnswerRules`], with Twilio's own leniency (schema problems are 12200 warnings, not failures).
-fn judge(hop: &mut Hop, channel: Channel, status: u16, content_type: Option<&str>, body: &[u8]) {
+fn judge(hop: &mut Hop, channel: Channel, status: http::StatusCode, content_type: Option<&str>, body: &[u8]) {
     let rules = AnswerRules {
         target: channel.into(),
         strictness: Strictness::WellFormed,
@@ -537,6 +537,10 @@ mod tests {
         limits(url, Duration::from_secs(15))
     }
 
+    fn st(code: u16) -> http::StatusCode {
+        http::StatusCode::from_u16(code).expect("a status")
+    }
+
     fn hop() -> Hop {
         Hop {
             role: "primary",
@@ -555,7 +559,13 @@ mod tests {
     #[test]
     fn twilio_rules_decide_failure_and_warnings() {
         let mut failed = hop();
-        judge(&mut failed, Channel::Messaging, 500, Some("text/xml"), b"<Response/>");
+        judge(
+            &mut failed,
+            Channel::Messaging,
+            st(500),
+            Some("text/xml"),
+            b"<Response/>",
+        );
         assert_eq!(
             failed.failure.map(|(code, _)| code),
             Some(ErrorCode::HTTP_RETRIEVAL_FAILURE)
@@ -564,7 +574,7 @@ mod tests {
         judge(
             &mut lowercase,
             Channel::Messaging,
-            200,
+            st(200),
             Some("text/xml"),
             b"<response/>",
         );
@@ -576,7 +586,7 @@ mod tests {
         judge(
             &mut html,
             Channel::Voice,
-            200,
+            st(200),
             Some("text/html"),
             b"<Response><Say>hi</Say></Response>",
         );
@@ -585,7 +595,7 @@ mod tests {
         judge(
             &mut wrong_channel,
             Channel::Messaging,
-            200,
+            st(200),
             Some("text/xml"),
             b"<Response><Say>hi</Say></Response>",
         );
@@ -594,29 +604,41 @@ mod tests {
             "12200 is a warning"
         );
         let mut plain = hop();
-        judge(&mut plain, Channel::Messaging, 200, Some("text/plain"), b"closing at 5");
+        judge(
+            &mut plain,
+            Channel::Messaging,
+            st(200),
+            Some("text/plain"),
+            b"closing at 5",
+        );
         assert!(matches!(plain.served, Some(Served::PlainText(_))) && plain.warnings.is_empty());
         let mut twiml_as_text = hop();
         judge(
             &mut twiml_as_text,
             Channel::Messaging,
-            200,
+            st(200),
             Some("text/plain; charset=utf-8"),
             b"<Response><Message>Order 42 is ready</Message></Response>",
         );
         assert!(matches!(twiml_as_text.served, Some(Served::PlainText(_))));
         assert!(twiml_as_text.warnings[0].contains("serve it as text/xml"));
         let mut audio = hop();
-        judge(&mut audio, Channel::Voice, 200, Some("audio/mpeg"), b"ID3\x04");
+        judge(&mut audio, Channel::Voice, st(200), Some("audio/mpeg"), b"ID3\x04");
         assert!(matches!(audio.served, Some(Served::Audio)) && audio.failure.is_none());
         let mut audio_sms = hop();
-        judge(&mut audio_sms, Channel::Messaging, 200, Some("audio/mpeg"), b"ID3\x04");
+        judge(
+            &mut audio_sms,
+            Channel::Messaging,
+            st(200),
+            Some("audio/mpeg"),
+            b"ID3\x04",
+        );
         assert_eq!(
             audio_sms.failure.map(|(code, _)| code),
             Some(ErrorCode::INVALID_CONTENT_TYPE)
         );
         let mut json = hop();
-        judge(&mut json, Channel::Voice, 200, Some("application/json"), b"{}");
+        judge(&mut json, Channel::Voice, st(200), Some("application/json"), b"{}");
         assert_eq!(
             json.failure.map(|(code, _)| code),
             Some(ErrorCode::INVALID_CONTENT_TYPE)

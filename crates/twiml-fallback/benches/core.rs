@@ -167,7 +167,11 @@ fn validation(c: &mut Criterion) {
         let rules = AnswerRules::for_channel(Some(Channel::Voice));
         b.iter(|| {
             rules
-                .check(200, Some("text/xml; charset=utf-8"), black_box(TYPICAL.as_bytes()))
+                .check(
+                    http::StatusCode::OK,
+                    Some("text/xml; charset=utf-8"),
+                    black_box(TYPICAL.as_bytes()),
+                )
                 .is_ok()
         })
     });
@@ -244,7 +248,7 @@ fn edge(c: &mut Criterion) {
     c.bench_function("edge/decide-signed-sms-fallback", |b| {
         b.iter(|| {
             edge.decide(&EdgeRequest {
-                method: "POST",
+                method: &http::Method::POST,
                 url: &request.url,
                 signature: Some(&signature),
                 content_type: Some("application/x-www-form-urlencoded"),

@@ -138,8 +138,8 @@ impl Params {
     /// The parameters of a request as Twilio sends them: the query string for GET and HEAD, the
     /// body for a form POST (`application/x-www-form-urlencoded`, or no Content-Type), else the
     /// query string (a JSON webhook's parameters are not form fields).
-    pub fn from_request(method: &str, query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Self {
-        let is_get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    pub fn from_request(method: &http::Method, query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Self {
+        let is_get = method == http::Method::GET || method == http::Method::HEAD;
         if !is_get && is_form_content_type(content_type) {
             Self::from_form(body)
         } else {
@@ -520,16 +520,28 @@ mod tests {
     fn request_params_come_from_the_query_for_get_and_the_body_for_form_posts() {
         let query = Some("CallSid=CAq");
         let body = b"CallSid=CAb";
-        assert_eq!(Params::from_request("GET", query, None, body).call_sid(), Some("CAq"));
-        assert_eq!(Params::from_request("head", query, None, body).call_sid(), Some("CAq"));
-        assert_eq!(Params::from_request("POST", query, None, body).call_sid(), Some("CAb"));
-        let form = Some("application/x-www-form-urlencoded; charset=UTF-8");
-        assert_eq!(Params::from_request("POST", query, form, body).call_sid(), Some("CAb"));
         assert_eq!(
-            Params::from_request("POST", query, Some("application/json"), body).call_sid(),
+            Params::from_request(&http::Method::GET, query, None, body).call_sid(),
             Some("CAq")
         );
-        assert!(Params::from_request("POST", None, Some("text/plain"), body).is_empty());
+        assert_eq!(
+            Params::from_request(&http::Method::HEAD, query, None, body).call_sid(),
+            Some("CAq")
+        );
+        assert_eq!(
+            Params::from_request(&http::Method::POST, query, None, body).call_sid(),
+            Some("CAb")
+        );
+        let form = Some("application/x-www-form-urlencoded; charset=UTF-8");
+        assert_eq!(
+            Params::from_request(&http::Method::POST, query, form, body).call_sid(),
+            Some("CAb")
+        );
+        assert_eq!(
+            Params::from_request(&http::Method::POST, query, Some("application/json"), body).call_sid(),
+            Some("CAq")
+        );
+        assert!(Params::from_request(&http::Method::POST, None, Some("text/plain"), body).is_empty());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The twiml-fallback Cloudflare Worker: a Twilio number's "Primary handler fails" URL.
 //!
-//! A thin shell over `twiml_fallback::edge`: the core decides the answer and the effects; this file
-//! only performs them on the Workers runtime — reading the request (at most 64 KB of body), writing
-//! one JSON log line per request with `console_log!`, sending alerts from `ctx.wait_until` once per
-//! dedup window (checked in the isolate, then in the `ALERT_DEDUP` KV namespace), and fetching the primary for a recovery under a
-//! `worker::Delay` deadline. It never panics on input (a panic aborts the wasm instance): every
-//! request gets TwiML or a 403.
+//! A thin shell over `twiml_fallback::edge`: the core decides the answer and the effects
+//! (`twiml_fallback::edge::effect` is the contract); this file only performs them on the Workers
+//! runtime — reading the request body as `BodyRead` says, writing the core's log lines with
+//! `console.log` / `console.error`, sending the core's outbound requests under a `worker::Delay`
+//! deadline (alerts from `ctx.wait_until`, once per dedup window: checked in the isolate, then in
+//! the `ALERT_DEDUP` KV namespace by the core's rule) and handing their outcome back. It never
+//! panics on input (a panic aborts the wasm instance): every request gets an answer.
 //!
 //! Configuration, read once per isolate:
 //! - `FALLBACK_CONFIG` (`[vars]`): the configuration document, TOML or JSON;
@@ -22,23 +23,18 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use twiml_fallback::config::{Config, VARIABLES};
 use twiml_fallback::edge::{
-    ALERT_TIMEOUT_MS, Alert, AlertWindows, Body, Edge, EdgeRequest, EdgeResponse, Effect, LogRecord, MAX_REQUEST_BYTES,
-    RecoveryJudgement, RecoveryOutcome, RecoveryPlan,
+    Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
+    Redirects, SendOutcome, method_of,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
-use twiml_fallback::twiml::MAX_DOCUMENT_BYTES;
 use worker::js_sys::{Date, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{
-    ByteStream, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, console_error,
-    console_log, event, web_sys,
-};
+use worker::{ByteStream, Context, Delay, Env, Fetch, Headers, Request, RequestInit, RequestRedirect, event, web_sys};
 
 /// The KV namespace binding for alert deduplication.
 const DEDUP_BINDING: &str = "ALERT_DEDUP";
@@ -91,17 +87,18 @@ fn load(env: &Env) -> Rc<Loaded> {
                 .map(|(name, ..)| *name)
                 .filter(|name| text_binding(env, name).is_some())
                 .collect();
-            console_log!(
-                "{}",
-                serde_json::json!({
+            write(&LogLine::new(
+                LogLevel::Info,
+                &serde_json::json!({
                     "event": "config",
                     "source": if document.is_some() { "FALLBACK_CONFIG" } else { "embedded defaults" },
                     "variables": variables,
                     "tokens": loaded.edge.verifier().tokens().len(),
                     "alert_dedup": if loaded.dedup { "isolate + KV" } else { "isolate only (no ALERT_DEDUP binding)" },
+                    "warnings": loaded.edge.startup_warnings(),
                     "errors": loaded.config_errors,
-                })
-            );
+                }),
+            ));
             Rc::new(loaded)
         }))
     })
@@ -113,10 +110,10 @@ fn load(env: &Env) -> Rc<Loaded> {
 async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let loaded = load(&env);
     if let Some(errors) = &loaded.config_errors {
-        console_error!(
-            "{}",
-            serde_json::json!({"event": "config-error", "errors": errors, "serving": "embedded defaults"})
-        );
+        write(&LogLine::new(
+            LogLevel::Error,
+            &serde_json::json!({"event": "config-error", "errors": errors, "serving": "embedded defaults"}),
+        ));
     }
     let answer = handle(request, &env, &ctx, &loaded).await;
     respond(&answer)
@@ -126,39 +123,37 @@ async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Res
 async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Loaded) -> EdgeResponse {
     // The URL exactly as received: Twilio signed these bytes, so no parsing or normalisation.
     let url = request.url();
-    let method = request.method();
+    let method = method_of(&request.method());
     let headers = request.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let signature = header(SIGNATURE_HEADER);
     let content_type = header("Content-Type");
-    let declared_length = header("Content-Length").and_then(|length| length.trim().parse::<u64>().ok());
-    let body = if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
-        Some(Vec::new())
-    } else {
-        match declared_length {
-            Some(length) if length > MAX_REQUEST_BYTES as u64 => None,
-            // A declared length within the limit (the runtime holds the body to it): one read.
-            Some(_) => read_all(&request).await,
-            // Chunked: read until the limit, no further.
-            None => read_limited(request).await,
-        }
+    let content_length = header("Content-Length");
+    let body = match BodyRead::for_request(&method, content_length.as_deref()) {
+        BodyRead::Skip => Some(Vec::new()),
+        BodyRead::Refuse => None,
+        // A declared length within the limit (the runtime holds the body to it): one read.
+        BodyRead::UpTo(_) if content_length.is_some() => read_all(&request).await,
+        // Chunked: read until the limit, no further.
+        BodyRead::UpTo(limit) => read_limited(request, limit).await,
     };
     let decision = loaded.edge.decide(&EdgeRequest {
         method: &method,
         url: &url,
         signature: signature.as_deref(),
         content_type: content_type.as_deref(),
-        body: body.as_deref().map_or(Body::TooLarge, Body::Complete),
+        body: Body::from_read(body.as_deref()),
         now_ms: now_ms(),
     });
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
-            Effect::Log(record) => log(&record),
+            Effect::Log(record) => write(&record.line()),
             Effect::Alert(alert) => send_alert(alert, env, ctx, loaded.dedup),
             Effect::Recover(plan) => {
-                let judgement = recover(&loaded.edge, &plan).await;
-                log(&judgement.log);
+                let sent = send(&plan.request).await;
+                let judgement = loaded.edge.judge_recovery(&plan, sent.outcome());
+                write(&judgement.log.line());
                 answer = judgement.response;
             }
         }
@@ -172,14 +167,13 @@ async fn read_all(request: &web_sys::Request) -> Option<Vec<u8>> {
     Some(Uint8Array::new(&buffer).to_vec())
 }
 
-/// The body, or `None` past the limit (without reading the rest) or on a read error.
-async fn read_limited(request: web_sys::Request) -> Option<Vec<u8>> {
+/// The body read up to just past `limit` (without reading the rest), or `None` on a read error.
+async fn read_limited(request: web_sys::Request, limit: usize) -> Option<Vec<u8>> {
     let Ok(mut stream) = Request::from(request).stream() else {
         // No body stream at all: an empty body.
         return Some(Vec::new());
     };
-    let body = read_up_to(&mut stream, MAX_REQUEST_BYTES).await.ok()?;
-    (body.len() <= MAX_REQUEST_BYTES).then_some(body)
+    read_up_to(&mut stream, limit).await.ok()
 }
 
 /// Reads `stream` until it ends or what was read holds more than `limit` bytes (enough to know
@@ -203,27 +197,33 @@ fn now_ms() -> u64 {
 fn respond(answer: &EdgeResponse) -> worker::Result<web_sys::Response> {
     // The `Response` constructor copies its init, so one init per status and Content-Type is made
     // once per isolate and reused: one call across the JS boundary per response instead of five.
+    let status = answer.status.as_u16();
     let init = RESPONSE_INITS.with(|inits| -> worker::Result<web_sys::ResponseInit> {
         let mut inits = inits.borrow_mut();
         if let Some((.., init)) = inits
             .iter()
-            .find(|(status, content_type, _)| *status == answer.status && *content_type == answer.content_type)
+            .find(|(known, content_type, _)| *known == status && *content_type == answer.content_type)
         {
             return Ok(init.clone());
         }
         let headers = web_sys::Headers::new()?;
         headers.set("Content-Type", answer.content_type)?;
         let init = web_sys::ResponseInit::new();
-        init.set_status(answer.status);
+        init.set_status(status);
         init.set_headers(&headers);
-        inits.push((answer.status, answer.content_type, init.clone()));
+        inits.push((status, answer.content_type, init.clone()));
         Ok(init)
     })?;
     Ok(web_sys::Response::new_with_opt_str_and_init(Some(&answer.body), &init)?)
 }
 
-fn log(record: &LogRecord) {
-    web_sys::console::log_1(&record.to_json().into());
+/// Writes a line the core composed: `console.log`, or `console.error` for errors and warnings.
+fn write(line: &LogLine) {
+    let json = line.to_json().into();
+    match line.level() {
+        LogLevel::Info => web_sys::console::log_1(&json),
+        LogLevel::Warn | LogLevel::Error => web_sys::console::error_1(&json),
+    }
 }
 
 /// Sends an alert after the answer, once per dedup key and window: checked first in this isolate
@@ -233,10 +233,10 @@ fn log(record: &LogRecord) {
 fn send_alert(alert: Alert, env: &Env, ctx: &Context, dedup: bool) {
     let now = now_ms();
     if !ALERT_WINDOWS.with(|windows| windows.borrow_mut().first_in_window(&alert, now)) {
-        log_suppressed(&alert, "isolate");
+        write(&alert.suppressed_line("isolate"));
         return;
     }
-    let store = if dedup && alert.dedup_seconds > 0 {
+    let store = if dedup && alert.is_deduplicated() {
         env.kv(DEDUP_BINDING).ok()
     } else {
         None
@@ -244,121 +244,113 @@ fn send_alert(alert: Alert, env: &Env, ctx: &Context, dedup: bool) {
     ctx.wait_until(async move {
         if let Some(store) = &store {
             let key = &alert.dedup_key;
-            // The value is when the window ends; the key's TTL only cleans up (KV's minimum is 60 s).
             match store.get(key).text().await {
-                Ok(Some(until)) if until.parse::<u64>().is_ok_and(|until| until > now) => {
-                    log_suppressed(&alert, "kv");
+                Ok(stored) if alert.suppressed_by_stored(stored.as_deref(), now) => {
+                    write(&alert.suppressed_line("kv"));
                     return;
                 }
                 Ok(_) => {}
-                Err(error) => log_dedup_error(&error),
+                Err(error) => write(&alert.store_error_line(&error.to_string())),
             }
-            let until = alert.window_end(now);
-            match store.put(key, until.to_string()) {
+            // The key's TTL only cleans up (KV's minimum is 60 s); the value says when the window ends.
+            match store.put(key, alert.stored_window(now)) {
                 Ok(put) => {
                     if let Err(error) = put
                         .expiration_ttl(alert.dedup_seconds.max(KV_MIN_TTL_SECONDS))
                         .execute()
                         .await
                     {
-                        log_dedup_error(&error);
+                        write(&alert.store_error_line(&error.to_string()));
                     }
                 }
-                Err(error) => log_dedup_error(&error),
+                Err(error) => write(&alert.store_error_line(&error.to_string())),
             }
         }
-        let outcome = post_alert(&alert).await;
-        console_log!(
-            "{}",
-            serde_json::json!({"event": "alert", "dedup_key": alert.dedup_key, "outcome": outcome})
-        );
+        let sent = send(&alert.request).await;
+        write(&alert.outcome_line(&sent.outcome()));
     });
 }
 
-fn log_suppressed(alert: &Alert, by: &str) {
-    console_log!(
-        "{}",
-        serde_json::json!({"event": "alert-suppressed", "dedup_key": alert.dedup_key, "by": by})
-    );
+/// What came of an [`OutboundRequest`], owned (see [`SendOutcome`]).
+enum Sent {
+    Answered {
+        status: http::StatusCode,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    TimedOut,
+    Failed(String),
 }
 
-/// A dedup store failure never stops the alert: better twice than never.
-fn log_dedup_error(error: &dyn std::fmt::Display) {
-    console_error!(
-        "{}",
-        serde_json::json!({"event": "alert-dedup-error", "error": error.to_string()})
-    );
-}
-
-async fn post_alert(alert: &Alert) -> String {
-    let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/json");
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(alert.body.as_str().into()));
-    let request = match Request::new_with_init(&alert.webhook_url, &init) {
-        Ok(request) => request,
-        Err(error) => return format!("not sent: {error}"),
-    };
-    match with_deadline(Fetch::Request(request).send(), Duration::from_millis(ALERT_TIMEOUT_MS)).await {
-        Some(Ok(response)) => format!("HTTP {}", response.status_code()),
-        Some(Err(error)) => format!("not sent: {error}"),
-        None => "not sent: no answer within 10 s".to_owned(),
+impl Sent {
+    fn outcome(&self) -> SendOutcome<'_> {
+        match self {
+            Sent::Answered {
+                status,
+                content_type,
+                body,
+            } => SendOutcome::Answered {
+                status: *status,
+                content_type: content_type.as_deref(),
+                body,
+            },
+            Sent::TimedOut => SendOutcome::TimedOut,
+            Sent::Failed(reason) => SendOutcome::Failed(reason),
+        }
     }
 }
 
-/// `future`'s output, or `None` when `deadline` passes first.
-async fn with_deadline<T>(future: impl std::future::Future<Output = T>, deadline: Duration) -> Option<T> {
-    let future = std::pin::pin!(future);
-    match select(future, Delay::from(deadline)).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(((), _)) => None,
-    }
-}
-
-/// Re-requests the failed primary as planned, without following redirects, and lets the core judge.
-async fn recover(edge: &Edge, plan: &RecoveryPlan) -> RecoveryJudgement {
+/// Sends the core's request as it is — method, URL, headers, body, redirect policy — and reads the
+/// answer to its limit, all within its deadline.
+async fn send(request: &OutboundRequest) -> Sent {
     let headers = Headers::new();
-    for (name, value) in &plan.headers {
-        let _ = headers.set(name, value);
+    for (name, value) in &request.headers {
+        if let Err(error) = headers.set(name.as_str(), value) {
+            return Sent::Failed(error.to_string());
+        }
     }
     let mut init = RequestInit::new();
-    init.with_method(if plan.method == "GET" {
-        Method::Get
-    } else {
-        Method::Post
-    })
-    .with_headers(headers)
-    .with_redirect(RequestRedirect::Manual);
-    if !plan.body.is_empty() {
-        init.with_body(Some(plan.body.as_str().into()));
+    init.with_method(worker::Method::from(request.method.as_str().to_owned())).with_headers(headers).with_redirect(match request.redirects {
+        Redirects::Never => RequestRedirect::Manual,
+    });
+    if let Some(body) = &request.body {
+        init.with_body(Some(body.as_str().into()));
     }
-    let request = match Request::new_with_init(&plan.url, &init) {
-        Ok(request) => request,
-        Err(error) => return edge.judge_recovery(plan, RecoveryOutcome::Failed(&error.to_string())),
+    let outgoing = match Request::new_with_init(&request.url, &init) {
+        Ok(outgoing) => outgoing,
+        Err(error) => return Sent::Failed(error.to_string()),
     };
+    let limit = request.max_answer_bytes;
     let fetched = async {
-        let mut response = Fetch::Request(request).send().await?;
+        let mut response = Fetch::Request(outgoing).send().await?;
         let status = response.status_code();
         let content_type = response.headers().get("Content-Type").ok().flatten();
-        // Read up to just past Twilio's 64 KB (enough to know it is too large); no stream, no body.
+        // Read up to just past the limit (enough to know it is too large); no stream, no body.
         let body = match response.stream() {
-            Ok(mut stream) => read_up_to(&mut stream, MAX_DOCUMENT_BYTES).await?,
+            Ok(mut stream) => read_up_to(&mut stream, limit).await?,
             Err(_) => Vec::new(),
         };
         Ok::<_, worker::Error>((status, content_type, body))
     };
-    match with_deadline(fetched, Duration::from_millis(plan.timeout_ms)).await {
-        None => edge.judge_recovery(plan, RecoveryOutcome::TimedOut),
-        Some(Err(error)) => edge.judge_recovery(plan, RecoveryOutcome::Failed(&error.to_string())),
-        Some(Ok((status, content_type, body))) => edge.judge_recovery(
-            plan,
-            RecoveryOutcome::Answered {
+    match with_deadline(fetched, request.timeout).await {
+        None => Sent::TimedOut,
+        Some(Err(error)) => Sent::Failed(error.to_string()),
+        Some(Ok((status, content_type, body))) => match http::StatusCode::from_u16(status) {
+            Ok(status) => Sent::Answered {
                 status,
-                content_type: content_type.as_deref(),
-                body: &body,
+                content_type,
+                body,
             },
-        ),
+            Err(_) => Sent::Failed(format!("an invalid HTTP status {status}")),
+        },
+    }
+}
+
+/// `future`'s output, or `None` when `deadline` passes first.
+async fn with_deadline<T>(future: impl std::future::Future<Output = T>, deadline: std::time::Duration) -> Option<T> {
+    let future = std::pin::pin!(future);
+    match select(future, Delay::from(deadline)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(((), _)) => None,
     }
 }

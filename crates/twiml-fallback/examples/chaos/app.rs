@@ -326,7 +326,7 @@ where
                 Err(error) => return Err(error),
             };
             let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-            let params = Params::from_request(parts.method.as_str(), parts.uri.query(), content_type, &bytes);
+            let params = Params::from_request(&parts.method, parts.uri.query(), content_type, &bytes);
             parts.extensions.insert(TwilioParams::from(params));
             service.call(Request::from_parts(parts, bytes)).await
         })

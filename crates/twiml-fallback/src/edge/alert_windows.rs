@@ -5,13 +5,21 @@
 //! passed in, so the rule is the same everywhere and testable without waiting.
 //!
 //! ```
-//! use twiml_fallback::edge::{Alert, AlertWindows};
+//! use std::time::Duration;
+//! use twiml_fallback::edge::{Alert, AlertWindows, OutboundRequest, Redirects};
 //!
 //! let alert = Alert {
-//!     webhook_url: "https://hooks.example.com/alerts".to_owned(),
+//!     request: OutboundRequest {
+//!         method: http::Method::POST,
+//!         url: "https://hooks.example.com/alerts".to_owned(),
+//!         headers: Vec::new(),
+//!         body: Some("{}".to_owned()),
+//!         timeout: Duration::from_secs(10),
+//!         max_answer_bytes: 4096,
+//!         redirects: Redirects::Never,
+//!     },
 //!     dedup_key: "11200 https://app.example.com/sms".to_owned(),
 //!     dedup_seconds: 300,
-//!     body: "{}".to_owned(),
 //! };
 //! let mut windows = AlertWindows::default();
 //! assert!(windows.first_in_window(&alert, 1_000));
@@ -83,13 +91,21 @@ impl AlertWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::{OutboundRequest, Redirects};
 
     fn alert(key: &str, dedup_seconds: u64) -> Alert {
         Alert {
-            webhook_url: "https://hooks.example.com/a".to_owned(),
+            request: OutboundRequest {
+                method: http::Method::POST,
+                url: "https://hooks.example.com/a".to_owned(),
+                headers: Vec::new(),
+                body: None,
+                timeout: std::time::Duration::from_secs(10),
+                max_answer_bytes: 0,
+                redirects: Redirects::Never,
+            },
             dedup_key: key.to_owned(),
             dedup_seconds,
-            body: String::new(),
         }
     }
 

@@ -306,7 +306,7 @@ impl RequestContext {
         };
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
         rules
-            .check_content(parts.status.as_u16(), content_type, body)
+            .check_content(parts.status, content_type, body)
             .map(|accepted| accepted.corrected_content_type())
     }
 

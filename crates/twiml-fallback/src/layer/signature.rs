@@ -241,7 +241,7 @@ fn verify(shared: &SignatureShared, parts: &http::request::Parts, body: &[u8]) -
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    let params = Params::from_request(parts.method.as_str(), requested_uri(parts).query(), content_type, body);
+    let params = Params::from_request(&parts.method, requested_uri(parts).query(), content_type, body);
     let payload = Payload::for_request(&parts.method, &url, body, &params);
     shared
         .verifier

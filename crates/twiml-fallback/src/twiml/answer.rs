@@ -21,6 +21,7 @@
 //! # Example
 //!
 //! ```
+//! use http::StatusCode;
 //! use twiml_fallback::twiml::{Accepted, AnswerRules, ContentPolicy, TWIML_CONTENT_TYPE};
 //! use twiml_fallback::Channel;
 //!
@@ -28,17 +29,19 @@
 //! // axum serves a `String` as text/plain: Twilio would send the raw XML as the SMS, so the
 //! // verdict says which Content-Type makes Twilio run it as the app meant.
 //! let twiml = b"<Response><Message>Order 42 is ready</Message></Response>";
-//! let verdict = sms.check(200, Some("text/plain; charset=utf-8"), twiml).unwrap();
+//! let verdict = sms.check(StatusCode::OK, Some("text/plain; charset=utf-8"), twiml).unwrap();
 //! assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
 //! // Plain text is the reply itself.
-//! assert!(matches!(sms.check(200, Some("text/plain"), b"Thanks!"), Ok(Accepted::PlainText)));
+//! assert!(matches!(sms.check(StatusCode::OK, Some("text/plain"), b"Thanks!"), Ok(Accepted::PlainText)));
 //!
 //! // Stricter, opt-in: only TwiML passes, a plain-text answer is a failure.
 //! let strict = AnswerRules { content: ContentPolicy::TwimlOnly, ..sms };
-//! assert!(strict.check(200, Some("text/plain"), b"Thanks!").is_err());
+//! assert!(strict.check(StatusCode::OK, Some("text/plain"), b"Thanks!").is_err());
 //! ```
 
 use std::fmt;
+
+use http::StatusCode;
 
 use super::validate::{Diagnostic, MAX_DOCUMENT_BYTES, Report, Strictness, TargetChannel, validate};
 use crate::error_code::ErrorCode;
@@ -251,23 +254,24 @@ impl AnswerRules {
     /// takes as "no reply"; then the Content-Type (see the [module docs](self)) and the TwiML.
     ///
     /// ```
+    /// use http::StatusCode;
     /// use twiml_fallback::error_code::ErrorCode;
     /// use twiml_fallback::twiml::{Accepted, AnswerRules};
     /// use twiml_fallback::Channel;
     ///
     /// let rules = AnswerRules::for_channel(Some(Channel::Messaging));
     /// let body = b"<Response><Message>hi</Message></Response>";
-    /// assert!(rules.check(200, Some("text/xml; charset=utf-8"), body).is_ok());
-    /// assert_eq!(rules.check(500, Some("text/xml"), body).unwrap_err().code, ErrorCode::HTTP_RETRIEVAL_FAILURE);
-    /// assert_eq!(rules.check(200, Some("application/json"), body).unwrap_err().code, ErrorCode::INVALID_CONTENT_TYPE);
-    /// assert_eq!(rules.check(200, Some("text/xml"), b"<response/>").unwrap_err().code, ErrorCode::ROOT_NOT_RESPONSE);
-    /// assert_eq!(rules.check(200, Some("text/plain"), b"See you at 5"), Ok(Accepted::PlainText));
+    /// assert!(rules.check(StatusCode::OK, Some("text/xml; charset=utf-8"), body).is_ok());
+    /// assert_eq!(rules.check(StatusCode::INTERNAL_SERVER_ERROR, Some("text/xml"), body).unwrap_err().code, ErrorCode::HTTP_RETRIEVAL_FAILURE);
+    /// assert_eq!(rules.check(StatusCode::OK, Some("application/json"), body).unwrap_err().code, ErrorCode::INVALID_CONTENT_TYPE);
+    /// assert_eq!(rules.check(StatusCode::OK, Some("text/xml"), b"<response/>").unwrap_err().code, ErrorCode::ROOT_NOT_RESPONSE);
+    /// assert_eq!(rules.check(StatusCode::OK, Some("text/plain"), b"See you at 5"), Ok(Accepted::PlainText));
     /// ```
-    pub fn check(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
-        if !(200..300).contains(&status) {
+    pub fn check(&self, status: StatusCode, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
+        if !status.is_success() {
             return Err(Rejection {
                 code: ErrorCode::HTTP_RETRIEVAL_FAILURE,
-                message: format!("the webhook answered HTTP {status}"),
+                message: format!("the webhook answered HTTP {}", status.as_u16()),
                 diagnostic: None,
             });
         }
@@ -276,7 +280,12 @@ impl AnswerRules {
 
     /// Judges everything but the status (a caller with its own status policy uses this): size,
     /// empty body (a messaging `204` is "no reply"), Content-Type, TwiML.
-    pub fn check_content(&self, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Accepted, Rejection> {
+    pub fn check_content(
+        &self,
+        status: StatusCode,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Accepted, Rejection> {
         if body.len() > MAX_DOCUMENT_BYTES {
             return Err(Rejection {
                 code: ErrorCode::RESPONSE_TOO_LARGE,
@@ -287,7 +296,7 @@ impl AnswerRules {
                 diagnostic: None,
             });
         }
-        if body.is_empty() && status == 204 && self.target == TargetChannel::Messaging {
+        if body.is_empty() && status == StatusCode::NO_CONTENT && self.target == TargetChannel::Messaging {
             return Ok(Accepted::NoReply);
         }
         let kind = ContentKind::of(content_type);
@@ -384,6 +393,10 @@ mod tests {
     const SMS: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>ok</Message></Response>";
     const VOICE: &[u8] = b"<Response><Say>Hello</Say></Response>";
 
+    fn st(code: u16) -> StatusCode {
+        StatusCode::from_u16(code).expect("a status")
+    }
+
     fn code(result: Result<Accepted, Rejection>) -> Option<ErrorCode> {
         result.err().map(|rejection| rejection.code)
     }
@@ -419,22 +432,22 @@ mod tests {
         let rules = AnswerRules::for_channel(Some(Channel::Messaging));
         for status in [199, 301, 404, 500, 503] {
             assert_eq!(
-                code(rules.check(status, Some("text/xml"), SMS)),
+                code(rules.check(st(status), Some("text/xml"), SMS)),
                 Some(ErrorCode::HTTP_RETRIEVAL_FAILURE)
             );
         }
-        assert!(rules.check(201, Some("text/xml"), SMS).is_ok());
+        assert!(rules.check(st(201), Some("text/xml"), SMS).is_ok());
     }
 
     #[test]
     fn size_is_checked_before_content_type() {
         let huge = vec![b' '; MAX_DOCUMENT_BYTES + 1];
         assert_eq!(
-            code(AnswerRules::default().check(200, None, &huge)),
+            code(AnswerRules::default().check(st(200), None, &huge)),
             Some(ErrorCode::RESPONSE_TOO_LARGE)
         );
         assert_eq!(
-            code(AnswerRules::default().check(200, Some("text/plain"), &huge)),
+            code(AnswerRules::default().check(st(200), Some("text/plain"), &huge)),
             Some(ErrorCode::RESPONSE_TOO_LARGE)
         );
     }
@@ -442,7 +455,7 @@ mod tests {
     #[test]
     fn xml_twiml_passes_as_it_is() {
         let verdict = AnswerRules::for_channel(Some(Channel::Messaging))
-            .check(200, Some("text/xml"), SMS)
+            .check(st(200), Some("text/xml"), SMS)
             .expect("valid");
         assert!(matches!(
             verdict,
@@ -458,7 +471,7 @@ mod tests {
     fn html_is_run_as_twiml_and_an_html_page_fails_as_twiml() {
         let rules = AnswerRules::for_channel(Some(Channel::Voice));
         let verdict = rules
-            .check(200, Some("text/html; charset=utf-8"), VOICE)
+            .check(st(200), Some("text/html; charset=utf-8"), VOICE)
             .expect("TwiML");
         assert!(matches!(
             verdict,
@@ -470,11 +483,11 @@ mod tests {
         assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
         let page = b"<html><body><h1>Oops</h1></body></html>";
         assert_eq!(
-            code(rules.check(200, Some("text/html"), page)),
+            code(rules.check(st(200), Some("text/html"), page)),
             Some(ErrorCode::ROOT_NOT_RESPONSE)
         );
         let doctype = b"<!DOCTYPE html><html><body>502</body></html>";
-        assert!(rules.check(200, Some("text/html"), doctype).is_err());
+        assert!(rules.check(st(200), Some("text/html"), doctype).is_err());
     }
 
     #[test]
@@ -482,12 +495,16 @@ mod tests {
         for channel in [Channel::Messaging, Channel::Voice] {
             let rules = AnswerRules::for_channel(Some(channel));
             assert_eq!(
-                rules.check(200, Some("text/plain; charset=utf-8"), b"Thanks, we got your message"),
+                rules.check(
+                    st(200),
+                    Some("text/plain; charset=utf-8"),
+                    b"Thanks, we got your message"
+                ),
                 Ok(Accepted::PlainText),
                 "{channel}"
             );
             assert_eq!(
-                code(rules.check(200, Some("text/plain"), b"")),
+                code(rules.check(st(200), Some("text/plain"), b"")),
                 Some(ErrorCode::EMPTY_RESPONSE)
             );
         }
@@ -496,7 +513,9 @@ mod tests {
     #[test]
     fn twiml_served_as_plain_text_passes_with_its_content_type_corrected() {
         let sms = AnswerRules::for_channel(Some(Channel::Messaging));
-        let verdict = sms.check(200, Some("text/plain; charset=utf-8"), SMS).expect("TwiML");
+        let verdict = sms
+            .check(st(200), Some("text/plain; charset=utf-8"), SMS)
+            .expect("TwiML");
         assert!(matches!(
             verdict,
             Accepted::Twiml {
@@ -506,10 +525,14 @@ mod tests {
         ));
         assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
         // TwiML of the other channel is not TwiML this webhook can run: Twilio sends the text.
-        assert_eq!(sms.check(200, Some("text/plain"), VOICE), Ok(Accepted::PlainText));
+        assert_eq!(sms.check(st(200), Some("text/plain"), VOICE), Ok(Accepted::PlainText));
         // A lowercase root is text too, exactly as Twilio would treat it.
         assert_eq!(
-            sms.check(200, Some("text/plain"), b"<response><Message>x</Message></response>"),
+            sms.check(
+                st(200),
+                Some("text/plain"),
+                b"<response><Message>x</Message></response>"
+            ),
             Ok(Accepted::PlainText)
         );
     }
@@ -518,19 +541,19 @@ mod tests {
     fn audio_is_played_on_calls_and_fails_messages() {
         let mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00";
         assert_eq!(
-            AnswerRules::for_channel(Some(Channel::Voice)).check(200, Some("audio/mpeg"), mp3),
+            AnswerRules::for_channel(Some(Channel::Voice)).check(st(200), Some("audio/mpeg"), mp3),
             Ok(Accepted::Audio)
         );
         assert_eq!(
-            AnswerRules::for_channel(None).check(200, Some("audio/wav"), mp3),
+            AnswerRules::for_channel(None).check(st(200), Some("audio/wav"), mp3),
             Ok(Accepted::Audio)
         );
         assert_eq!(
-            code(AnswerRules::for_channel(Some(Channel::Messaging)).check(200, Some("audio/mpeg"), mp3)),
+            code(AnswerRules::for_channel(Some(Channel::Messaging)).check(st(200), Some("audio/mpeg"), mp3)),
             Some(ErrorCode::INVALID_CONTENT_TYPE)
         );
         assert_eq!(
-            code(AnswerRules::for_channel(Some(Channel::Voice)).check(200, Some("audio/mpeg"), b"")),
+            code(AnswerRules::for_channel(Some(Channel::Voice)).check(st(200), Some("audio/mpeg"), b"")),
             Some(ErrorCode::EMPTY_RESPONSE)
         );
     }
@@ -540,7 +563,7 @@ mod tests {
         let rules = AnswerRules::for_channel(Some(Channel::Voice));
         for content_type in [None, Some("application/json"), Some("audio/ogg"), Some("")] {
             assert_eq!(
-                code(rules.check(200, content_type, VOICE)),
+                code(rules.check(st(200), content_type, VOICE)),
                 Some(ErrorCode::INVALID_CONTENT_TYPE),
                 "{content_type:?}"
             );
@@ -551,21 +574,21 @@ mod tests {
     fn twiml_only_refuses_plain_text_and_audio_but_corrects_twiml() {
         let voice = rules(Channel::Voice, ContentPolicy::TwimlOnly);
         assert_eq!(
-            code(voice.check(200, Some("text/plain"), b"Please hold the line")),
+            code(voice.check(st(200), Some("text/plain"), b"Please hold the line")),
             Some(ErrorCode::INVALID_CONTENT_TYPE)
         );
         assert_eq!(
-            code(voice.check(200, Some("audio/mpeg"), b"ID3")),
+            code(voice.check(st(200), Some("audio/mpeg"), b"ID3")),
             Some(ErrorCode::INVALID_CONTENT_TYPE)
         );
         assert_eq!(
-            code(voice.check(200, Some("text/plain"), b"<response/>")),
+            code(voice.check(st(200), Some("text/plain"), b"<response/>")),
             Some(ErrorCode::ROOT_NOT_RESPONSE),
             "broken TwiML is reported as broken TwiML"
         );
-        let verdict = voice.check(200, Some("text/plain"), VOICE).expect("TwiML");
+        let verdict = voice.check(st(200), Some("text/plain"), VOICE).expect("TwiML");
         assert_eq!(verdict.corrected_content_type(), Some(TWIML_CONTENT_TYPE));
-        assert!(voice.check(200, Some("text/html"), VOICE).is_ok());
+        assert!(voice.check(st(200), Some("text/html"), VOICE).is_ok());
     }
 
     #[test]
@@ -573,12 +596,12 @@ mod tests {
         let voice = rules(Channel::Voice, ContentPolicy::XmlOnly);
         for content_type in ["text/html", "text/plain", "audio/mpeg"] {
             assert_eq!(
-                code(voice.check(200, Some(content_type), VOICE)),
+                code(voice.check(st(200), Some(content_type), VOICE)),
                 Some(ErrorCode::INVALID_CONTENT_TYPE),
                 "{content_type}"
             );
         }
-        assert!(voice.check(200, Some("application/xml"), VOICE).is_ok());
+        assert!(voice.check(st(200), Some("application/xml"), VOICE).is_ok());
     }
 
     #[test]
@@ -586,13 +609,16 @@ mod tests {
         let voice = AnswerRules::for_channel(Some(Channel::Voice));
         let sms = AnswerRules::for_channel(Some(Channel::Messaging));
         assert_eq!(
-            code(voice.check(200, Some("text/xml"), b"")),
+            code(voice.check(st(200), Some("text/xml"), b"")),
             Some(ErrorCode::EMPTY_RESPONSE)
         );
-        assert_eq!(code(voice.check(204, None, b"")), Some(ErrorCode::INVALID_CONTENT_TYPE));
-        assert_eq!(sms.check(204, None, b""), Ok(Accepted::NoReply));
         assert_eq!(
-            code(sms.check(200, Some("text/xml"), b"")),
+            code(voice.check(st(204), None, b"")),
+            Some(ErrorCode::INVALID_CONTENT_TYPE)
+        );
+        assert_eq!(sms.check(st(204), None, b""), Ok(Accepted::NoReply));
+        assert_eq!(
+            code(sms.check(st(200), Some("text/xml"), b"")),
             Some(ErrorCode::EMPTY_RESPONSE)
         );
     }
@@ -601,7 +627,7 @@ mod tests {
     fn twiml_problems_carry_the_diagnostic() {
         let rules = AnswerRules::for_channel(Some(Channel::Messaging));
         let rejection = rules
-            .check(200, Some("text/xml"), b"<Response><Say>hi</Say></Response>")
+            .check(st(200), Some("text/xml"), b"<Response><Say>hi</Say></Response>")
             .expect_err("a voice verb in messaging");
         assert_eq!(rejection.code, ErrorCode::SCHEMA_VALIDATION);
         assert_eq!(rejection.diagnostic.map(|d| d.column), Some(11));
@@ -611,7 +637,7 @@ mod tests {
         };
         assert!(
             lenient
-                .check(200, Some("text/xml"), b"<Response><Say>hi</Say></Response>")
+                .check(st(200), Some("text/xml"), b"<Response><Say>hi</Say></Response>")
                 .is_ok()
         );
     }

@@ -29,25 +29,6 @@ pub enum Verb {
     Message(Message),
 }
 
-/// The HTTP method Twilio uses for a verb's URL (`method="GET"` or `method="POST"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    /// `GET`
-    Get,
-    /// `POST` (Twilio's default)
-    Post,
-}
-
-impl Method {
-    /// The attribute value: `"GET"` or `"POST"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
-
 /// `<Say>`: speak text to the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Say {
@@ -75,7 +56,7 @@ pub struct Pause {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Redirect {
     pub(crate) url: String,
-    pub(crate) method: Option<Method>,
+    pub(crate) method: Option<http::Method>,
 }
 
 /// `<Hangup/>`: end the call.
@@ -114,7 +95,7 @@ pub struct Message {
     pub(crate) to: Option<String>,
     pub(crate) from: Option<String>,
     pub(crate) action: Option<String>,
-    pub(crate) method: Option<Method>,
+    pub(crate) method: Option<http::Method>,
     pub(crate) status_callback: Option<String>,
 }
 
@@ -310,8 +291,9 @@ impl Redirect {
         }
     }
 
-    /// The `method` attribute.
-    pub fn method(mut self, method: Method) -> Self {
+    /// The `method` attribute: how Twilio requests the URL (`GET` or `POST`, Twilio's default;
+    /// the validator reports any other method).
+    pub fn method(mut self, method: http::Method) -> Self {
         self.method = Some(method);
         self
     }
@@ -389,8 +371,9 @@ impl Message {
         self
     }
 
-    /// The `method` attribute for `action`.
-    pub fn method(mut self, method: Method) -> Self {
+    /// The `method` attribute for `action` (`GET` or `POST`, Twilio's default; the validator
+    /// reports any other method).
+    pub fn method(mut self, method: http::Method) -> Self {
         self.method = Some(method);
         self
     }

@@ -98,7 +98,7 @@ fn write_verb(out: &mut String, verb: &Verb) {
         }
         Verb::Redirect(Redirect { url, method }) => {
             open(out, "Redirect");
-            attr(out, "method", method.map(|m| m.as_str()));
+            attr(out, "method", method.as_ref().map(http::Method::as_str));
             text_then_close(out, "Redirect", url);
         }
         Verb::Hangup(Hangup) => out.push_str("<Hangup/>"),
@@ -119,7 +119,7 @@ fn write_verb(out: &mut String, verb: &Verb) {
             attr(out, "to", to.as_deref());
             attr(out, "from", from.as_deref());
             attr(out, "action", action.as_deref());
-            attr(out, "method", method.map(|m| m.as_str()));
+            attr(out, "method", method.as_ref().map(http::Method::as_str));
             attr(out, "statusCallback", status_callback.as_deref());
             match content {
                 MessageContent::Text(text) => text_then_close(out, "Message", text),
@@ -248,7 +248,9 @@ fn escape(out: &mut String, text: &str, in_attribute: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::twiml::model::{Method, RejectReason};
+    use http::Method;
+
+    use crate::twiml::model::RejectReason;
 
     fn escaped_text(text: &str) -> String {
         let mut out = String::new();
@@ -277,7 +279,7 @@ mod tests {
             .verb(Play::new("https://example.com/a.mp3").loop_count(0))
             .verb(Play::digits_only("ww12#"))
             .verb(Pause::new().length(3))
-            .verb(Redirect::new("https://example.com/next").method(Method::Get))
+            .verb(Redirect::new("https://example.com/next").method(Method::GET))
             .verb(Reject::new().reason(RejectReason::Busy))
             .verb(Hangup)
             .to_xml();
@@ -300,7 +302,7 @@ mod tests {
     #[test]
     fn message_renders_text_or_body_and_media() {
         let text = Response::new()
-            .verb(Message::new("Store hours: 9-5").to("+15550001111").method(Method::Post))
+            .verb(Message::new("Store hours: 9-5").to("+15550001111").method(Method::POST))
             .to_xml();
         assert!(
             text.ends_with(

@@ -1,0 +1,169 @@
+//! The effect contract: what the core asks a shell to do, as complete values.
+//!
+//! A shell (the Cloudflare Worker, `twiml-fallback serve`) performs these effects and decides
+//! nothing about them: every rule — which requests to send, with what method, headers, body,
+//! deadline and answer limit; what is logged and how it reads; how much of a request body to read
+//! — is in the value the core hands over. A shell that needs an `if` about Twilio or policy to
+//! perform an effect is a bug in this contract.
+//!
+//! The contract, for each kind of effect:
+//!
+//! | effect | the shell | then |
+//! |---|---|---|
+//! | [`Effect::Log`] | writes [`LogRecord::to_json`] as one line (or [`LogRecord::to_text`] for people) | — |
+//! | [`Effect::Alert`] | sends [`Alert::request`] once per dedup window ([`AlertWindows`](super::AlertWindows) in memory, [`Alert::suppressed_by_stored`] in a shared store) | logs [`Alert::outcome_line`] |
+//! | [`Effect::Recover`] | sends [`RecoveryPlan::request`](super::RecoveryPlan::request) | feeds the [`SendOutcome`] to [`Edge::judge_recovery`](super::Edge::judge_recovery), answers its response, logs its record |
+//!
+//! and, before a request is decided, [`BodyRead::for_request`] says how much of its body to read.
+//! The effects to come (the outage inbox's store writes, incident notifications, replays) extend
+//! [`Effect`] the same way: a complete value to perform, and, where the core needs the result, an
+//! outcome handed back for the core's next decision.
+//!
+//! ```
+//! use std::time::Duration;
+//! use twiml_fallback::edge::{BodyRead, OutboundRequest, Redirects, SendOutcome};
+//!
+//! // How much of a request body to read: the core decides from the method and Content-Length.
+//! assert_eq!(BodyRead::for_request(&http::Method::GET, Some("12")), BodyRead::Skip);
+//! assert_eq!(BodyRead::for_request(&http::Method::POST, Some("9999999")), BodyRead::Refuse);
+//! assert_eq!(BodyRead::for_request(&http::Method::POST, None), BodyRead::UpTo(64 * 1024));
+//!
+//! // An outbound request carries everything needed to send it.
+//! let request = OutboundRequest {
+//!     method: http::Method::POST,
+//!     url: "https://hooks.example.com/alert".to_owned(),
+//!     headers: vec![(http::header::CONTENT_TYPE, "application/json".to_owned())],
+//!     body: Some("{}".to_owned()),
+//!     timeout: Duration::from_secs(10),
+//!     max_answer_bytes: 4096,
+//!     redirects: Redirects::Never,
+//! };
+//! // What came of sending it, described the same way by every shell.
+//! assert_eq!(request.describe(&SendOutcome::TimedOut), "not sent: no answer within 10000 ms");
+//! ```
+
+use std::time::Duration;
+
+use http::{HeaderName, Method, StatusCode};
+
+use super::{Alert, LogRecord, MAX_REQUEST_BYTES, RecoveryPlan};
+
+/// Something the shell must do for a request (see the [module docs](self) for the contract).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Write this record as one line.
+    Log(LogRecord),
+    /// Send this alert, unless its dedup key was seen within its window.
+    Alert(Alert),
+    /// Send the plan's request to the failed primary, then call
+    /// [`Edge::judge_recovery`](super::Edge::judge_recovery) for the answer and the log record
+    /// (the decision itself then carries no [`Effect::Log`]).
+    Recover(RecoveryPlan),
+}
+
+/// An HTTP request the core wants sent, complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundRequest {
+    /// The method.
+    pub method: Method,
+    /// The absolute URL, exactly as to be requested (it may have been signed).
+    pub url: String,
+    /// Every header to send, in order (the shell adds only what its HTTP stack requires, such as
+    /// `Host` and `Content-Length`).
+    pub headers: Vec<(HeaderName, String)>,
+    /// The body; `None` sends none.
+    pub body: Option<String>,
+    /// Give up (and report [`SendOutcome::TimedOut`]) when the whole exchange — connecting,
+    /// sending, reading the answer — takes longer.
+    pub timeout: Duration,
+    /// Read at most this many bytes of the answer's body, plus one (enough to know it is larger),
+    /// then stop reading.
+    pub max_answer_bytes: usize,
+    /// What to do with a 3xx answer.
+    pub redirects: Redirects,
+}
+
+/// What an outbound request does with redirects (shells match it exhaustively: a policy added here
+/// is one every shell must implement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redirects {
+    /// A 3xx is the answer (its status is reported as it is); never follow it.
+    Never,
+}
+
+/// What came of an [`OutboundRequest`], as the shell reports it back.
+#[derive(Clone, Copy, Debug)]
+pub enum SendOutcome<'a> {
+    /// The other side answered.
+    Answered {
+        /// Its status.
+        status: StatusCode,
+        /// Its Content-Type header.
+        content_type: Option<&'a str>,
+        /// Its body, read to at most [`OutboundRequest::max_answer_bytes`] + 1 bytes.
+        body: &'a [u8],
+    },
+    /// The request's timeout passed first.
+    TimedOut,
+    /// The request failed (connection, TLS, DNS, an invalid URL…), in the shell's words.
+    Failed(&'a str),
+}
+
+impl OutboundRequest {
+    /// What came of sending it, in one phrase for logs: `HTTP 200`, `not sent: …`.
+    pub fn describe(&self, outcome: &SendOutcome<'_>) -> String {
+        match outcome {
+            SendOutcome::Answered { status, .. } => format!("HTTP {}", status.as_u16()),
+            SendOutcome::TimedOut => format!("not sent: no answer within {} ms", self.timeout.as_millis()),
+            SendOutcome::Failed(reason) => format!("not sent: {}", super::log::clip(reason)),
+        }
+    }
+}
+
+/// How much of a request's body the shell reads before the core decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyRead {
+    /// Read nothing: the request has no body that matters (GET and HEAD carry their parameters
+    /// in the query string). Decide with [`Body::Complete`](super::Body::Complete) of no bytes.
+    Skip,
+    /// Read up to this many bytes; past them stop reading and decide with
+    /// [`Body::TooLarge`](super::Body::TooLarge) (see [`Body::from_read`](super::Body::from_read)).
+    UpTo(usize),
+    /// Read nothing: the declared length is over the limit. Decide with
+    /// [`Body::TooLarge`](super::Body::TooLarge).
+    Refuse,
+}
+
+impl BodyRead {
+    /// The reading rule for a request with this method and `Content-Length` header.
+    pub fn for_request(method: &Method, content_length: Option<&str>) -> Self {
+        if method == Method::GET || method == Method::HEAD {
+            return BodyRead::Skip;
+        }
+        match content_length.and_then(|length| length.trim().parse::<u64>().ok()) {
+            Some(length) if length > MAX_REQUEST_BYTES as u64 => BodyRead::Refuse,
+            _ => BodyRead::UpTo(MAX_REQUEST_BYTES),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_read_only_where_they_carry_the_parameters() {
+        assert_eq!(BodyRead::for_request(&Method::GET, Some("999999")), BodyRead::Skip);
+        assert_eq!(BodyRead::for_request(&Method::HEAD, None), BodyRead::Skip);
+        assert_eq!(
+            BodyRead::for_request(&Method::POST, Some("65536")),
+            BodyRead::UpTo(MAX_REQUEST_BYTES)
+        );
+        assert_eq!(BodyRead::for_request(&Method::POST, Some(" 65537 ")), BodyRead::Refuse);
+        assert_eq!(
+            BodyRead::for_request(&Method::PUT, Some("not a number")),
+            BodyRead::UpTo(MAX_REQUEST_BYTES),
+            "an unreadable length is read up to the limit"
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! The fallback endpoint as a pure decision: a request in, a response and a list of effects out.
+//!
+//! Twilio requests a number's "Primary handler fails" URL with the webhook's usual parameters plus
+//! `ErrorCode` and `ErrorUrl`. This module decides everything that endpoint does, so the Cloudflare
+//! Worker and `twiml-fallback serve` only perform I/O:
+//!
+//! - verify `X-Twilio-Signature` (403 and no alert or recovery when it fails);
+//! - answer the configured fallback TwiML for the channel and the called number;
+//! - emit [effects](effect) for the shell to perform, each a complete value: exactly one
+//!   [`LogRecord`] per request, an [`Alert`] (verified fallback notices only, with a dedup key the
+//!   shell checks with [`AlertWindows`]), and a [`RecoveryPlan`] (verified requests whose
+//!   `ErrorUrl` host is allowlisted: the original parameters re-signed for `ErrorUrl`, with a
+//!   deadline);
+//! - judge the recovery's answer ([`Edge::judge_recovery`]): relay it only if Twilio would run it
+//!   (TwiML with relative URLs resolved against `ErrorUrl`, plain text, a messaging "no reply"),
+//!   otherwise the fallback.
+//!
+//! Before deciding, [`BodyRead::for_request`] tells the shell how much of the body to read. The
+//! contract between the core and its shells is in [`effect`].
+//!
+//! Behaviour at the edges:
+//!
+//! | request | answer | effects |
+//! |---|---|---|
+//! | signed correctly | 200 fallback TwiML (or the recovered primary's) | log, alert, recovery |
+//! | unsigned, forged, wrong token | 403 `text/plain` | log only |
+//! | no token configured | 200 fallback TwiML | log only (says why) |
+//! | body over 64 KB | 403 with a token (it can't be verified), else 200 `<Response/>` | log only |
+//! | unknown channel (no `CallSid`/`MessageSid`) | 200 `<Response/>` (valid in both channels) | as above |
+//!
+//! Every 200 body is at most 64 KB: valid TwiML for its channel served as
+//! `text/xml; charset=utf-8`, or a recovered primary's plain-text answer as
+//! `text/plain; charset=utf-8`.
+//!
+//! # Example
+//!
+//! ```
+//! use twiml_fallback::config::Config;
+//! use twiml_fallback::edge::{Body, Edge, EdgeRequest, Effect};
+//! use twiml_fallback::signature::{compute_signature, SignatureVerifier};
+//! use twiml_fallback::webhook::Params;
+//!
+//! let edge = Edge::new(Config::default(), SignatureVerifier::new("auth-token"));
+//!
+//! // What Twilio sends after the primary SMS webhook failed with a 500.
+//! let url = "https://fallback.example.com/sms";
+//! let body = "MessageSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=hi\
+//!             &ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fsms";
+//! let signature = compute_signature("auth-token", url, &Params::from_form(body.as_bytes()));
+//! let decision = edge.decide(&EdgeRequest {
+//!     method: &http::Method::POST,
+//!     url,
+//!     signature: Some(&signature),
+//!     content_type: Some("application/x-www-form-urlencoded"),
+//!     body: Body::Complete(body.as_bytes()),
+//!     now_ms: 1_700_000_000_000,
+//! });
+//! assert_eq!(decision.response.status, http::StatusCode::OK);
+//! assert!(decision.response.body.contains("<Message>We're sorry."));
+//! let Effect::Log(record) = &decision.effects[0] else { unreachable!() };
+//! assert_eq!(record.error_code, Some(11200));
+//!
+//! // A forged request gets 403 and causes nothing but its log line.
+//! let forged = edge.decide(&EdgeRequest { signature: Some("Zm9yZ2VkIHNpZ25hdHVyZSE="), ..EdgeRequest::get(url, 0) });
+//! assert_eq!(forged.response.status, http::StatusCode::FORBIDDEN);
+//! assert_eq!(forged.effects.len(), 1);
+//! ```
+
+use http::{Method, StatusCode};
+
+mod alert;
+mod alert_windows;
+pub mod effect;
+mod log;
+mod recovery;
+
+pub use alert::{ALERT_TIMEOUT, ALERT_USER_AGENT, Alert};
+pub use alert_windows::{AlertWindows, MAX_ALERT_KEYS};
+pub use effect::{BodyRead, Effect, OutboundRequest, Redirects, SendOutcome};
+pub use log::{AnswerFrom, LogEvent, LogLevel, LogLine, LogRecord, SignatureCheck, rfc3339};
+pub use recovery::{RECOVERY_USER_AGENT, RecoveryJudgement, RecoveryPlan};
+
+use crate::config::{Config, UNKNOWN_CHANNEL_TWIML};
+use crate::error_code::ErrorCode;
+use crate::signature::{Payload, SignatureError, SignatureVerifier};
+use crate::twiml::MAX_DOCUMENT_BYTES;
+use crate::webhook::Params;
+use log::clip;
+
+/// The largest request body the endpoint reads; shells stop reading past it and pass
+/// [`Body::TooLarge`].
+pub const MAX_REQUEST_BYTES: usize = MAX_DOCUMENT_BYTES;
+
+pub use crate::twiml::TWIML_CONTENT_TYPE;
+
+/// The Content-Type of a 403, and of a relayed plain-text answer.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+/// What the shells warn at start-up when no auth token is configured.
+pub const NO_TOKEN_WARNING: &str = "no TWILIO_AUTH_TOKEN: every request gets the fallback TwiML, but signatures are not checked and no alerts or recovery happen";
+
+/// A request to the fallback endpoint, as the shell received it.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeRequest<'a> {
+    /// The HTTP method (see [`method_of`] for one received as text).
+    pub method: &'a Method,
+    /// The URL Twilio requested (and signed): see [`crate::signature::UrlPolicy`].
+    pub url: &'a str,
+    /// The `X-Twilio-Signature` header.
+    pub signature: Option<&'a str>,
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The body, read as [`BodyRead::for_request`] said.
+    pub body: Body<'a>,
+    /// The current time, in milliseconds since the Unix epoch.
+    pub now_ms: u64,
+}
+
+static GET: Method = Method::GET;
+
+impl<'a> EdgeRequest<'a> {
+    /// A bodiless GET of `url`, unsigned: a starting point for struct-update syntax.
+    pub fn get(url: &'a str, now_ms: u64) -> Self {
+        Self {
+            method: &GET,
+            url,
+            signature: None,
+            content_type: None,
+            body: Body::Complete(&[]),
+            now_ms,
+        }
+    }
+}
+
+/// A method received as text (a runtime that hands it over as a string): an invalid one, which
+/// no HTTP stack passes on, is taken as `POST` — it then has to verify like any POST.
+pub fn method_of(text: &str) -> Method {
+    Method::from_bytes(text.as_bytes()).unwrap_or(Method::POST)
+}
+
+/// The request body, or the fact that it was too large to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// The whole body (at most [`MAX_REQUEST_BYTES`]).
+    Complete(&'a [u8]),
+    /// The body exceeded [`MAX_REQUEST_BYTES`] (or could not be read); the shell stopped reading it.
+    TooLarge,
+}
+
+impl<'a> Body<'a> {
+    /// The body from what the shell read under [`BodyRead::UpTo`]: `None` for a read that failed,
+    /// else the bytes read, which may run past the limit (then it is too large).
+    pub fn from_read(read: Option<&'a [u8]>) -> Self {
+        match read {
+            Some(bytes) if bytes.len() <= MAX_REQUEST_BYTES => Body::Complete(bytes),
+            _ => Body::TooLarge,
+        }
+    }
+}
+
+/// What the endpoint answers and what the shell must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The answer (replaced by [`Edge::judge_recovery`]'s when a recovery is planned).
+    pub response: EdgeResponse,
+    /// The effects, in the order to start them: the log record (or, when recovery is planned, the
+    /// plan that carries it), then the alert. [`Decision::new`] keeps that order.
+    pub effects: Vec<Effect>,
+}
+
+impl Decision {
+    /// A decision answering `response` whose one record is `log` or, when there is one, `plan`'s;
+    /// then `alert`.
+    fn new(response: EdgeResponse, mut log: LogRecord, plan: Option<RecoveryPlan>, alert: Option<Alert>) -> Self {
+        let mut effects = Vec::with_capacity(2);
+        match plan {
+            Some(plan) => effects.push(Effect::Recover(plan)),
+            None => {
+                log.status = response.status;
+                effects.push(Effect::Log(log));
+            }
+        }
+        effects.extend(alert.map(Effect::Alert));
+        Decision { response, effects }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeResponse {
+    /// 200 or 403.
+    pub status: StatusCode,
+    /// [`TWIML_CONTENT_TYPE`] or [`TEXT_CONTENT_TYPE`].
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+/// The fallback endpoint: configuration and tokens, deciding request by request.
+#[derive(Clone, Debug)]
+pub struct Edge {
+    config: Config,
+    verifier: SignatureVerifier,
+}
+
+impl Edge {
+    /// An endpoint answering from `config`, verifying with `verifier` (which may hold no token:
+    /// then every request gets fallback TwiML but no alert or recovery).
+    pub fn new(config: Config, verifier: SignatureVerifier) -> Self {
+        Self { config, verifier }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The tokens requests are verified with.
+    pub fn verifier(&self) -> &SignatureVerifier {
+        &self.verifier
+    }
+
+    /// What a shell warns about when it starts with this endpoint.
+    pub fn startup_warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if self.verifier.is_empty() {
+            warnings.push(NO_TOKEN_WARNING);
+        }
+        warnings
+    }
+
+    /// Decides the answer and effects for one request.
+    pub fn decide(&self, request: &EdgeRequest<'_>) -> Decision {
+        let method = request.method;
+        let is_get = method == Method::GET || method == Method::HEAD;
+        let mut record = LogRecord {
+            time: rfc3339(request.now_ms),
+            event: LogEvent::Fallback,
+            status: StatusCode::OK,
+            method: clip(method.as_str()),
+            path: path_of(request.url),
+            channel: None,
+            sid: None,
+            account_sid: None,
+            to: None,
+            error_code: None,
+            error_title: None,
+            error_url: None,
+            signature: SignatureCheck::Valid,
+            answer: AnswerFrom::Default,
+            alert: None,
+            recovery: None,
+            note: None,
+        };
+
+        let Body::Complete(body) = request.body else {
+            record.note = Some("request body over 64 KB: not read, not from Twilio");
+            if self.verifier.is_empty() {
+                record.signature = SignatureCheck::NoToken;
+                record.answer = AnswerFrom::UnknownChannel;
+                return Decision::new(twiml_response(UNKNOWN_CHANNEL_TWIML.to_owned()), record, None, None);
+            }
+            record.signature = SignatureCheck::UnreadableBody;
+            return forbidden(record);
+        };
+
+        let params = Params::from_request(method, query_of(request.url), request.content_type, body);
+        let channel = params.channel();
+        record.channel = channel;
+        record.sid = params.sid_for(channel).map(clip);
+        record.account_sid = params.account_sid().map(clip);
+        record.to = params.to().map(clip);
+        let notice = params.fallback_notice();
+        if let Some(notice) = notice {
+            record.error_code = params.get("ErrorCode").and_then(|c| c.trim().parse().ok());
+            record.error_title = notice.error_code.map(ErrorCode::title);
+            record.error_url = notice.error_url.map(clip);
+        }
+
+        let method_for_signature = if is_get { Method::GET } else { Method::POST };
+        let verified = match self.verify(request, &method_for_signature, body, &params) {
+            Ok(verified) => Some(verified),
+            Err(SignatureError::NoToken) => {
+                record.signature = SignatureCheck::NoToken;
+                record.note = Some("no auth token configured: signatures unchecked, alerts and recovery disabled");
+                None
+            }
+            Err(error) => {
+                record.signature = error.into();
+                return forbidden(record);
+            }
+        };
+
+        let fallback = self.config.fallback(channel, params.to());
+        record.answer = fallback.source.into();
+        let response = twiml_response(fallback.twiml.to_owned());
+        let Some(token_index) = verified else {
+            return Decision::new(response, record, None, None);
+        };
+
+        let alert = notice.and_then(|notice| {
+            let alerts = self.config.alerts()?;
+            Some(Alert::for_notice(
+                alerts,
+                notice.error_code,
+                notice.error_url,
+                channel,
+                &params,
+                &record,
+            ))
+        });
+        if let Some(alert) = &alert {
+            record.alert = Some(alert.dedup_key.clone());
+        }
+        let plan = self.recovery_plan(&mut record, is_get, &params, token_index, channel, &response);
+        Decision::new(response, record, plan, alert)
+    }
+
+    fn verify(
+        &self,
+        request: &EdgeRequest<'_>,
+        method: &Method,
+        body: &[u8],
+        params: &Params,
+    ) -> Result<usize, SignatureError> {
+        if self.verifier.is_empty() {
+            return Err(SignatureError::NoToken);
+        }
+        let signature = request.signature.unwrap_or("");
+        let payload = Payload::for_request(method, request.url, body, params);
+        self.verifier
+            .verify(request.url, payload, signature)
+            .map(|verified| verified.token_index)
+    }
+}
+
+fn twiml_response(body: String) -> EdgeResponse {
+    EdgeResponse {
+        status: StatusCode::OK,
+        content_type: TWIML_CONTENT_TYPE,
+        body,
+    }
+}
+
+fn forbidden(mut record: LogRecord) -> Decision {
+    record.event = LogEvent::Forbidden;
+    record.answer = AnswerFrom::Forbidden;
+    let response = EdgeResponse {
+        status: StatusCode::FORBIDDEN,
+        content_type: TEXT_CONTENT_TYPE,
+        body: "Forbidden: X-Twilio-Signature is missing or does not match this request.\n".to_owned(),
+    };
+    Decision::new(response, record, None, None)
+}
+
+/// The path of a URL (absolute or origin-form), without query or fragment.
+fn path_of(url: &str) -> String {
+    let after_authority = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
+        None => url,
+    };
+    let path = after_authority.split(['?', '#']).next().unwrap_or("/");
+    clip(if path.is_empty() { "/" } else { path })
+}
+
+/// The query of a URL, without its fragment.
+fn query_of(url: &str) -> Option<&str> {
+    url.split_once('?')
+        .map(|(_, query)| query.split('#').next().unwrap_or(query))
+}
+
+#[cfg(test)]
+mod tests;
