@@ -29,6 +29,26 @@
 //! assert_eq!(params.channel(), Some(Channel::Voice));
 //! assert_eq!(params.call_sid(), Some("CA42"));
 //! ```
+//!
+//! Typed, with serde: any `Deserialize` struct, fields named as Twilio names them.
+//!
+//! ```
+//! use twiml_fallback::webhook::Params;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct InboundSms {
+//!     #[serde(rename = "MessageSid")]
+//!     sid: String,
+//!     #[serde(rename = "Body")]
+//!     text: String,
+//!     #[serde(rename = "NumMedia", default)]
+//!     media: u32,
+//! }
+//!
+//! let params = Params::from_form(b"MessageSid=SM1&Body=Order+42%3F&NumMedia=2");
+//! let sms: InboundSms = params.deserialize().unwrap();
+//! assert_eq!((sms.sid.as_str(), sms.text.as_str(), sms.media), ("SM1", "Order 42?", 2));
+//! ```
 
 use std::fmt;
 
@@ -98,6 +118,35 @@ pub struct FallbackNotice<'a> {
     /// `ErrorUrl`: the primary URL that failed.
     pub error_url: Option<&'a str>,
 }
+
+/// Encodes ordered pairs as an `application/x-www-form-urlencoded` body (`+` for spaces, as
+/// Twilio does): every form the project sends — replayed webhooks, Twilio REST calls — goes
+/// through here.
+///
+/// ```
+/// use twiml_fallback::webhook::encode_form;
+///
+/// assert_eq!(encode_form([("To", "+1 415"), ("Body", "a&b=c")]), "To=%2B1+415&Body=a%26b%3Dc");
+/// ```
+pub fn encode_form<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> String {
+    let pairs: Vec<(K, V)> = pairs.into_iter().collect();
+    let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    // Pairs of strings always serialise: serde_urlencoded fails only for values that are not
+    // strings, numbers or booleans.
+    serde_urlencoded::to_string(borrowed).unwrap_or_default()
+}
+
+/// Why parameters did not fit a typed struct ([`Params::deserialize`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormError(String);
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the webhook parameters do not fit: {}", self.0)
+    }
+}
+
+impl std::error::Error for FormError {}
 
 /// The names of the parameters Twilio adds to a fallback request.
 pub const FALLBACK_PARAMS: [&str; 2] = ["ErrorCode", "ErrorUrl"];
@@ -199,11 +248,18 @@ impl Params {
         }
     }
 
-    /// Encodes the pairs as a form body (`+` for spaces, as Twilio does).
+    /// Encodes the pairs as a form body (`+` for spaces, as Twilio does), in order: see
+    /// [`encode_form`].
     pub fn to_form(&self) -> String {
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&self.pairs)
-            .finish()
+        encode_form(self.iter())
+    }
+
+    /// The parameters as a typed value — any `serde::Deserialize` struct whose fields are named
+    /// (or `#[serde(rename)]`d) as Twilio's parameters, with `serde_urlencoded`'s rules (numbers
+    /// and booleans parsed from their text; `Option` and `#[serde(default)]` for parameters Twilio
+    /// may leave out).
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, FormError> {
+        serde_urlencoded::from_str(&self.to_form()).map_err(|error| FormError(error.to_string()))
     }
 
     /// Voice when `CallSid` is present; messaging when `MessageSid`, `SmsSid` or `SmsMessageSid`
@@ -585,5 +641,45 @@ mod tests {
         assert_eq!("Voice".parse::<Channel>(), Ok(Channel::Voice));
         assert_eq!("sms".parse::<Channel>(), Ok(Channel::Messaging));
         assert!("fax".parse::<Channel>().is_err());
+    }
+
+    #[test]
+    fn typed_structs_deserialize_and_say_what_does_not_fit() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Call {
+            #[serde(rename = "CallSid")]
+            _sid: String,
+            #[serde(rename = "Digits")]
+            digits: Option<u32>,
+        }
+        let call: Call = Params::from_form(b"CallSid=CA1&Digits=1234&Extra=ignored")
+            .deserialize()
+            .expect("fits");
+        assert_eq!(call.digits, Some(1234));
+        let error = Params::from_form(b"Digits=12")
+            .deserialize::<Call>()
+            .expect_err("no CallSid");
+        assert!(error.to_string().contains("CallSid"), "{error}");
+        let error = Params::from_form(b"CallSid=CA1&Digits=1%2A")
+            .deserialize::<Call>()
+            .expect_err("not a number");
+        assert!(
+            error.to_string().starts_with("the webhook parameters do not fit"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn forms_encode_as_form_urlencoded_does() {
+        let pairs = [
+            ("To", "+1 (415) 555"),
+            ("Body", "héllo & <bye>="),
+            ("", "empty key"),
+            ("K", ""),
+        ];
+        let expected = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        assert_eq!(encode_form(pairs), expected);
     }
 }

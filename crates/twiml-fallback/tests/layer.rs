@@ -801,7 +801,7 @@ async fn the_signature_layer_refuses_a_body_too_large_to_verify_without_calling_
     let called = Arc::new(Mutex::new(0usize));
     let counter = Arc::clone(&called);
     let app = ValidateTwilioSignatureLayer::new(SignatureVerifier::new("t0ken"))
-        .body_limit(1024)
+        .request_body_limit(1024)
         .layer(service_fn(move |_request: Request<RequestBody<Full<Bytes>>>| {
             let counter = Arc::clone(&counter);
             async move {

@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 use twiml_fallback::Channel;
 use twiml_fallback::edge::MAX_REQUEST_BYTES;
-use twiml_fallback::layer::{Fallback, FallbackBody, FallbackLayer, TwilioParams};
+use twiml_fallback::layer::body::FallbackBody;
+use twiml_fallback::layer::{Fallback, FallbackLayer, TwilioParams};
 use twiml_fallback::webhook::Params;
 
 /// The error type of the demo app.

@@ -164,7 +164,7 @@ pub struct Decision {
     /// The answer (replaced by [`Edge::judge_recovery`]'s when a recovery is planned).
     pub response: EdgeResponse,
     /// The effects, in the order to start them: the log record (or, when recovery is planned, the
-    /// plan that carries it), then the alert. [`Decision::new`] keeps that order.
+    /// plan that carries it), then the alert.
     pub effects: Vec<Effect>,
 }
 

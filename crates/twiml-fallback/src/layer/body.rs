@@ -1,4 +1,6 @@
-//! Bodies: what the inner service receives, what the layer answers, and bounded buffering.
+//! The middleware's bodies: [`RequestBody`], what the wrapped service receives (also at
+//! [`layer::RequestBody`](super::RequestBody)); [`FallbackBody`] and [`SignatureBody`], what the
+//! two layers answer with. Named in a service's type; rarely otherwise.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -6,6 +8,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
+
+pub use super::signature::SignatureBody;
 
 /// The request body handed to the wrapped service: the bytes the layer buffered, or — for a body
 /// over the layer's limit, which it passes on untouched — the bytes read so far followed by the

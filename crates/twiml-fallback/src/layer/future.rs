@@ -1,5 +1,7 @@
-//! [`ResponseFuture`]: reads the request, calls the app, reads and judges its answer, and turns
-//! any failure on the way into the fallback answer.
+//! The middleware's response futures: [`ResponseFuture`] (the fallback layer's: reads the
+//! request, calls the app, reads and judges its answer, and turns any failure on the way into the
+//! fallback answer) and [`SignatureFuture`] (the signature layer's). Named in a service's type;
+//! rarely otherwise.
 
 use std::any::Any;
 use std::fmt;
@@ -16,6 +18,8 @@ use http::{Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
+
+pub use super::signature::SignatureFuture;
 
 use super::body::{Buffer, Collected, FallbackBody, RequestBody, poll_collect};
 use super::event::{FallbackCause, FallbackEvent};

@@ -81,9 +81,9 @@
 //! let app: Router = Router::new().route("/voice", post(voice)).layer(layer);
 //! ```
 
-mod body;
+pub mod body;
 mod event;
-mod future;
+pub mod future;
 #[allow(clippy::module_inception)] // tower-http's layout: layer.rs, service.rs, future.rs, body.rs
 mod layer;
 mod params;
@@ -92,15 +92,14 @@ mod service;
 mod signature;
 mod timer;
 
-pub use body::{FallbackBody, RequestBody};
+pub use body::RequestBody;
 pub use event::{FallbackCause, FallbackEvent};
-pub use future::ResponseFuture;
 pub use layer::{DEFAULT_DEADLINE, DEFAULT_REQUEST_BODY_LIMIT, FALLBACK_HEADER, FallbackLayer};
 #[cfg(feature = "axum")]
 pub use params::MissingTwilioParams;
 pub use params::TwilioParams;
 pub use service::Fallback;
-pub use signature::{SignatureBody, SignatureFuture, ValidateTwilioSignature, ValidateTwilioSignatureLayer};
+pub use signature::{ValidateTwilioSignature, ValidateTwilioSignatureLayer};
 #[cfg(feature = "tokio")]
 pub use timer::TokioTimer;
 pub use timer::{Sleep, Timer};

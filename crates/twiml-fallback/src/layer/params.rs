@@ -9,7 +9,8 @@ use crate::webhook::{Channel, Params};
 
 /// Twilio's webhook parameters as the fallback layer read them, put in the request's extensions
 /// (and, with the `axum` feature, an extractor). They are decoded on first use, so a handler that
-/// never looks costs nothing; clones share the decoded result.
+/// never looks costs nothing; clones share the decoded result. Everything [`Params`] offers is
+/// here too, typed structs included ([`Params::deserialize`]).
 ///
 /// ```
 /// # #[cfg(feature = "axum")] {

@@ -57,7 +57,7 @@ pub struct ValidateTwilioSignatureLayer {
 struct SignatureShared {
     verifier: SignatureVerifier,
     policy: UrlPolicy,
-    body_limit: usize,
+    request_body_limit: usize,
 }
 
 impl ValidateTwilioSignatureLayer {
@@ -70,7 +70,7 @@ impl ValidateTwilioSignatureLayer {
             shared: Arc::new(SignatureShared {
                 verifier,
                 policy: UrlPolicy::as_received(),
-                body_limit: DEFAULT_REQUEST_BODY_LIMIT,
+                request_body_limit: DEFAULT_REQUEST_BODY_LIMIT,
             }),
         }
     }
@@ -82,9 +82,11 @@ impl ValidateTwilioSignatureLayer {
         self
     }
 
-    /// The largest body read to verify (default 64 KB); a larger one can't be verified and gets 403.
-    pub fn body_limit(mut self, limit: usize) -> Self {
-        Arc::make_mut(&mut self.shared).body_limit = limit;
+    /// The largest request body read to verify (default 64 KB, as
+    /// [`FallbackLayer::request_body_limit`](super::FallbackLayer::request_body_limit)); a larger
+    /// one can't be verified and gets 403.
+    pub fn request_body_limit(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.shared).request_body_limit = limit;
         self
     }
 }
@@ -194,7 +196,7 @@ where
                     buffer,
                     service,
                 } => {
-                    let collected = ready!(poll_collect(body.as_mut(), buffer, this.shared.body_limit, cx));
+                    let collected = ready!(poll_collect(body.as_mut(), buffer, this.shared.request_body_limit, cx));
                     let (Some(mut parts), Some(mut service)) = (parts.take(), service.take()) else {
                         return Poll::Ready(Ok(forbidden("the request could not be read")));
                     };

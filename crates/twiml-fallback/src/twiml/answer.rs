@@ -5,19 +5,6 @@
 //! to decide whether a recovered primary's answer can be relayed, and the CLI's `simulate` to show
 //! what Twilio would do.
 //!
-//! What Twilio runs, from its "Your Response" pages for voice and messaging:
-//!
-//! | Content-Type | voice | messaging |
-//! |---|---|---|
-//! | `text/xml`, `application/xml` (and `…+xml`) | run as TwiML | run as TwiML |
-//! | `text/html` | run as TwiML | run as TwiML |
-//! | `text/plain` | read aloud, then the call ends | sent back as the reply |
-//! | `audio/mpeg`, `audio/wav`, … ([`AUDIO_MEDIA_TYPES`]) | played, then the call ends | fails (12300) |
-//! | anything else, or none | fails (12300) | fails (12300) |
-//!
-//! Before the Content-Type: any non-2xx status fails (11200), a body over 64 KB fails (11750), an
-//! empty body fails (11770) except a `204 No Content` to a messaging webhook, which is "no reply".
-//!
 //! # Example
 //!
 //! ```
@@ -131,7 +118,20 @@ pub enum ContentPolicy {
     XmlOnly,
 }
 
-/// The rules an answer must pass.
+/// The rules an answer must pass: by default, exactly what Twilio runs.
+///
+/// What Twilio runs, from its "Your Response" pages for voice and messaging:
+///
+/// | Content-Type | voice | messaging |
+/// |---|---|---|
+/// | `text/xml`, `application/xml` (and `…+xml`) | run as TwiML | run as TwiML |
+/// | `text/html` | run as TwiML | run as TwiML |
+/// | `text/plain` | read aloud, then the call ends | sent back as the reply |
+/// | `audio/mpeg`, `audio/wav`, … ([`AUDIO_MEDIA_TYPES`]) | played, then the call ends | fails (12300) |
+/// | anything else, or none | fails (12300) | fails (12300) |
+///
+/// Before the Content-Type: any non-2xx status fails (11200), a body over 64 KB fails (11750), an
+/// empty body fails (11770) except a `204 No Content` to a messaging webhook, which is "no reply".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerRules {
     /// The channel whose verbs are allowed.
@@ -251,7 +251,7 @@ impl AnswerRules {
     ///
     /// In Twilio's order: a 4xx/5xx (or any non-2xx) status is 11200; a body over 64 KB is 11750;
     /// an empty body is 11770 — except a `204 No Content` to a messaging webhook, which Twilio
-    /// takes as "no reply"; then the Content-Type (see the [module docs](self)) and the TwiML.
+    /// takes as "no reply"; then the Content-Type (see [`AnswerRules`]) and the TwiML.
     ///
     /// ```
     /// use http::StatusCode;
