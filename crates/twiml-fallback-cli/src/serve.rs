@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Limited};
 use twiml_fallback::config::{Config, VARIABLES};
 use twiml_fallback::edge::{
     Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, Effect, LogLevel, LogLine, LogRecord, OutboundRequest,
-    Redirects, SendOutcome,
+    Redirects, SendResult,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 
@@ -195,37 +195,8 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
     response
 }
 
-/// What came of an [`OutboundRequest`], owned (see [`SendOutcome`]).
-enum Sent {
-    Answered {
-        status: http::StatusCode,
-        content_type: Option<String>,
-        body: Vec<u8>,
-    },
-    TimedOut,
-    Failed(String),
-}
-
-impl Sent {
-    fn outcome(&self) -> SendOutcome<'_> {
-        match self {
-            Sent::Answered {
-                status,
-                content_type,
-                body,
-            } => SendOutcome::Answered {
-                status: *status,
-                content_type: content_type.as_deref(),
-                body,
-            },
-            Sent::TimedOut => SendOutcome::TimedOut,
-            Sent::Failed(reason) => SendOutcome::Failed(reason),
-        }
-    }
-}
-
 /// Sends the core's request as it is: method, URL, headers, body, deadline, answer limit.
-async fn send(client: &reqwest::Client, request: &OutboundRequest) -> Sent {
+async fn send(client: &reqwest::Client, request: &OutboundRequest) -> SendResult {
     // The client never follows redirects: the only policy the core asks for.
     let Redirects::Never = request.redirects;
     let mut builder = client.request(request.method.clone(), &request.url);
@@ -236,10 +207,10 @@ async fn send(client: &reqwest::Client, request: &OutboundRequest) -> Sent {
         builder = builder.body(body.clone());
     }
     match http_client::fetch_limited(builder, request.max_answer_bytes, request.timeout).await {
-        None => Sent::TimedOut,
-        Some(Err(error)) if error.is_timeout() => Sent::TimedOut,
-        Some(Err(error)) => Sent::Failed(http_client::describe(&error)),
-        Some(Ok(answer)) => Sent::Answered {
+        None => SendResult::TimedOut,
+        Some(Err(error)) if error.is_timeout() => SendResult::TimedOut,
+        Some(Err(error)) => SendResult::Failed(http_client::describe(&error)),
+        Some(Ok(answer)) => SendResult::Answered {
             status: answer.status,
             content_type: answer.content_type,
             body: answer.body,

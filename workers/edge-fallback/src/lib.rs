@@ -29,7 +29,7 @@ use futures_util::future::{Either, select};
 use twiml_fallback::config::{Config, VARIABLES};
 use twiml_fallback::edge::{
     Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
-    Redirects, SendOutcome, method_of,
+    Redirects, SendResult, method_of,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
 use worker::js_sys::{Date, Uint8Array};
@@ -271,54 +271,27 @@ fn send_alert(alert: Alert, env: &Env, ctx: &Context, dedup: bool) {
     });
 }
 
-/// What came of an [`OutboundRequest`], owned (see [`SendOutcome`]).
-enum Sent {
-    Answered {
-        status: http::StatusCode,
-        content_type: Option<String>,
-        body: Vec<u8>,
-    },
-    TimedOut,
-    Failed(String),
-}
-
-impl Sent {
-    fn outcome(&self) -> SendOutcome<'_> {
-        match self {
-            Sent::Answered {
-                status,
-                content_type,
-                body,
-            } => SendOutcome::Answered {
-                status: *status,
-                content_type: content_type.as_deref(),
-                body,
-            },
-            Sent::TimedOut => SendOutcome::TimedOut,
-            Sent::Failed(reason) => SendOutcome::Failed(reason),
-        }
-    }
-}
-
 /// Sends the core's request as it is — method, URL, headers, body, redirect policy — and reads the
 /// answer to its limit, all within its deadline.
-async fn send(request: &OutboundRequest) -> Sent {
+async fn send(request: &OutboundRequest) -> SendResult {
     let headers = Headers::new();
     for (name, value) in &request.headers {
         if let Err(error) = headers.set(name.as_str(), value) {
-            return Sent::Failed(error.to_string());
+            return SendResult::Failed(error.to_string());
         }
     }
     let mut init = RequestInit::new();
-    init.with_method(worker::Method::from(request.method.as_str().to_owned())).with_headers(headers).with_redirect(match request.redirects {
-        Redirects::Never => RequestRedirect::Manual,
-    });
+    init.with_method(worker::Method::from(request.method.as_str().to_owned()))
+        .with_headers(headers)
+        .with_redirect(match request.redirects {
+            Redirects::Never => RequestRedirect::Manual,
+        });
     if let Some(body) = &request.body {
         init.with_body(Some(body.as_str().into()));
     }
     let outgoing = match Request::new_with_init(&request.url, &init) {
         Ok(outgoing) => outgoing,
-        Err(error) => return Sent::Failed(error.to_string()),
+        Err(error) => return SendResult::Failed(error.to_string()),
     };
     let limit = request.max_answer_bytes;
     let fetched = async {
@@ -333,15 +306,15 @@ async fn send(request: &OutboundRequest) -> Sent {
         Ok::<_, worker::Error>((status, content_type, body))
     };
     match with_deadline(fetched, request.timeout).await {
-        None => Sent::TimedOut,
-        Some(Err(error)) => Sent::Failed(error.to_string()),
+        None => SendResult::TimedOut,
+        Some(Err(error)) => SendResult::Failed(error.to_string()),
         Some(Ok((status, content_type, body))) => match http::StatusCode::from_u16(status) {
-            Ok(status) => Sent::Answered {
+            Ok(status) => SendResult::Answered {
                 status,
                 content_type,
                 body,
             },
-            Err(_) => Sent::Failed(format!("an invalid HTTP status {status}")),
+            Err(_) => SendResult::Failed(format!("an invalid HTTP status {status}")),
         },
     }
 }

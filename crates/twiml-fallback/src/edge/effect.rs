@@ -109,6 +109,44 @@ pub enum SendOutcome<'a> {
     Failed(&'a str),
 }
 
+/// A [`SendOutcome`] that owns its data: what a shell builds from its HTTP client's result, then
+/// lends to the core with [`SendResult::outcome`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendResult {
+    /// The other side answered.
+    Answered {
+        /// Its status.
+        status: StatusCode,
+        /// Its Content-Type header.
+        content_type: Option<String>,
+        /// Its body, read to at most [`OutboundRequest::max_answer_bytes`] + 1 bytes.
+        body: Vec<u8>,
+    },
+    /// The request's timeout passed first.
+    TimedOut,
+    /// The request failed, in the shell's words.
+    Failed(String),
+}
+
+impl SendResult {
+    /// The outcome to hand to the core.
+    pub fn outcome(&self) -> SendOutcome<'_> {
+        match self {
+            SendResult::Answered {
+                status,
+                content_type,
+                body,
+            } => SendOutcome::Answered {
+                status: *status,
+                content_type: content_type.as_deref(),
+                body,
+            },
+            SendResult::TimedOut => SendOutcome::TimedOut,
+            SendResult::Failed(reason) => SendOutcome::Failed(reason),
+        }
+    }
+}
+
 impl OutboundRequest {
     /// What came of sending it, in one phrase for logs: `HTTP 200`, `not sent: …`.
     pub fn describe(&self, outcome: &SendOutcome<'_>) -> String {

@@ -76,7 +76,7 @@ mod recovery;
 
 pub use alert::{ALERT_TIMEOUT, ALERT_USER_AGENT, Alert};
 pub use alert_windows::{AlertWindows, MAX_ALERT_KEYS};
-pub use effect::{BodyRead, Effect, OutboundRequest, Redirects, SendOutcome};
+pub use effect::{BodyRead, Effect, OutboundRequest, Redirects, SendOutcome, SendResult};
 pub use log::{AnswerFrom, LogEvent, LogLevel, LogLine, LogRecord, SignatureCheck, rfc3339};
 pub use recovery::{RECOVERY_USER_AGENT, RecoveryJudgement, RecoveryPlan};
 
