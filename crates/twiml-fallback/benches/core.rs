@@ -162,6 +162,14 @@ fn validation(c: &mut Criterion) {
     group.bench_function(format!("ivr-{}B", large.len()), |b| {
         b.iter(|| validate(black_box(large.as_bytes()), TargetChannel::Voice))
     });
+    // The floor, in the same run: quick-xml's bare event loop over the same bytes, with the
+    // reader settings the validator uses (BENCHMARKS.md reports the validator as a ratio to it).
+    for (name, document) in [("typical", TYPICAL), ("ivr", large.as_str())] {
+        group.throughput(Throughput::Bytes(document.len() as u64));
+        group.bench_function(format!("quick-xml-events-{name}-{}B", document.len()), |b| {
+            b.iter(|| quick_xml_events(black_box(document)))
+        });
+    }
     group.throughput(Throughput::Bytes(TYPICAL.len() as u64));
     group.bench_function("answer-check-typical", |b| {
         let rules = AnswerRules::for_channel(Some(Channel::Voice));
@@ -176,6 +184,27 @@ fn validation(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Reads every event of `document` with quick-xml and nothing else: the tokenizer's cost alone.
+fn quick_xml_events(document: &str) -> usize {
+    let mut reader = quick_xml::Reader::from_str(document);
+    let config = reader.config_mut();
+    config.check_end_names = false;
+    config.check_comments = true;
+    config.expand_empty_elements = false;
+    config.allow_dangling_amp = false;
+    config.allow_unmatched_ends = true;
+    let mut events = 0;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return events,
+            Ok(event) => {
+                black_box(&event);
+                events += 1;
+            }
+        }
+    }
 }
 
 /// Documents of `size` bytes shaped to hurt a validator: nesting as deep as the size allows,
