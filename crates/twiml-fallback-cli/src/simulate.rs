@@ -82,7 +82,7 @@ fn limits(url: &str, total: Duration) -> (String, Limits) {
 }
 
 fn check_url(url: &str, option: &str) -> Result<(), CliError> {
-    if twiml_fallback::config::is_absolute_http_url(url) {
+    if twiml_fallback::url::is_absolute_http_url(url) {
         Ok(())
     } else {
         Err(

@@ -82,7 +82,6 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::signature::url_variants::split_authority;
 use crate::twiml::{self, Message, Play, Say, Strictness, TargetChannel};
 use crate::webhook::Channel;
 
@@ -922,7 +921,7 @@ impl Loader {
 
     fn url(&mut self, text: &str, path: &str) -> Option<String> {
         let trimmed = text.trim();
-        if is_absolute_http_url(trimmed) {
+        if crate::url::is_absolute_http_url(trimmed) {
             Some(trimmed.to_owned())
         } else {
             self.error(path, format!("{:?} is not an absolute http(s) URL", clip(text)));
@@ -1209,26 +1208,6 @@ fn is_language_tag(tag: &str) -> bool {
     (2..=3).contains(&primary.len())
         && primary.bytes().all(|b| b.is_ascii_alphabetic())
         && parts.all(|part| (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// Whether `url` is an absolute `http`/`https` URL with a host and no whitespace or control
-/// characters: the rule for every URL in the configuration, and for the CLI's URL options.
-///
-/// ```
-/// use twiml_fallback::config::is_absolute_http_url;
-///
-/// assert!(is_absolute_http_url("https://app.example.com/voice"));
-/// assert!(is_absolute_http_url("HTTP://a"));
-/// assert!(!is_absolute_http_url("https:///voice"));
-/// assert!(!is_absolute_http_url("ftp://example.com/"));
-/// assert!(!is_absolute_http_url("/voice"));
-/// ```
-pub fn is_absolute_http_url(url: &str) -> bool {
-    let absolute = split_authority(url).is_some_and(|parts| {
-        (parts.scheme.eq_ignore_ascii_case("https") || parts.scheme.eq_ignore_ascii_case("http"))
-            && parts.host_end > parts.host_start
-    });
-    absolute && !url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
 #[cfg(test)]
