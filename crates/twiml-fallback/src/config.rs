@@ -513,20 +513,25 @@ impl Recovery {
     /// matches, so IDN tricks and IP spellings can't slip past a rule. IP literals only match a
     /// rule naming the same literal.
     pub fn allows(&self, url: &str) -> Result<(), RecoveryRefusal> {
-        let parts = split_origin(url).ok_or(RecoveryRefusal::NotAbsolute)?;
-        let default_port = match parts.scheme.to_ascii_lowercase().as_str() {
-            "https" => 443,
-            "http" if self.allow_http => 80,
-            _ => return Err(RecoveryRefusal::Scheme),
+        let parts = crate::url::split(url)
+            .filter(|parts| !parts.host().is_empty())
+            .ok_or(RecoveryRefusal::NotAbsolute)?;
+        let explicit_port = match parts.port() {
+            None => None,
+            Some(_) => Some(parts.port_number().ok_or(RecoveryRefusal::NotAbsolute)?),
         };
-        if parts.has_userinfo {
+        let default_port = if parts.scheme().eq_ignore_ascii_case("https") {
+            443
+        } else if parts.scheme().eq_ignore_ascii_case("http") && self.allow_http {
+            80
+        } else {
+            return Err(RecoveryRefusal::Scheme);
+        };
+        if parts.userinfo().is_some() {
             return Err(RecoveryRefusal::UserInfo);
         }
-        let port = match parts.port {
-            None => default_port,
-            Some(port) => port,
-        };
-        let host = parts.host.to_ascii_lowercase();
+        let port = explicit_port.unwrap_or(default_port);
+        let host = parts.host().to_ascii_lowercase();
         let host_ok = is_plain_host(&host);
         if host_ok
             && self
@@ -536,7 +541,9 @@ impl Recovery {
         {
             Ok(())
         } else {
-            Err(RecoveryRefusal::HostNotAllowed(parts.host.chars().take(255).collect()))
+            Err(RecoveryRefusal::HostNotAllowed(
+                parts.host().chars().take(255).collect(),
+            ))
         }
     }
 }
@@ -551,7 +558,8 @@ impl HostRule {
         if !entry.is_ascii() {
             return Err("must be ASCII: write internationalised names in their xn-- (punycode) form".to_owned());
         }
-        let (host, port) = split_host_port(entry).ok_or_else(|| format!("{entry:?} is not host or host:port"))?;
+        let (host, port) =
+            crate::url::host_and_port(entry).ok_or_else(|| format!("{entry:?} is not host or host:port"))?;
         let port = match port {
             None => None,
             Some(text) => Some(
@@ -615,59 +623,6 @@ impl fmt::Display for HostRule {
             write!(f, ":{port}")?;
         }
         Ok(())
-    }
-}
-
-struct Origin<'a> {
-    scheme: &'a str,
-    has_userinfo: bool,
-    host: &'a str,
-    port: Option<u16>,
-}
-
-fn split_origin(url: &str) -> Option<Origin<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme.is_empty()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    {
-        return None;
-    }
-    let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let has_userinfo = authority.contains('@');
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host_port)| host_port);
-    let (host, port) = split_host_port(host_port)?;
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        None => None,
-        Some(text) => Some(text.parse::<u16>().ok()?),
-    };
-    Some(Origin {
-        scheme,
-        has_userinfo,
-        host,
-        port,
-    })
-}
-
-/// `host` or `host:port`, with `[v6]` literals.
-fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
-    if text.starts_with('[') {
-        let close = text.find(']')?;
-        let host = &text[..=close];
-        return match &text[close + 1..] {
-            "" => Some((host, None)),
-            rest => Some((host, Some(rest.strip_prefix(':')?))),
-        };
-    }
-    match text.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Some((host, Some(port))),
-        Some(_) => None,
-        None => Some((text, None)),
     }
 }
 
