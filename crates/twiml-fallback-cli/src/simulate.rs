@@ -59,7 +59,10 @@ struct Limits {
 }
 
 fn limits(url: &str, total: Duration) -> (String, Limits) {
-    let (bare, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (bare, fragment) = (
+        twiml_fallback::url::without_fragment(url),
+        twiml_fallback::url::fragment(url).unwrap_or(""),
+    );
     let mut limits = Limits {
         connect: CONNECT_LIMIT.min(total),
         read: None,
@@ -188,7 +191,11 @@ async fn request(
     let (bare_url, limits) = limits(url, budget);
     let (target, body) = match method {
         MethodArg::Get => {
-            let separator = if bare_url.contains('?') { '&' } else { '?' };
+            let separator = if twiml_fallback::url::query(&bare_url).is_some() {
+                '&'
+            } else {
+                '?'
+            };
             (format!("{bare_url}{separator}{}", params.to_form()), None)
         }
         MethodArg::Post => (bare_url.clone(), Some(params.to_form())),
