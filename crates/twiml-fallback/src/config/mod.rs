@@ -215,7 +215,7 @@ impl AnswerSource<'_> {
 
 /// The TwiML to answer with and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fallback<'a> {
+pub struct FallbackAnswer<'a> {
     /// The document.
     pub twiml: &'a str,
     /// Its origin.
@@ -362,30 +362,30 @@ impl Config {
     }
 
     /// The answer for a request on `channel` to the number `to`.
-    pub fn fallback(&self, channel: Option<Channel>, to: Option<&str>) -> Fallback<'_> {
+    pub fn fallback(&self, channel: Option<Channel>, to: Option<&str>) -> FallbackAnswer<'_> {
         let number = to.and_then(|to| self.number(to));
         match channel {
-            None => Fallback {
+            None => FallbackAnswer {
                 twiml: UNKNOWN_CHANNEL_TWIML,
                 source: AnswerSource::UnknownChannel,
             },
             Some(Channel::Voice) => match number.and_then(|(key, answers)| Some((key, answers.voice.as_ref()?))) {
-                Some((key, answer)) => Fallback {
+                Some((key, answer)) => FallbackAnswer {
                     twiml: &answer.twiml,
                     source: AnswerSource::Number(key),
                 },
-                None => Fallback {
+                None => FallbackAnswer {
                     twiml: &self.voice.twiml,
                     source: AnswerSource::Default,
                 },
             },
             Some(Channel::Messaging) => {
                 match number.and_then(|(key, answers)| Some((key, answers.messaging.as_ref()?))) {
-                    Some((key, answer)) => Fallback {
+                    Some((key, answer)) => FallbackAnswer {
                         twiml: &answer.twiml,
                         source: AnswerSource::Number(key),
                     },
-                    None => Fallback {
+                    None => FallbackAnswer {
                         twiml: &self.messaging.twiml,
                         source: AnswerSource::Default,
                     },
