@@ -3,8 +3,9 @@
 //! [`split`] reads an absolute URL with an authority —
 //! `scheme://[userinfo@]host[:port][path][?query][#fragment]` — into [`Parts`], checking only
 //! the shape of host and port. The free functions [`scheme`], [`authority`], [`path`],
-//! [`query`], [`fragment`] and [`without_fragment`] read the same pieces from any URL or
-//! reference, absolute or not (`/voice?x=1`, `next`, `//cdn.example.com/a.mp3`), and never fail.
+//! [`query`], [`fragment`], [`without_fragment`] and [`without_query_and_fragment`] read the
+//! same pieces from any URL or reference, absolute or not (`/voice?x=1`, `next`,
+//! `//cdn.example.com/a.mp3`), and never fail.
 //! [`is_absolute_http_url`] is the rule for every URL the configuration and the CLI accept.
 //!
 //! The rules are RFC 3986's (its Appendix B), plus one from browsers:
@@ -281,6 +282,20 @@ pub fn without_fragment(url: &str) -> &str {
     url.find('#').map_or(url, |hash| &url[..hash])
 }
 
+/// `url` without its query and fragment: scheme, authority and path of an absolute URL, or the
+/// path of a request target (what an alert names as the failing URL, without its parameters).
+///
+/// ```
+/// use twiml_fallback::url::without_query_and_fragment;
+///
+/// assert_eq!(without_query_and_fragment("https://a.example/v?CallSid=CA1#tt=5000"), "https://a.example/v");
+/// assert_eq!(without_query_and_fragment("https://a.example#x?y"), "https://a.example");
+/// assert_eq!(without_query_and_fragment("/sms?x=1"), "/sms");
+/// ```
+pub fn without_query_and_fragment(url: &str) -> &str {
+    url.find(['?', '#']).map_or(url, |end| &url[..end])
+}
+
 /// Splits `host[:port]` — an authority without user info, or a `recovery.allow_hosts` entry —
 /// into the host (an IPv6 literal keeps its brackets) and the port's digits; `None` when an IPv6
 /// literal is not closed or is followed by something other than a port, when the port is not
@@ -472,6 +487,7 @@ mod tests {
         assert_eq!((path("/p#a?b"), query("/p#a?b")), ("/p", None));
         assert_eq!(fragment("/p#"), Some(""));
         assert_eq!(without_fragment("/p#"), "/p");
+        assert_eq!(without_query_and_fragment(url), "https://h.example/p");
     }
 
     #[test]
@@ -603,6 +619,8 @@ mod tests {
             assert_eq!(path(url), parts.path(), "{url}");
             assert_eq!(query(url), parts.query(), "{url}");
             assert_eq!(fragment(url), parts.fragment(), "{url}");
+            let bare = without_query_and_fragment(url);
+            assert_eq!(bare.strip_prefix(parts.origin()), Some(parts.path()), "{url}");
         }
     }
 }
