@@ -137,7 +137,7 @@ impl Api {
             }
         };
         let base = args.api_base.trim_end_matches('/').to_owned();
-        if !twiml_fallback::config::is_absolute_http_url(&base) {
+        if !twiml_fallback::url::is_absolute_http_url(&base) {
             return Err(CliError::new(format!("--api-base {base:?} is not an http(s) URL")));
         }
         let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
@@ -402,7 +402,7 @@ pub(crate) async fn set(args: SetArgs) -> Result<ExitCode, CliError> {
         ("--sms-fallback-url", &args.sms_fallback_url),
     ] {
         if let Some(url) = url {
-            if !twiml_fallback::config::is_absolute_http_url(url) {
+            if !twiml_fallback::url::is_absolute_http_url(url) {
                 return Err(CliError::new(format!(
                     "{option} {url:?} is not an absolute http(s) URL"
                 )));

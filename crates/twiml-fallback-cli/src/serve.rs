@@ -17,7 +17,7 @@ use axum::routing::get;
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
-use twiml_fallback::config::{Config, VARIABLES};
+use twiml_fallback::config::{Config, variables_in_use};
 use twiml_fallback::edge::{
     Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, Effect, LogLevel, LogLine, LogRecord, OutboundRequest,
     Redirects, SendResult,
@@ -59,11 +59,7 @@ fn serve_config(path: Option<&std::path::Path>) -> Result<(Config, Vec<&'static 
         ))
         .hint("every problem is listed above, by path or variable; the README's Configuration section has the schema")
     })?;
-    let in_use = VARIABLES
-        .iter()
-        .map(|(name, ..)| *name)
-        .filter(|name| variable(name).is_some())
-        .collect();
+    let in_use = variables_in_use(variable);
     Ok((config, in_use))
 }
 

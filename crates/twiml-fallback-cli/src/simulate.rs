@@ -59,7 +59,10 @@ struct Limits {
 }
 
 fn limits(url: &str, total: Duration) -> (String, Limits) {
-    let (bare, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (bare, fragment) = (
+        twiml_fallback::url::without_fragment(url),
+        twiml_fallback::url::fragment(url).unwrap_or(""),
+    );
     let mut limits = Limits {
         connect: CONNECT_LIMIT.min(total),
         read: None,
@@ -82,7 +85,7 @@ fn limits(url: &str, total: Duration) -> (String, Limits) {
 }
 
 fn check_url(url: &str, option: &str) -> Result<(), CliError> {
-    if twiml_fallback::config::is_absolute_http_url(url) {
+    if twiml_fallback::url::is_absolute_http_url(url) {
         Ok(())
     } else {
         Err(
@@ -188,7 +191,11 @@ async fn request(
     let (bare_url, limits) = limits(url, budget);
     let (target, body) = match method {
         MethodArg::Get => {
-            let separator = if bare_url.contains('?') { '&' } else { '?' };
+            let separator = if twiml_fallback::url::query(&bare_url).is_some() {
+                '&'
+            } else {
+                '?'
+            };
             (format!("{bare_url}{separator}{}", params.to_form()), None)
         }
         MethodArg::Post => (bare_url.clone(), Some(params.to_form())),

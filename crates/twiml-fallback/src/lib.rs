@@ -16,6 +16,7 @@
 //! | [`signature`] | `X-Twilio-Signature`: compute, verify (every SDK rule), rebuild the signed URL behind proxies |
 //! | [`config`] | the fallback configuration (TOML or JSON): answers per channel and number, alerts, recovery |
 //! | [`edge`] | the fallback endpoint as a pure decision: request in, response and effects out |
+//! | [`url`] | splitting URLs into scheme, user info, host, port, path, query and fragment, borrowed and without allocating; `is_absolute_http_url` |
 //! | `layer` (feature `tower`, default) | tower middleware: every failure of a webhook app becomes fallback TwiML; `X-Twilio-Signature` verification |
 //!
 //! # Example
@@ -43,6 +44,7 @@ pub mod error_code;
 pub mod layer;
 pub mod signature;
 pub mod twiml;
+pub mod url;
 pub mod webhook;
 
 pub use webhook::Channel;

@@ -11,7 +11,7 @@
 //! Configuration, read once per isolate:
 //! - `FALLBACK_CONFIG` (`[vars]`): the configuration document, TOML or JSON;
 //! - `FALLBACK_VOICE_SAY`, `FALLBACK_MESSAGING_MESSAGE`, … (`[vars]`): per-field settings over it
-//!   (`twiml_fallback::config::VARIABLES`);
+//!   (`twiml_fallback::config::VARIABLES`), named in the `config` log line;
 //! - `TWILIO_AUTH_TOKEN`, `TWILIO_AUTH_TOKEN_SECONDARY` (secrets): the tokens;
 //! - `ALERT_DEDUP` (KV namespace binding, optional): alert dedup windows shared across isolates and
 //!   locations. KV rather than the Cache API: the cache is per data centre and does nothing on
@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use twiml_fallback::config::{Config, VARIABLES};
+use twiml_fallback::config::{Config, variables_in_use};
 use twiml_fallback::edge::{
     Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
     Redirects, SendResult, method_of,
@@ -82,11 +82,7 @@ fn load(env: &Env) -> Rc<Loaded> {
                 config_errors,
                 dedup: env.kv(DEDUP_BINDING).is_ok(),
             };
-            let variables: Vec<&str> = VARIABLES
-                .iter()
-                .map(|(name, ..)| *name)
-                .filter(|name| text_binding(env, name).is_some())
-                .collect();
+            let variables = variables_in_use(|name| text_binding(env, name));
             write(&LogLine::new(
                 LogLevel::Info,
                 &serde_json::json!({

@@ -1,4 +1,5 @@
 use super::*;
+use crate::twiml::{self, TargetChannel};
 
 fn errors(toml: &str) -> Vec<String> {
     match Config::from_toml(toml) {

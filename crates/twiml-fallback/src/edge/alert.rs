@@ -50,7 +50,7 @@ impl Alert {
         params: &Params,
         record: &LogRecord,
     ) -> Self {
-        let url_without_query = error_url.map(|url| url.split(['?', '#']).next().unwrap_or(url));
+        let url_without_query = error_url.map(crate::url::without_query_and_fragment);
         let code_text = params.get("ErrorCode").unwrap_or("").trim();
         // The dedup key hashes the full values; what is written is clipped.
         let (shown_url, shown_code) = (url_without_query.map(clip), clip(code_text));

@@ -264,7 +264,7 @@ impl Edge {
             return forbidden(record);
         };
 
-        let params = Params::from_request(method, query_of(request.url), request.content_type, body);
+        let params = Params::from_request(method, crate::url::query(request.url), request.content_type, body);
         let channel = params.channel();
         record.channel = channel;
         record.sid = params.sid_for(channel).map(clip);
@@ -353,20 +353,10 @@ fn forbidden(mut record: LogRecord) -> Decision {
     Decision::new(response, record, None, None)
 }
 
-/// The path of a URL (absolute or origin-form), without query or fragment.
+/// The path of a URL (absolute or origin-form), without query or fragment; `/` when empty.
 fn path_of(url: &str) -> String {
-    let after_authority = match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
-        None => url,
-    };
-    let path = after_authority.split(['?', '#']).next().unwrap_or("/");
+    let path = crate::url::path(url);
     clip(if path.is_empty() { "/" } else { path })
-}
-
-/// The query of a URL, without its fragment.
-fn query_of(url: &str) -> Option<&str> {
-    url.split_once('?')
-        .map(|(_, query)| query.split('#').next().unwrap_or(query))
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl Edge {
             record.recovery = Some(format!("refused: {refusal}"));
             return None;
         }
-        let base_url = error_url.split('#').next().unwrap_or(error_url).to_owned();
+        let base_url = crate::url::without_fragment(error_url).to_owned();
         let replay = params.without(&FALLBACK_PARAMS);
         let token = self.verifier.tokens().get(token_index)?.expose();
         let (method, url, body, signature) = if is_get {

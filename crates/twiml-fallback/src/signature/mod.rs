@@ -395,8 +395,7 @@ fn decode_signature(signature: &str) -> Option<[u8; 20]> {
 
 /// The `bodySHA256` value in the URL's query string, if any.
 fn body_hash_param(url: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let query = crate::url::query(url)?;
     form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == BODY_HASH_PARAM)
         .map(|(_, value)| value.into_owned())

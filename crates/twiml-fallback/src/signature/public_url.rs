@@ -5,7 +5,7 @@ use std::fmt;
 use http::HeaderMap;
 use http::header::HOST;
 
-use super::url_variants::split_authority;
+use crate::url;
 
 /// How to turn the request a server received into the URL Twilio requested (and signed).
 ///
@@ -98,13 +98,7 @@ impl UrlPolicy {
     /// the scheme and host the server saw; its path, if any, is prefixed to the received path.
     pub fn public_base(base: &str) -> Result<Self, UrlPolicyError> {
         let invalid = || UrlPolicyError::InvalidBase(base.chars().take(200).collect());
-        let parts = split_authority(base).ok_or_else(invalid)?;
-        let scheme = parts.scheme.to_ascii_lowercase();
-        if !(scheme == "http" || scheme == "https")
-            || parts.host_start == parts.host_end
-            || base.contains(['?', '#'])
-            || base.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
+        if !url::is_absolute_http_url(base) || url::query(base).is_some() || url::fragment(base).is_some() {
             return Err(invalid());
         }
         Ok(Self {

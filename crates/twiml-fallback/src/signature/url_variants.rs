@@ -1,8 +1,8 @@
 //! The forms of a URL Twilio may have signed: as given, without its port, or with the default port.
 //!
-//! The URL is split by hand, never parsed and re-serialised: a URL library would normalise the
-//! host's case, percent-encode `'` in the query or drop `:443`, and each of those changes the
-//! bytes Twilio signed.
+//! The URL is split by [`crate::url::split`], never parsed and re-serialised: a URL library would
+//! normalise the host's case, percent-encode `'` in the query or drop `:443`, and each of those
+//! changes the bytes Twilio signed.
 
 use std::borrow::Cow;
 
@@ -43,87 +43,30 @@ impl UrlVariant {
 /// ```
 pub fn url_variants(url: &str) -> impl Iterator<Item = (UrlVariant, Cow<'_, str>)> + '_ {
     let other = std::iter::once_with(move || {
-        let parts = split_authority(url)?;
-        if let Some(port_start) = parts.port_start {
-            let mut stripped = String::with_capacity(url.len());
-            stripped.push_str(&url[..port_start]);
-            stripped.push_str(&url[parts.authority_end..]);
+        let parts = crate::url::split(url)?;
+        let rest = parts.after_authority();
+        if parts.port().is_some() {
+            let head = parts.origin_without_port();
+            let mut stripped = String::with_capacity(head.len() + rest.len());
+            stripped.push_str(head);
+            stripped.push_str(rest);
             Some((UrlVariant::PortRemoved, Cow::Owned(stripped)))
         } else {
-            let default_port = match parts.scheme.to_ascii_lowercase().as_str() {
-                "https" | "wss" => ":443",
-                "http" | "ws" => ":80",
+            let default_port = match parts.default_port()? {
+                443 => ":443",
+                80 => ":80",
                 _ => return None,
             };
-            let mut added = String::with_capacity(url.len() + default_port.len());
-            added.push_str(&url[..parts.authority_end]);
+            let head = parts.origin();
+            let mut added = String::with_capacity(head.len() + default_port.len() + rest.len());
+            added.push_str(head);
             added.push_str(default_port);
-            added.push_str(&url[parts.authority_end..]);
+            added.push_str(rest);
             Some((UrlVariant::DefaultPortAdded, Cow::Owned(added)))
         }
     })
     .flatten();
     std::iter::once((UrlVariant::AsGiven, Cow::Borrowed(url))).chain(other)
-}
-
-/// Byte offsets of an absolute URL's pieces.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Authority<'a> {
-    pub(crate) scheme: &'a str,
-    /// Start of the host (after any `user:pass@`).
-    pub(crate) host_start: usize,
-    /// End of the host (the `:` before the port, or the end of the authority).
-    pub(crate) host_end: usize,
-    /// Offset of the `:` that starts the port, when there is one.
-    pub(crate) port_start: Option<usize>,
-    /// End of the authority: where the path, query or fragment begins.
-    pub(crate) authority_end: usize,
-}
-
-/// Splits `scheme://[userinfo@]host[:port]` off an absolute URL; `None` when it is not one.
-pub(crate) fn split_authority(url: &str) -> Option<Authority<'_>> {
-    let scheme_end = url.find("://")?;
-    let scheme = &url[..scheme_end];
-    if scheme.is_empty()
-        || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    {
-        return None;
-    }
-    let authority_start = scheme_end + 3;
-    let authority_end = url[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |offset| authority_start + offset);
-    let authority = &url[authority_start..authority_end];
-    let host_start = authority
-        .rfind('@')
-        .map_or(authority_start, |at| authority_start + at + 1);
-    let host_port = &url[host_start..authority_end];
-    let port_colon = if host_port.starts_with('[') {
-        // IPv6 literal: the port, if any, follows the closing bracket.
-        let close = host_port.find(']')?;
-        match &host_port[close + 1..] {
-            "" => None,
-            rest if rest.starts_with(':') => Some(close + 1),
-            _ => return None,
-        }
-    } else {
-        host_port.rfind(':')
-    };
-    let port_start = match port_colon {
-        Some(colon) if host_port[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => Some(host_start + colon),
-        Some(_) => return None,
-        None => None,
-    };
-    Some(Authority {
-        scheme,
-        host_start,
-        host_end: port_start.unwrap_or(authority_end),
-        port_start,
-        authority_end,
-    })
 }
 
 #[cfg(test)]
@@ -202,14 +145,5 @@ mod tests {
             assert_eq!(forms(url), [url]);
         }
         assert_eq!(forms("ftp://files.example/x"), ["ftp://files.example/x"]);
-    }
-
-    #[test]
-    fn authority_offsets_are_exact() {
-        let url = "https://u@h.example:99/p";
-        let parts = split_authority(url).expect("absolute");
-        assert_eq!(parts.scheme, "https");
-        assert_eq!(&url[parts.host_start..parts.host_end], "h.example");
-        assert_eq!(parts.port_start.map(|p| &url[p..parts.authority_end]), Some(":99"));
     }
 }

@@ -11,6 +11,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use super::writer::{escape_attribute, escape_text};
+use crate::url;
 
 /// Attributes that hold a URL in some TwiML element.
 const URL_ATTRIBUTES: &[&str] = &[
@@ -87,8 +88,8 @@ struct PendingText {
 }
 
 fn collect_edits(document: &str, base: &str) -> Option<Vec<Edit>> {
-    let base = base.split_once('#').map_or(base, |(before, _)| before);
-    split_scheme(base)?;
+    let base = url::without_fragment(base);
+    url::scheme(base)?;
     let mut reader = Reader::from_str(document);
     let mut edits = Vec::new();
     let mut pending: Option<PendingText> = None;
@@ -198,44 +199,23 @@ fn resolve_reference_text(reference: &str) -> Option<char> {
     }
 }
 
-/// The scheme of an absolute URL (`https` in `https://…`).
-fn split_scheme(url: &str) -> Option<&str> {
-    let (scheme, _) = url.split_once(':')?;
-    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    valid.then_some(scheme)
-}
-
 /// `reference` resolved against `base` (RFC 3986 §5.2), or `None` when it is already absolute or
 /// empty (and so stays as written).
 pub(crate) fn resolve(base: &str, reference: &str) -> Option<String> {
-    if reference.is_empty() || split_scheme(reference).is_some() {
+    if reference.is_empty() || url::scheme(reference).is_some() {
         return None;
     }
-    let scheme = split_scheme(base)?;
-    let after_scheme = &base[scheme.len() + 1..];
+    let scheme = url::scheme(base)?;
     if let Some(network_path) = reference.strip_prefix("//") {
         return Some(format!("{scheme}://{network_path}"));
     }
-    let (authority, rest) = match after_scheme.strip_prefix("//") {
-        Some(hier) => {
-            let end = hier.find(['/', '?', '#']).unwrap_or(hier.len());
-            (&hier[..end], &hier[end..])
-        }
-        None => ("", after_scheme),
+    let authority = url::authority(base);
+    let origin = match authority {
+        Some(authority) => format!("{scheme}://{authority}"),
+        None => format!("{scheme}:"),
     };
-    let origin = if after_scheme.starts_with("//") {
-        format!("{scheme}://{authority}")
-    } else {
-        format!("{scheme}:")
-    };
-    let base_path_and_query = rest.split_once('#').map_or(rest, |(before, _)| before);
-    let (base_path, base_query) = match base_path_and_query.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (base_path_and_query, None),
-    };
+    let authority = authority.unwrap_or("");
+    let (base_path, base_query) = (url::path(base), url::query(base));
     let resolved = if let Some(query) = reference.strip_prefix('?') {
         format!("{origin}{base_path}?{query}")
     } else if reference.starts_with('#') {

@@ -1,10 +1,13 @@
 //! TwiML's element tree: which verbs and nouns exist, where they may appear, which attributes they
 //! take (and which values those accept), and whether they hold text.
 //!
-//! The table is generated from the element tree of Twilio's official SDKs, which are themselves
-//! generated from Twilio's TwiML specification, and cross-checked with Twilio's TwiML documentation.
-//! Twilio's own XML Schema is not public, so the table errs on the side of accepting what the SDKs
-//! can emit. Element and attribute names are case-sensitive, as in Twilio.
+//! The table is written by hand from the element tree of Twilio's official SDKs (twilio-python
+//! 9.13.0's `VoiceResponse` and `MessagingResponse` classes, attribute value types from
+//! twilio-node 6.2.0), which are themselves generated from Twilio's TwiML specification, and
+//! cross-checked with Twilio's TwiML documentation. No generator exists: when Twilio adds verbs or
+//! attributes, compare those SDK classes again and edit the table. Twilio's own XML Schema is not
+//! public, so the table errs on the side of accepting what the SDKs can emit. Element and
+//! attribute names are case-sensitive, as in Twilio.
 
 use crate::webhook::Channel;
 
@@ -187,9 +190,9 @@ pub(crate) fn case_insensitive_match(name: &[u8]) -> Option<&'static str> {
 /// The vendor SSML prefix Twilio passes through to Amazon Polly.
 pub(crate) const VENDOR_SSML_PREFIX: &[u8] = b"amazon:";
 
-// Generated from the element tree of the official Twilio SDKs (twilio-python 9.13.0 VoiceResponse /
-// MessagingResponse, value types from twilio-node 6.2.0), cross-checked with Twilio's TwiML docs.
-// Regenerate rather than edit by hand when Twilio adds verbs: see the module docs of `schema`.
+// Written from the element tree of the official Twilio SDKs (twilio-python 9.13.0 VoiceResponse /
+// MessagingResponse, value types from twilio-node 6.2.0), cross-checked with Twilio's TwiML docs;
+// kept by hand, see the module docs.
 
 pub(crate) static EL_GATHER: Element = Element {
     name: "Gather",

@@ -1,0 +1,434 @@
+//! The fallback configuration shared by the tower layer, the Worker and the CLI: what callers hear
+//! and senders receive (per channel, per called number), and where the fallback endpoint sends
+//! alerts and may try to recover the primary.
+//!
+//! One schema, written in TOML or JSON. Every key is optional: an empty document gives the embedded
+//! defaults. A document with mistakes is refused with **every** problem listed by path, so one
+//! deploy fixes them all.
+//!
+//! ```toml
+//! [voice]                 # what a caller hears: one of say, play or twiml
+//! say = "An application error has occurred. Please call back later."
+//! voice = "Polly.Joanna"  # optional, with say
+//! language = "en-US"      # optional, with say
+//! loop = 1                # optional, with say or play (0 = until the caller hangs up)
+//! # play = "https://example.com/sorry.mp3"
+//! # twiml = "<Response><Say>…</Say><Hangup/></Response>"   (validated as voice TwiML)
+//!
+//! [messaging]             # what an SMS sender receives: message (and/or media), or twiml
+//! message = "We're sorry. We are currently experiencing difficulties. Please try again later."
+//! # media = ["https://example.com/sorry.png"]
+//! # twiml = "<Response/>"  (no reply at all)
+//!
+//! [numbers."+14155550199".voice]     # per called number (the webhook's To), E.164;
+//! say = "Lo sentimos, tenemos problemas técnicos."   # replaces [voice] for that number
+//! language = "es-ES"
+//!
+//! [alerts]                # the fallback endpoint POSTs JSON here (Slack-compatible `text`)
+//! webhook_url = "https://hooks.example.com/services/T000/B000/XXXX"
+//! dedup_seconds = 300     # one alert per error code and failing URL per window (0 = every time)
+//!
+//! [recovery]              # the fallback endpoint re-requests the failed primary (ErrorUrl)
+//! allow_hosts = ["app.example.com", "*.example.org", "staging.example.com:8443"]
+//! timeout_ms = 4000       # 100..=10000
+//! allow_http = false      # https only unless set
+//! ```
+//!
+//! A number's `voice` or `messaging` section replaces the top-level one for calls or messages to
+//! that number (it is not merged field by field), so it must give its own `say`/`play`/`twiml` or
+//! `message`/`media`/`twiml`.
+//!
+//! Every answer is rendered to TwiML and validated once, at load: the endpoint only copies bytes.
+//!
+//! # Example
+//!
+//! ```
+//! use twiml_fallback::config::Config;
+//! use twiml_fallback::Channel;
+//!
+//! // Embedded defaults.
+//! let config = Config::default();
+//! let sms = config.fallback(Some(Channel::Messaging), Some("+14155550100"));
+//! assert!(sms.twiml.contains("<Message>We're sorry. We are currently experiencing difficulties."));
+//!
+//! // A customised one, with a Spanish line for one number.
+//! let config = Config::from_toml(r#"
+//!     [voice]
+//!     say = "Sorry, we're having trouble. Please call back in a few minutes."
+//!     voice = "Polly.Joanna"
+//!     [numbers."+14155550199".voice]
+//!     say = "Lo sentimos, tenemos problemas técnicos."
+//!     language = "es-ES"
+//! "#).unwrap();
+//! let spanish = config.fallback(Some(Channel::Voice), Some("+14155550199"));
+//! assert!(spanish.twiml.contains(r#"<Say language="es-ES">Lo sentimos"#));
+//!
+//! // Mistakes are all reported, by path.
+//! let errors = Config::from_toml(r#"
+//!     [voice]
+//!     say = ""
+//!     [numbers."+1415".messaging]
+//!     mesage = "typo"
+//! "#).unwrap_err();
+//! assert_eq!(errors.to_string(), "\
+//! voice.say: empty
+//! numbers.\"+1415\": not an E.164 phone number (+ and 8 to 15 digits, e.g. \"+14155550199\")
+//! numbers.\"+1415\".messaging.mesage: unknown key (expected one of: message, media, twiml)
+//! numbers.\"+1415\".messaging: needs message, media or twiml");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::webhook::Channel;
+
+mod allowlist;
+mod loader;
+mod render;
+mod variables;
+
+pub use allowlist::{HostRule, Recovery, RecoveryRefusal};
+pub use variables::{VARIABLES, VariableKind, variables_in_use};
+
+/// What a caller hears when nothing else can answer.
+pub const DEFAULT_VOICE_SAY: &str = "An application error has occurred. Please call back later.";
+
+/// What an SMS sender receives when nothing else can answer.
+pub const DEFAULT_MESSAGING_MESSAGE: &str =
+    "We're sorry. We are currently experiencing difficulties. Please try again later.";
+
+/// The TwiML for a request whose channel is unknown: an empty `<Response/>`, valid in both
+/// channels, which makes Twilio do nothing further (no speech, no reply).
+pub const UNKNOWN_CHANNEL_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
+
+/// Twilio's limit on an SMS body, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1600;
+
+/// The longest recovery deadline accepted, leaving Twilio's 15 s budget room for the rest.
+pub const MAX_RECOVERY_TIMEOUT_MS: u64 = 10_000;
+
+/// The default alert deduplication window.
+pub const DEFAULT_DEDUP_SECONDS: u64 = 300;
+
+/// The default recovery deadline.
+pub const DEFAULT_RECOVERY_TIMEOUT_MS: u64 = 4000;
+
+/// A loaded, validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    voice: Answer<VoiceContent>,
+    messaging: Answer<MessagingContent>,
+    numbers: BTreeMap<String, NumberAnswers>,
+    alerts: Option<Alerts>,
+    recovery: Option<Recovery>,
+}
+
+/// A configured answer and its rendered TwiML.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer<C> {
+    /// What was configured.
+    pub content: C,
+    /// The TwiML document served (validated for the channel, ≤ 64 KB).
+    pub twiml: String,
+}
+
+/// A voice answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VoiceContent {
+    /// `<Say>`.
+    Say {
+        /// The text spoken.
+        text: String,
+        /// `voice`, e.g. `Polly.Joanna`.
+        voice: Option<String>,
+        /// `language`, e.g. `en-US`.
+        language: Option<String>,
+        /// `loop`.
+        loop_count: Option<u32>,
+    },
+    /// `<Play>`.
+    Play {
+        /// The audio URL.
+        url: String,
+        /// `loop`.
+        loop_count: Option<u32>,
+    },
+    /// Raw TwiML, served as given.
+    Twiml(String),
+}
+
+/// A messaging answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessagingContent {
+    /// `<Message>`, with optional pictures.
+    Message {
+        /// The text (may be empty when media is given).
+        text: String,
+        /// `<Media>` URLs.
+        media: Vec<String>,
+    },
+    /// Raw TwiML, served as given.
+    Twiml(String),
+}
+
+/// The per-number overrides for one called number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NumberAnswers {
+    /// Replaces the top-level voice answer for this number.
+    pub voice: Option<Answer<VoiceContent>>,
+    /// Replaces the top-level messaging answer for this number.
+    pub messaging: Option<Answer<MessagingContent>>,
+}
+
+/// Where and how often the fallback endpoint alerts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alerts {
+    /// The URL the alert JSON is POSTed to.
+    pub webhook_url: String,
+    /// One alert per dedup key within this many seconds (0 = no deduplication).
+    pub dedup_seconds: u64,
+}
+
+/// Where a fallback answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerSource<'a> {
+    /// The top-level `[voice]` or `[messaging]` (or the embedded default).
+    Default,
+    /// `[numbers."<number>"]`.
+    Number(&'a str),
+    /// The channel is unknown: [`UNKNOWN_CHANNEL_TWIML`].
+    UnknownChannel,
+}
+
+impl AnswerSource<'_> {
+    /// `default`, `number` or `unknown-channel`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AnswerSource::Default => "default",
+            AnswerSource::Number(_) => "number",
+            AnswerSource::UnknownChannel => "unknown-channel",
+        }
+    }
+}
+
+/// The TwiML to answer with and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FallbackAnswer<'a> {
+    /// The document.
+    pub twiml: &'a str,
+    /// Its origin.
+    pub source: AnswerSource<'a>,
+}
+
+/// One problem in a configuration document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where: `numbers."+14155550199".voice.say`; empty for the document itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem in a configuration document, in document order; `Display` prints one per line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    fn single(message: String) -> Self {
+        Self(vec![ConfigError {
+            path: String::new(),
+            message,
+        }])
+    }
+}
+
+/// The format of a configuration document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// TOML.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+impl Default for Config {
+    /// The embedded defaults: [`DEFAULT_VOICE_SAY`] and [`DEFAULT_MESSAGING_MESSAGE`], no
+    /// per-number answers, no alerts, no recovery.
+    fn default() -> Self {
+        let voice = VoiceContent::Say {
+            text: DEFAULT_VOICE_SAY.to_owned(),
+            voice: None,
+            language: None,
+            loop_count: None,
+        };
+        let messaging = MessagingContent::Message {
+            text: DEFAULT_MESSAGING_MESSAGE.to_owned(),
+            media: Vec::new(),
+        };
+        Self {
+            voice: Answer {
+                twiml: render::render_voice(&voice),
+                content: voice,
+            },
+            messaging: Answer {
+                twiml: render::render_messaging(&messaging),
+                content: messaging,
+            },
+            numbers: BTreeMap::new(),
+            alerts: None,
+            recovery: None,
+        }
+    }
+}
+
+impl Config {
+    /// Loads a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigErrors> {
+        Self::parse(text, Format::Toml)
+    }
+
+    /// Loads a JSON document.
+    pub fn from_json(text: &str) -> Result<Self, ConfigErrors> {
+        Self::parse(text, Format::Json)
+    }
+
+    /// Loads a document in either format: JSON when it starts with `{`, TOML otherwise.
+    pub fn from_str_auto(text: &str) -> Result<Self, ConfigErrors> {
+        let format = if text.trim_start().starts_with('{') {
+            Format::Json
+        } else {
+            Format::Toml
+        };
+        Self::parse(text, format)
+    }
+
+    /// Loads a document in `format`.
+    pub fn parse(text: &str, format: Format) -> Result<Self, ConfigErrors> {
+        Self::from_value(&loader::document(text, format)?)
+    }
+
+    /// Loads a document (TOML or JSON, or none for the defaults) with simple per-field settings
+    /// applied over it — the [`VARIABLES`], looked up with `variable` (a Worker's `[vars]`, the
+    /// environment). A variable that sets a voice or messaging answer replaces the document's
+    /// other answer fields for that channel (`FALLBACK_VOICE_SAY` wins over a document's `play`).
+    pub fn from_sources(
+        document_text: Option<&str>,
+        variable: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let mut value = match document_text.map(str::trim).filter(|text| !text.is_empty()) {
+            Some(text) => {
+                let format = if text.starts_with('{') {
+                    Format::Json
+                } else {
+                    Format::Toml
+                };
+                loader::document(text, format)?
+            }
+            None => Value::Object(Map::new()),
+        };
+        variables::apply(&mut value, variable)?;
+        Self::from_value(&value)
+    }
+
+    /// Loads an already-parsed document, e.g. built in code or merged from several sources.
+    pub fn from_value(value: &Value) -> Result<Self, ConfigErrors> {
+        loader::load(value)
+    }
+
+    /// The answer for a request on `channel` to the number `to`.
+    pub fn fallback(&self, channel: Option<Channel>, to: Option<&str>) -> FallbackAnswer<'_> {
+        let number = to.and_then(|to| self.number(to));
+        match channel {
+            None => FallbackAnswer {
+                twiml: UNKNOWN_CHANNEL_TWIML,
+                source: AnswerSource::UnknownChannel,
+            },
+            Some(Channel::Voice) => match number.and_then(|(key, answers)| Some((key, answers.voice.as_ref()?))) {
+                Some((key, answer)) => FallbackAnswer {
+                    twiml: &answer.twiml,
+                    source: AnswerSource::Number(key),
+                },
+                None => FallbackAnswer {
+                    twiml: &self.voice.twiml,
+                    source: AnswerSource::Default,
+                },
+            },
+            Some(Channel::Messaging) => {
+                match number.and_then(|(key, answers)| Some((key, answers.messaging.as_ref()?))) {
+                    Some((key, answer)) => FallbackAnswer {
+                        twiml: &answer.twiml,
+                        source: AnswerSource::Number(key),
+                    },
+                    None => FallbackAnswer {
+                        twiml: &self.messaging.twiml,
+                        source: AnswerSource::Default,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The per-number answers for `to` (matched exactly, or without a `whatsapp:` prefix).
+    fn number(&self, to: &str) -> Option<(&str, &NumberAnswers)> {
+        let to = to.trim();
+        let bare = to.strip_prefix("whatsapp:").unwrap_or(to);
+        self.numbers
+            .get_key_value(to)
+            .or_else(|| self.numbers.get_key_value(bare))
+            .map(|(key, answers)| (key.as_str(), answers))
+    }
+
+    /// The top-level voice answer.
+    pub fn voice(&self) -> &Answer<VoiceContent> {
+        &self.voice
+    }
+
+    /// The top-level messaging answer.
+    pub fn messaging(&self) -> &Answer<MessagingContent> {
+        &self.messaging
+    }
+
+    /// The per-number answers, by E.164 number.
+    pub fn numbers(&self) -> &BTreeMap<String, NumberAnswers> {
+        &self.numbers
+    }
+
+    /// The alert settings, when `[alerts]` is configured.
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.alerts.as_ref()
+    }
+
+    /// The recovery settings, when `[recovery]` is configured.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests;
