@@ -947,6 +947,12 @@ async fn call(router: &Router, path: &str) -> (StatusCode, HeaderMap, Bytes) {
     read(router.clone().oneshot(request).await.expect("infallible")).await
 }
 
+/// Calls `path` and checks the answer is the fallback for `channel`, caused by `cause`.
+async fn assert_route_falls_back(router: &Router, path: &str, channel: Channel, cause: &str) {
+    let (status, headers, body) = call(router, path).await;
+    assert_fallback(status, &headers, &body, channel, cause, path);
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
@@ -999,15 +1005,7 @@ async fn html_twiml_runs_and_an_html_error_page_falls_back() {
     assert_eq!(header(&headers, "content-type"), Some("text/xml; charset=utf-8"));
     assert_eq!(&body[..], b"<Response><Say>Hello</Say></Response>");
 
-    let (status, headers, body) = call(&router, "/voice/html-error").await;
-    assert_fallback(
-        status,
-        &headers,
-        &body,
-        Channel::Voice,
-        "invalid-twiml",
-        "HTML error page",
-    );
+    assert_route_falls_back(&router, "/voice/html-error", Channel::Voice, "invalid-twiml").await;
     let events = events.lock().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].error_code, ErrorCode::ROOT_NOT_RESPONSE);
@@ -1021,38 +1019,14 @@ async fn audio_is_played_on_a_call_and_falls_back_on_a_message() {
     assert_eq!(header(&headers, "content-type"), Some("audio/mpeg"));
     assert_eq!(&body[..], MP3);
     // Twilio fails a message answered with audio (12300), so the layer answers instead.
-    let (status, headers, body) = call(&router, "/sms/audio").await;
-    assert_fallback(
-        status,
-        &headers,
-        &body,
-        Channel::Messaging,
-        "content-type",
-        "audio on SMS",
-    );
+    assert_route_falls_back(&router, "/sms/audio", Channel::Messaging, "content-type").await;
 }
 
 #[tokio::test]
 async fn stricter_content_policies_are_opt_in() {
     let twiml_only = twilio_router(FallbackLayer::new().content_policy(ContentPolicy::TwimlOnly));
-    let (status, headers, body) = call(&twiml_only, "/sms/plain").await;
-    assert_fallback(
-        status,
-        &headers,
-        &body,
-        Channel::Messaging,
-        "content-type",
-        "TwimlOnly, text",
-    );
-    let (status, headers, body) = call(&twiml_only, "/voice/audio").await;
-    assert_fallback(
-        status,
-        &headers,
-        &body,
-        Channel::Voice,
-        "content-type",
-        "TwimlOnly, audio",
-    );
+    assert_route_falls_back(&twiml_only, "/sms/plain", Channel::Messaging, "content-type").await;
+    assert_route_falls_back(&twiml_only, "/voice/audio", Channel::Voice, "content-type").await;
     let (_, headers, body) = call(&twiml_only, "/sms/string").await;
     assert_eq!(header(&headers, FALLBACK_HEADER), None, "TwiML still passes, corrected");
     assert_eq!(&body[..], ORDER_READY.as_bytes());
@@ -1063,8 +1037,7 @@ async fn stricter_content_policies_are_opt_in() {
         ("/voice/html", Channel::Voice),
         ("/voice/plain", Channel::Voice),
     ] {
-        let (status, headers, body) = call(&xml_only, path).await;
-        assert_fallback(status, &headers, &body, channel, "content-type", path);
+        assert_route_falls_back(&xml_only, path, channel, "content-type").await;
     }
 }
 
