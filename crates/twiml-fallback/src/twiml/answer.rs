@@ -248,7 +248,8 @@ impl AnswerRules {
     ///
     /// In Twilio's order: a 4xx/5xx (or any non-2xx) status is 11200; a body over 64 KB is 11750;
     /// an empty body is 11770 — except a `204 No Content` to a messaging webhook, which Twilio
-    /// takes as "no reply"; then the Content-Type (see the [module docs](self)) and the TwiML.
+    /// takes as "no reply"; then the Content-Type ([`ContentKind`] says what Twilio does with
+    /// each) and the TwiML.
     ///
     /// ```
     /// use twiml_fallback::error_code::ErrorCode;
