@@ -56,11 +56,18 @@ voice_pairs = [
     ("ErrorCode", "11200"), ("ErrorUrl", "https://app.example.com/voice?x=1"),
 ]
 voice_form = urllib.parse.urlencode(voice_pairs)
-design_form = urllib.parse.urlencode([
-    ("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675309"), ("Digits", "1234"),
-    ("From", "+14158675309"), ("To", "+18005551212"),
-])
-repeated_form = "Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234"
+# The DESIGN section 3 signature vectors, from the tests' fixture (written down there only).
+signature_fixture = json.loads((repo / "crates/twiml-fallback/tests/fixtures/sdk-signature-vectors.json").read_text())
+by_id = {vector["id"]: vector for vector in signature_fixture["vectors"]}
+design_vectors = [by_id[id_] for id_ in signature_fixture["design"]]
+
+
+def form_of(vector):
+    return urllib.parse.urlencode([tuple(pair) for pair in vector["params"]])
+
+
+design_form = form_of(by_id["base"])
+repeated_form = form_of(by_id["dup_values_sorted_dedup"])
 for name, form in [
     ("sms-fallback", sms_form), ("voice-fallback", voice_form), ("design-vector", design_form),
     ("repeated", repeated_form), ("escapes", "Body=%F0%9F%8D%B0+%26+%25zz+%C3&%E2%82=x&=&&a"),
@@ -70,21 +77,14 @@ for name, form in [
 ]:
     put("webhook_params", name, form)
 
-# DESIGN section 3 vectors (token 12345): URL \n TOKEN \n SIGNATURE \n FORM.
+# DESIGN section 3 vectors: URL \n TOKEN \n SIGNATURE \n FORM (or JSON body).
 vectors = [
-    ("https://mycompany.com/myapp.php?foo=1&bar=2", "RSOYDt4T1cUTdK1PDd93/VVr8B8=", design_form),
-    ("https://mycompany.com:443/myapp.php?foo=1&bar=2", "kvajT1Ptam85bY51eRf/AJRuM3w=", design_form),
-    ("http://mycompany.com:80/myapp.php?foo=1&bar=2", "0ZXoZLH/DfblKGATFgpif+LLRf4=", design_form),
-    ("http://mycompany.com:1234/myapp.php?foo=1&bar=2", "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=", design_form),
-    ("https://mycompany.com:1234/myapp.php?foo=1&bar=2", "RSOYDt4T1cUTdK1PDd93/VVr8B8=", design_form),
-    ("https://user:pass@mycompany.com/myapp.php?foo=1&bar=2", "CukzLTc1tT5dXEDIHm/tKBanW10=", design_form),
-    ("https://mycompany.com/myapp.php?foo=1&bar=2", "IK+Dwps556ElfBT0I3Rgjkr1wJU=", repeated_form),
-    ("https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620",
-     "a9nBmqA0ju/hNViExpshrM61xv4=", '{"property": "value", "boolean": true}'),
-    ("http://[::1]:8080/voice", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", voice_form),
-]
-for index, (url, signature, form) in enumerate(vectors):
-    put("signature", f"design-{index}", f"{url}\n12345\n{signature}\n{form}")
+    (vector["url"], vector["token"], vector["signature"],
+     vector["body"] if vector["body"] is not None else form_of(vector))
+    for vector in design_vectors
+] + [("http://[::1]:8080/voice", "12345", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", voice_form)]
+for index, (url, token, signature, form) in enumerate(vectors):
+    put("signature", f"design-{index}", f"{url}\n{token}\n{signature}\n{form}")
 
 # Configurations (the README's schema), TOML and JSON.
 put("config", "full.toml", """[voice]

@@ -36,11 +36,13 @@
 //! assert!(validate(custom.as_bytes(), TargetChannel::Voice).is_valid());
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 pub mod edge;
 pub mod error_code;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;
 pub mod signature;
 pub mod twiml;

@@ -6,6 +6,8 @@
 #[path = "../examples/chaos/app.rs"]
 #[allow(dead_code)]
 mod chaos;
+#[path = "support/signature_vectors.rs"]
+mod signature_vectors;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -32,6 +34,7 @@ use twiml_fallback::twiml::{ContentPolicy, Strictness, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
 
 use chaos::{CASES, ChaosApp, ChaosService};
+use signature_vectors::Vector;
 
 const VOICE_PARAMS: &str = "AccountSid=AC1&CallSid=CA1&From=%2B14155550100&To=%2B14155550199&CallStatus=ringing";
 const SMS_PARAMS: &str = "AccountSid=AC1&MessageSid=SM1&SmsSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=hi+there";
@@ -611,25 +614,23 @@ async fn options_change_what_counts_as_a_failure() {
     );
 }
 
-const DESIGN_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
-const DESIGN_BODY: &str =
-    "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
-
-fn signed_request(signature: Option<&str>) -> Request<Full<Bytes>> {
-    let mut builder = Request::post(DESIGN_URL).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+/// A form POST of `vector`'s parameters to its URL, with `signature` as X-Twilio-Signature.
+fn signed_request(vector: &Vector, signature: Option<&str>) -> Request<Full<Bytes>> {
+    let mut builder = Request::post(vector.url.as_str()).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(signature) = signature {
         builder = builder.header("X-Twilio-Signature", signature);
     }
     builder
-        .body(Full::new(Bytes::from_static(DESIGN_BODY.as_bytes())))
+        .body(Full::new(Bytes::from(vector.form_body())))
         .expect("request")
 }
 
 #[tokio::test]
 async fn the_signature_layer_checks_the_design_vectors_and_composes_outside_the_fallback() {
-    let signature = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+    let base = signature_vectors::by_id("base");
+    let signature = base.signature.as_str();
     assert_eq!(
-        compute_signature("12345", DESIGN_URL, &Params::from_form(DESIGN_BODY.as_bytes())),
+        compute_signature(&base.token, &base.url, &Params::from_form(base.form_body().as_bytes())),
         signature
     );
     let echo = service_fn(|request: Request<RequestBody<Full<Bytes>>>| async move {
@@ -643,11 +644,11 @@ async fn the_signature_layer_checks_the_design_vectors_and_composes_outside_the_
             received.len()
         )))))
     });
-    let guarded = ValidateTwilioSignatureLayer::new(SignatureVerifier::new("12345")).layer(echo);
+    let guarded = ValidateTwilioSignatureLayer::new(SignatureVerifier::new(base.token.as_str())).layer(echo);
     let (status, _, body) = read(
         guarded
             .clone()
-            .oneshot(signed_request(Some(signature)))
+            .oneshot(signed_request(&base, Some(signature)))
             .await
             .expect("ok"),
     )
@@ -655,14 +656,13 @@ async fn the_signature_layer_checks_the_design_vectors_and_composes_outside_the_
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         &body[..],
-        format!("verified=true bytes={}", DESIGN_BODY.len()).as_bytes()
+        format!("verified=true bytes={}", base.form_body().len()).as_bytes()
     );
-    for bad in [
-        None,
-        Some("kvajT1Ptam85bY51eRf/AJRuM3w=x"),
-        Some("Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
-    ] {
-        let (status, headers, _) = read(guarded.clone().oneshot(signed_request(bad)).await.expect("ok")).await;
+    // No signature, the :443 form's signature made invalid, the signature of another URL.
+    let broken = format!("{}x", signature_vectors::by_id("https_443_as_signed").signature);
+    let other_url = signature_vectors::by_id("http_port_1234_kept").signature;
+    for bad in [None, Some(broken.as_str()), Some(other_url.as_str())] {
+        let (status, headers, _) = read(guarded.clone().oneshot(signed_request(&base, bad)).await.expect("ok")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{bad:?}");
         assert_eq!(
             headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
@@ -670,8 +670,11 @@ async fn the_signature_layer_checks_the_design_vectors_and_composes_outside_the_
         );
     }
     // The :443 form of the URL verifies the same signature, as Twilio requires.
-    let mut with_port = signed_request(Some(signature));
-    *with_port.uri_mut() = "https://mycompany.com:443/myapp.php?foo=1&bar=2".parse().expect("uri");
+    let mut with_port = signed_request(&base, Some(signature));
+    *with_port.uri_mut() = signature_vectors::by_id("https_443_as_signed")
+        .url
+        .parse()
+        .expect("uri");
     assert_eq!(
         read(guarded.oneshot(with_port).await.expect("ok")).await.0,
         StatusCode::OK
@@ -681,15 +684,17 @@ async fn the_signature_layer_checks_the_design_vectors_and_composes_outside_the_
     let app: Router = Router::new()
         .route("/myapp.php", post(panicking_handler))
         .layer(FallbackLayer::new())
-        .layer(ValidateTwilioSignatureLayer::new(SignatureVerifier::new("12345")));
-    let forged = signed_request(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")).map(axum::body::Body::new);
+        .layer(ValidateTwilioSignatureLayer::new(SignatureVerifier::new(
+            base.token.as_str(),
+        )));
+    let forged = signed_request(&base, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")).map(axum::body::Body::new);
     let (status, headers, _) = read(app.clone().oneshot(forged).await.expect("infallible")).await;
     assert_eq!(
         (status, headers.get(FALLBACK_HEADER)),
         (StatusCode::FORBIDDEN, None),
         "a forger gets 403, not TwiML"
     );
-    let genuine = signed_request(Some(signature)).map(axum::body::Body::new);
+    let genuine = signed_request(&base, Some(signature)).map(axum::body::Body::new);
     let (status, headers, body) = read(app.oneshot(genuine).await.expect("infallible")).await;
     assert_eq!(
         (status, headers.get(FALLBACK_HEADER).map(|v| v.as_bytes())),
@@ -704,9 +709,10 @@ async fn a_signature_layer_without_tokens_fails_closed() {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
     });
     let guarded = ValidateTwilioSignatureLayer::new(SignatureVerifier::default()).layer(echo);
+    let base = signature_vectors::by_id("base");
     let (status, _, _) = read(
         guarded
-            .oneshot(signed_request(Some("RSOYDt4T1cUTdK1PDd93/VVr8B8=")))
+            .oneshot(signed_request(&base, Some(&base.signature)))
             .await
             .expect("ok"),
     )
@@ -724,68 +730,40 @@ async fn the_signature_layer_accepts_every_design_vector_and_nothing_tampered() 
         let guarded = guarded.clone();
         async move { guarded.oneshot(request).await.expect("infallible").status() }
     };
-    let form = |url: &str, signature: &str, body: &'static str| {
-        Request::post(url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header("X-Twilio-Signature", signature)
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
+    // Form vectors as form posts, the JSON one with its body; tampered: the first parameter's
+    // value or the body changed by one character.
+    let request = |vector: &Vector, tampered: bool| {
+        let (content_type, body) = match (&vector.body, &vector.params) {
+            (Some(json), _) => ("application/json", format!("{json}{}", if tampered { " " } else { "" })),
+            (None, Some(params)) => {
+                let mut params = params.clone();
+                if tampered {
+                    params[0].1.push('1');
+                }
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.extend_pairs(params);
+                ("application/x-www-form-urlencoded", form.finish())
+            }
+            (None, None) => panic!("{}: a DESIGN vector has a form or a body", vector.id),
+        };
+        Request::post(vector.url.as_str())
+            .header(CONTENT_TYPE, content_type)
+            .header("X-Twilio-Signature", vector.signature.as_str())
+            .body(Full::new(Bytes::from(body)))
             .expect("request")
     };
-    for (url, signature) in [
-        (DESIGN_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
-        (
-            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-            "kvajT1Ptam85bY51eRf/AJRuM3w=",
-        ),
-        (
-            "http://mycompany.com:80/myapp.php?foo=1&bar=2",
-            "0ZXoZLH/DfblKGATFgpif+LLRf4=",
-        ),
-        (
-            "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
-            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
-        ),
-        (
-            "https://mycompany.com:1234/myapp.php?foo=1&bar=2",
-            "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
-        ),
-    ] {
+    let design = signature_vectors::design();
+    assert!(design.len() >= 8, "{} DESIGN vectors", design.len());
+    for vector in &design {
+        assert_eq!(vector.token, "12345", "{}", vector.id);
+        assert_eq!(status_of(request(vector, false)).await, StatusCode::OK, "{}", vector.id);
         assert_eq!(
-            status_of(form(url, signature, DESIGN_BODY)).await,
-            StatusCode::OK,
-            "{url}"
-        );
-        let tampered =
-            "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1235&From=%2B14158675309&To=%2B18005551212";
-        assert_eq!(
-            status_of(form(url, signature, tampered)).await,
+            status_of(request(vector, true)).await,
             StatusCode::FORBIDDEN,
-            "{url} tampered"
+            "{} tampered",
+            vector.id
         );
     }
-    // Repeated values (sorted, duplicates dropped as the SDKs do).
-    let repeated = "Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234";
-    assert_eq!(
-        status_of(form(DESIGN_URL, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", repeated)).await,
-        StatusCode::OK
-    );
-    // A JSON body, checked through bodySHA256.
-    let json_url = format!("{DESIGN_URL}&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620");
-    let json = |body: &'static str| {
-        Request::post(json_url.as_str())
-            .header(CONTENT_TYPE, "application/json")
-            .header("X-Twilio-Signature", "a9nBmqA0ju/hNViExpshrM61xv4=")
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .expect("request")
-    };
-    assert_eq!(
-        status_of(json(r#"{"property": "value", "boolean": true}"#)).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status_of(json(r#"{"property": "value", "boolean": false}"#)).await,
-        StatusCode::FORBIDDEN
-    );
     // A GET signs the URL alone.
     let get_url = "https://mycompany.com/voice?CallSid=CA1&From=%2B14158675309";
     let signature = compute_signature("12345", get_url, []);

@@ -96,11 +96,13 @@ pub use body::RequestBody;
 pub use event::{FallbackCause, FallbackEvent};
 pub use layer::{DEFAULT_DEADLINE, DEFAULT_REQUEST_BODY_LIMIT, FALLBACK_HEADER, FallbackLayer};
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use params::MissingTwilioParams;
 pub use params::TwilioParams;
 pub use service::Fallback;
 pub use signature::{ValidateTwilioSignature, ValidateTwilioSignatureLayer};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use timer::TokioTimer;
 pub use timer::{Sleep, Timer};
 

@@ -111,6 +111,7 @@ mod extract {
         }
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     impl<S: Send + Sync> FromRequestParts<S> for TwilioParams {
         type Rejection = MissingTwilioParams;
 

@@ -1,18 +1,23 @@
-//! Vectors from DESIGN §3 and the official SDKs' test suites.
+//! Vectors from DESIGN §3 and the official SDKs' test suites, read from the shared fixture
+//! (`tests/fixtures/sdk-signature-vectors.json`), and the rules around them.
+
+#[path = "../../tests/support/signature_vectors.rs"]
+mod signature_vectors;
 
 use super::*;
+use signature_vectors::{Vector, by_id};
 
+/// The DESIGN §3 token and URL, for the tests that sign requests of their own.
 const TOKEN: &str = "12345";
 const BASE_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
 
+fn params_of(vector: &Vector) -> Params {
+    Params::from_pairs(vector.params.clone().expect("a form vector"))
+}
+
+/// The DESIGN §3 parameters.
 fn design_params() -> Params {
-    Params::from_pairs([
-        ("CallSid", "CA1234567890ABCDE"),
-        ("Caller", "+14158675309"),
-        ("Digits", "1234"),
-        ("From", "+14158675309"),
-        ("To", "+18005551212"),
-    ])
+    params_of(&by_id("base"))
 }
 
 fn verifier() -> SignatureVerifier {
@@ -20,128 +25,116 @@ fn verifier() -> SignatureVerifier {
 }
 
 #[test]
+fn the_base_vector_is_the_token_and_url_the_other_tests_sign_with() {
+    let base = by_id("base");
+    assert_eq!((base.token.as_str(), base.url.as_str()), (TOKEN, BASE_URL));
+}
+
+#[test]
 fn design_vectors_compute_exactly() {
-    let params = design_params();
-    for (url, expected) in [
-        (BASE_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
-        (
-            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
-            "kvajT1Ptam85bY51eRf/AJRuM3w=",
-        ),
-        (
-            "http://mycompany.com:80/myapp.php?foo=1&bar=2",
-            "0ZXoZLH/DfblKGATFgpif+LLRf4=",
-        ),
-        (
-            "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
-            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
-        ),
-        (
-            "https://user:pass@mycompany.com/myapp.php?foo=1&bar=2",
-            "CukzLTc1tT5dXEDIHm/tKBanW10=",
-        ),
+    for id in [
+        "base",
+        "https_443_as_signed",
+        "http_80_as_signed",
+        "http_port_1234_kept",
+        "creds_user_pass",
+        "dup_values_sorted_dedup",
     ] {
-        assert_eq!(compute_signature(TOKEN, url, &params), expected, "{url}");
+        let vector = by_id(id);
+        let params = params_of(&vector);
+        assert_eq!(
+            compute_signature(&vector.token, &vector.url, &params),
+            vector.signature,
+            "{id}"
+        );
         assert!(
-            verifier().verify(url, Payload::Form(&params), expected).is_ok(),
-            "{url}"
+            verifier()
+                .verify(&vector.url, Payload::Form(&params), &vector.signature)
+                .is_ok(),
+            "{id}"
         );
     }
 }
 
 #[test]
 fn parameter_order_does_not_matter() {
-    let mut reversed: Vec<_> = design_params()
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let base = by_id("base");
+    let mut reversed = base.params.clone().expect("a form vector");
     reversed.reverse();
     let reversed = Params::from_pairs(reversed);
-    assert_eq!(
-        compute_signature(TOKEN, BASE_URL, &reversed),
-        "RSOYDt4T1cUTdK1PDd93/VVr8B8="
-    );
+    assert_eq!(compute_signature(TOKEN, BASE_URL, &reversed), base.signature);
 }
 
 #[test]
 fn url_with_port_verifies_against_the_port_stripped_signature() {
-    let params = design_params();
+    let vector = by_id("https_port_1234_stripped");
+    assert_eq!(vector.signature, by_id("base").signature);
     let verified = verifier()
-        .verify(
-            "https://mycompany.com:1234/myapp.php?foo=1&bar=2",
-            Payload::Form(&params),
-            "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
-        )
+        .verify(&vector.url, Payload::Form(&params_of(&vector)), &vector.signature)
         .expect("port-stripped form verifies");
     assert_eq!(verified.url_variant, UrlVariant::PortRemoved);
 }
 
 #[test]
 fn url_without_port_verifies_against_the_default_port_signature() {
-    let params = design_params();
-    let verified = verifier()
-        .verify(BASE_URL, Payload::Form(&params), "kvajT1Ptam85bY51eRf/AJRuM3w=")
-        .expect(":443 form verifies");
-    assert_eq!(verified.url_variant, UrlVariant::DefaultPortAdded);
-    let http = verifier().verify(
-        "http://mycompany.com/myapp.php?foo=1&bar=2",
-        Payload::Form(&params),
-        "0ZXoZLH/DfblKGATFgpif+LLRf4=",
-    );
-    assert_eq!(http.map(|v| v.url_variant), Ok(UrlVariant::DefaultPortAdded));
+    for (without_port, as_signed) in [
+        ("https_add_443", "https_443_as_signed"),
+        ("http_add_80", "http_80_as_signed"),
+    ] {
+        let (vector, as_signed) = (by_id(without_port), by_id(as_signed));
+        assert_eq!(vector.signature, as_signed.signature, "{without_port}");
+        let verified = verifier().verify(&vector.url, Payload::Form(&params_of(&vector)), &vector.signature);
+        assert_eq!(
+            verified.map(|v| v.url_variant),
+            Ok(UrlVariant::DefaultPortAdded),
+            "{without_port}"
+        );
+    }
 }
 
 #[test]
 fn userinfo_is_part_of_the_signed_url() {
-    let params = design_params();
-    let with_userinfo = "https://user:pass@mycompany.com/myapp.php?foo=1&bar=2";
+    let with_userinfo = by_id("creds_user_pass");
+    let params = params_of(&with_userinfo);
     assert!(
         verifier()
-            .verify(with_userinfo, Payload::Form(&params), "CukzLTc1tT5dXEDIHm/tKBanW10=")
+            .verify(&with_userinfo.url, Payload::Form(&params), &with_userinfo.signature)
             .is_ok()
     );
     assert_eq!(
-        verifier().verify(BASE_URL, Payload::Form(&params), "CukzLTc1tT5dXEDIHm/tKBanW10="),
+        verifier().verify(BASE_URL, Payload::Form(&params), &with_userinfo.signature),
         Err(SignatureError::Mismatch)
     );
 }
 
 #[test]
 fn repeated_values_are_sorted_and_deduplicated_like_the_sdks() {
-    let params = Params::from_pairs([
-        ("Sid", "CA123"),
-        ("SidAccount", "AC123"),
-        ("Digits", "5678"),
-        ("Digits", "1234"),
-        ("Digits", "1234"),
-    ]);
-    assert_eq!(
-        compute_signature(TOKEN, BASE_URL, &params),
-        "IK+Dwps556ElfBT0I3Rgjkr1wJU="
-    );
+    let vector = by_id("dup_values_sorted_dedup");
+    let pairs = vector.params.clone().expect("a form vector");
+    let params = Params::from_pairs(pairs.clone());
     assert!(
         verifier()
-            .verify(BASE_URL, Payload::Form(&params), "IK+Dwps556ElfBT0I3Rgjkr1wJU=")
+            .verify(&vector.url, Payload::Form(&params), &vector.signature)
             .is_ok()
     );
-    let without_duplicate = Params::from_pairs([
-        ("Sid", "CA123"),
-        ("SidAccount", "AC123"),
-        ("Digits", "5678"),
-        ("Digits", "1234"),
-    ]);
+    // The same values with the duplicate dropped verify too; with one value less they do not.
+    let mut without_duplicate = pairs.clone();
+    let last = without_duplicate.pop().expect("a repeated value");
+    assert!(without_duplicate.contains(&last), "{pairs:?} ends with a duplicate");
+    let without_duplicate = Params::from_pairs(without_duplicate);
     assert!(
         verifier()
-            .verify(
-                BASE_URL,
-                Payload::Form(&without_duplicate),
-                "IK+Dwps556ElfBT0I3Rgjkr1wJU="
-            )
+            .verify(&vector.url, Payload::Form(&without_duplicate), &vector.signature)
             .is_ok()
     );
-    let one_value_less = Params::from_pairs([("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678")]);
+    let one_value_less: Vec<_> = pairs.iter().filter(|pair| **pair != last).cloned().collect();
+    assert!(one_value_less.len() < pairs.len() - 1);
     assert_eq!(
-        verifier().verify(BASE_URL, Payload::Form(&one_value_less), "IK+Dwps556ElfBT0I3Rgjkr1wJU="),
+        verifier().verify(
+            &vector.url,
+            Payload::Form(&Params::from_pairs(one_value_less)),
+            &vector.signature
+        ),
         Err(SignatureError::Mismatch)
     );
 }
@@ -160,25 +153,25 @@ fn a_signature_over_kept_duplicates_also_verifies() {
 
 #[test]
 fn json_body_is_checked_through_body_sha256() {
-    let body = br#"{"property": "value", "boolean": true}"#;
-    let hash = body_sha256_hex(body);
-    assert_eq!(hash, "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620");
-    let url = format!("{BASE_URL}&bodySHA256={hash}");
-    assert_eq!(compute_signature(TOKEN, &url, []), "a9nBmqA0ju/hNViExpshrM61xv4=");
+    let vector = by_id("body_sha256");
+    let body = vector.body.as_deref().expect("a JSON body").as_bytes();
+    let (base_url, hash) = vector.url.split_once("&bodySHA256=").expect("a bodySHA256 parameter");
+    assert_eq!(body_sha256_hex(body), hash);
+    assert_eq!(compute_signature(&vector.token, &vector.url, []), vector.signature);
     assert!(
         verifier()
-            .verify(&url, Payload::Body(body), "a9nBmqA0ju/hNViExpshrM61xv4=")
+            .verify(&vector.url, Payload::Body(body), &vector.signature)
             .is_ok()
     );
     assert_eq!(
         verifier().verify(
-            &url,
+            &vector.url,
             Payload::Body(b"{\"property\": \"other\"}"),
-            "a9nBmqA0ju/hNViExpshrM61xv4="
+            &vector.signature
         ),
         Err(SignatureError::BodyHashMismatch)
     );
-    let uppercase = format!("{BASE_URL}&bodySHA256={}", hash.to_uppercase());
+    let uppercase = format!("{base_url}&bodySHA256={}", hash.to_uppercase());
     let signature = compute_signature(TOKEN, &uppercase, []);
     assert!(verifier().verify(&uppercase, Payload::Body(body), &signature).is_ok());
 }
@@ -243,6 +236,9 @@ fn second_token_verifies_during_rotation() {
 #[test]
 fn missing_malformed_and_tokenless_are_distinguished() {
     let params = design_params();
+    let signature = by_id("base").signature;
+    let unpadded = signature.trim_end_matches('=');
+    let overpadded = format!("{signature}=");
     assert_eq!(
         verifier().verify(BASE_URL, Payload::Form(&params), ""),
         Err(SignatureError::Missing)
@@ -253,8 +249,8 @@ fn missing_malformed_and_tokenless_are_distinguished() {
     );
     for garbage in [
         "not base64!",
-        "RSOYDt4T1cUTdK1PDd93/VVr8B8",
-        "RSOYDt4T1cUTdK1PDd93/VVr8B8==",
+        unpadded,
+        overpadded.as_str(),
         "AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     ] {
         assert_eq!(
@@ -265,7 +261,7 @@ fn missing_malformed_and_tokenless_are_distinguished() {
     }
     let nobody = SignatureVerifier::from_tokens(Vec::<String>::new());
     assert_eq!(
-        nobody.verify(BASE_URL, Payload::Form(&params), "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+        nobody.verify(BASE_URL, Payload::Form(&params), &signature),
         Err(SignatureError::NoToken)
     );
     assert!(SignatureVerifier::from_tokens(["", ""]).is_empty());
@@ -274,11 +270,8 @@ fn missing_malformed_and_tokenless_are_distinguished() {
 #[test]
 fn surrounding_whitespace_in_the_header_is_ignored() {
     let params = design_params();
-    assert!(
-        verifier()
-            .verify(BASE_URL, Payload::Form(&params), " RSOYDt4T1cUTdK1PDd93/VVr8B8=\t")
-            .is_ok()
-    );
+    let padded = format!(" {}\t", by_id("base").signature);
+    assert!(verifier().verify(BASE_URL, Payload::Form(&params), &padded).is_ok());
 }
 
 #[test]
