@@ -461,6 +461,14 @@ impl<'a> Validator<'a> {
 
     fn push(&mut self, code: ErrorCode, severity: Severity, offset: usize, message: String) {
         if self.diagnostics.len() >= MAX_DIAGNOSTICS {
+            // The verdict must not depend on how many warnings came first: past the cap, the
+            // first error still takes the last warning's place.
+            if severity == Severity::Error && !self.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+                let diagnostic = self.diagnostic(code, severity, offset, message);
+                if let Some(last) = self.diagnostics.last_mut() {
+                    *last = diagnostic;
+                }
+            }
             if !self.truncated {
                 self.truncated = true;
                 if let Some(last) = self.diagnostics.last_mut() {

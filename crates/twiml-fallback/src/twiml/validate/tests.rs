@@ -471,3 +471,19 @@ fn report_display_is_line_col_severity_code_message() {
     let error = first_error("<Response>\n<Foo/></Response>", TargetChannel::Voice);
     assert_eq!(error.to_string(), "2:1: error[12200]: <Foo> is not a TwiML verb");
 }
+
+#[test]
+fn an_error_after_the_diagnostic_cap_still_fails_the_document() {
+    let attributes: String = (0..MAX_DIAGNOSTICS).map(|i| format!(" a{i}=\"\"")).collect();
+    let document = format!("<Response><Say{attributes}><Say/></Say></Response>");
+    let report = validate(document.as_bytes(), TargetChannel::Voice);
+    assert!(!report.is_valid(), "{} warnings hid the error", MAX_DIAGNOSTICS);
+    assert_eq!(report.diagnostics().len(), MAX_DIAGNOSTICS);
+    assert_eq!(report.first_error().map(|d| d.code), Some(ErrorCode::SCHEMA_VALIDATION));
+    let fewer: String = (0..MAX_DIAGNOSTICS - 1).map(|i| format!(" a{i}=\"\"")).collect();
+    let below_cap = format!("<Response><Say{fewer}><Say/></Say></Response>");
+    assert_eq!(
+        validate(below_cap.as_bytes(), TargetChannel::Voice).first_error().map(|d| d.code),
+        Some(ErrorCode::SCHEMA_VALIDATION)
+    );
+}
