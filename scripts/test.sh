@@ -57,4 +57,8 @@ fi
 log "cargo test --include-ignored (unit, integration, doc tests; signature differential against twilio-python and twilio-node; end-to-end table against serve and the Worker)"
 cargo test --workspace --locked -- --include-ignored --exact "${skip[@]}"
 
+log "the README's commands, run as written (scripts/readme-commands.py)"
+cargo build --locked --quiet --workspace --bin twiml-fallback --example chaos
+python3 scripts/readme-commands.py
+
 log "all tests passed"
