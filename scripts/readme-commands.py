@@ -48,6 +48,7 @@ SKIPS = [
     (r"\[--", "a synopsis, not a command"),
     (r"^(ngrok|cloudflared|docker|podman|systemctl|sudo|wrangler) ", "needs a service outside this machine"),
     (r"^cargo install\b", "installs into ~/.cargo: the check uses target/debug instead"),
+    (r"https?://(?!127\.0\.0\.1[:/]|localhost[:/])[\w.-]+\.[a-z]{2,}", "needs your own public URLs (a tunnel, a Worker, your app)"),
 ]
 
 SERVERS = [r"twiml-fallback serve\b", r"/examples/chaos\b"]
@@ -66,16 +67,17 @@ def commands(readme: str) -> list[Command]:
     lines = readme.split("\n")
     index = 0
     while index < len(lines):
-        fence = re.match(r"^```(\w*)\s*$", lines[index])
+        fence = re.match(r"^(\s*)```(\w*)\s*$", lines[index])
         if not fence:
             index += 1
             continue
-        lang = fence.group(1)
+        indent, lang = len(fence.group(1)), fence.group(2)
         index += 1
         body_start = index
-        while index < len(lines) and not lines[index].startswith("```"):
+        while index < len(lines) and not lines[index].lstrip().startswith("```"):
             index += 1
-        body = lines[body_start:index]
+        # A fence inside a list item is indented: so is its body.
+        body = [line[indent:] if line[:indent].isspace() else line for line in lines[body_start:index]]
         index += 1
         if lang in ("sh", "bash", "shell"):
             pending = ""
