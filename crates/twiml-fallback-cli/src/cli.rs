@@ -60,7 +60,8 @@ pub(crate) enum LogFormat {
 pub(crate) enum ChannelArg {
     /// Voice rules
     Voice,
-    /// Messaging rules
+    /// Messaging rules (SMS, MMS, WhatsApp; `sms` works too)
+    #[value(alias = "sms")]
     Messaging,
     /// Whichever channel the document's verbs use
     Auto,
@@ -200,11 +201,20 @@ pub(crate) struct SimulateArgs {
 pub(crate) enum SimulatedChannel {
     /// An incoming call
     Voice,
-    /// An incoming SMS
+    /// An incoming SMS (`sms` works too)
+    #[value(alias = "sms")]
     Messaging,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... twiml-fallback numbers audit
+  twiml-fallback numbers set --all-unprotected \\
+      --voice-fallback-url https://fallback.example.com/voice \\
+      --sms-fallback-url https://fallback.example.com/sms --dry-run
+
+Credentials: TWILIO_ACCOUNT_SID (AC + 32 hex digits) with TWILIO_AUTH_TOKEN, or an API key
+(TWILIO_API_KEY, TWILIO_API_SECRET); or the matching options.")]
 pub(crate) struct NumbersArgs {
     #[command(subcommand)]
     pub(crate) command: NumbersCommand,
@@ -256,7 +266,15 @@ pub(crate) struct AuditArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    override_usage = "twiml-fallback numbers set (--number NUMBER... | --all-unprotected) \
+                      [--voice-fallback-url URL] [--sms-fallback-url URL] [OPTIONS]",
+    after_help = "Required: which numbers (--number, repeatable, or --all-unprotected) and at least one
+fallback URL (--voice-fallback-url, --sms-fallback-url, or both). Credentials come from
+TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET) unless given
+as options.
+
+Examples:
   twiml-fallback numbers set --number +14155550199 \\
       --voice-fallback-url https://fallback.example.com/voice
   twiml-fallback numbers set --all-unprotected --dry-run \\
@@ -264,23 +282,19 @@ pub(crate) struct AuditArgs {
       --sms-fallback-url https://fallback.example.com/sms
 
 --all-unprotected sets only the fallbacks each number is missing. Every number is tried; the exit
-status is 1 if any update failed, 2 on usage or API errors before any update.")]
+status is 1 if any update failed, 2 on usage or API errors before any update."
+)]
 pub(crate) struct SetArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
-    /// The number to update (E.164, or its PN… SID); repeatable
-    #[arg(
-        long,
-        value_name = "NUMBER",
-        required_unless_present = "all_unprotected",
-        conflicts_with = "all_unprotected"
-    )]
+    /// The number to update (E.164, e.g. +14155550199, or its PN… SID); repeatable
+    #[arg(long, value_name = "NUMBER", conflicts_with = "all_unprotected")]
     pub(crate) number: Vec<String>,
     /// Update every number the audit flags as unprotected
     #[arg(long)]
     pub(crate) all_unprotected: bool,
     /// The voice fallback URL to set
-    #[arg(long, value_name = "URL", required_unless_present = "sms_fallback_url")]
+    #[arg(long, value_name = "URL")]
     pub(crate) voice_fallback_url: Option<String>,
     /// The voice fallback method
     #[arg(long, value_enum, value_name = "METHOD", requires = "voice_fallback_url")]
