@@ -91,10 +91,24 @@ impl MethodArg {
   twiml-fallback serve
   TWILIO_AUTH_TOKEN=... twiml-fallback serve --addr 0.0.0.0:8787 --config fallback.toml
   twiml-fallback serve --public-url https://fallback.example.com --log-format json   # behind a proxy
+  ngrok http 8787   # then: twiml-fallback serve --public-url https://<id>.ngrok-free.app
+  RUST_LOG=warn twiml-fallback serve                    # only refusals, failed alerts, problems
 
 Point the number's \"Primary handler fails\" URL (voice and messaging) at this server. Without
 TWILIO_AUTH_TOKEN every request gets the fallback TwiML but signatures are not checked and no
-alerts or recovery happen. GET /healthz answers 200.")]
+alerts or recovery happen. GET /healthz answers 200.
+
+Signatures are checked against the URL Twilio requested: behind a proxy or tunnel, give its public
+base URL with --public-url, or trust the proxy's X-Forwarded-Proto/X-Forwarded-Host with
+--trust-forwarded-headers. A path in the public URL goes before the request's path:
+  --public-url https://example.com/twilio + POST /voice = https://example.com/twilio/voice
+A refused signature is logged as a WARN line with the URL it was checked against and, when the
+request came through a proxy or tunnel, the flag that fixes it.
+
+Logs go to standard error, one line per request (--log-format text or json). RUST_LOG sets what is
+written (default: info): RUST_LOG=warn keeps refused requests, failed alerts and start-up problems;
+request lines have the target twiml_fallback::request, the others twiml_fallback::serve
+(RUST_LOG=info,twiml_fallback::request=warn keeps the start-up lines and only refused requests).")]
 pub(crate) struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8787")]
