@@ -416,6 +416,41 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
         "{}",
         stdout(&unsigned)
     );
+    // …and simulate says why, with the endpoint's own words.
+    assert!(
+        stdout(&unsigned).contains(
+            "   answer: Forbidden: X-Twilio-Signature is missing or does not match this request.\n   \
+             hint: the fallback refused the signature: pass --auth-token (or TWILIO_AUTH_TOKEN), the same token as the endpoint\n"
+        ),
+        "{}",
+        stdout(&unsigned)
+    );
+    let wrong_token = run(&[
+        "simulate",
+        "--url",
+        &format!("{bare}/voice/panic"),
+        "--fallback-url",
+        &format!("{fallback}/voice"),
+        "--auth-token",
+        "not-the-token",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&wrong_token), 1);
+    let document: Value = serde_json::from_str(&stdout(&wrong_token)).expect("JSON output");
+    assert_eq!(document["hops"][1]["status"], 403);
+    assert!(
+        document["hops"][1]["refusal"]
+            .as_str()
+            .is_some_and(|body| body.starts_with("Forbidden: X-Twilio-Signature")),
+        "{document}"
+    );
+    assert!(
+        document["hops"][1]["hint"]
+            .as_str()
+            .is_some_and(|hint| hint.contains("the same token as the endpoint's")),
+        "{document}"
+    );
 
     // The lowercase root without a fallback URL: 12102 and silence for the sender.
     let lowercase = run(&[
@@ -450,7 +485,14 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
         &format!("{fallback}/sms"),
     ]);
     assert_eq!(code(&wrong), 1, "{}", stdout(&wrong));
-    assert!(stdout(&wrong).contains("executed with warnings"), "{}", stdout(&wrong));
+    assert!(
+        stdout(&wrong).contains(
+            "   Twilio runs it, logging each schema error below as a 12200 warning and skipping what it cannot run:\n     \
+             1:49: error[12200]: <Say> is a voice verb"
+        ),
+        "{}",
+        stdout(&wrong)
+    );
     assert!(!stdout(&wrong).contains("2. fallback"), "{}", stdout(&wrong));
 
     // The same wrong-channel answer behind the layer: the layer's fallback reaches the sender.
@@ -488,6 +530,85 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
     // Usage errors.
     assert_eq!(code(&run(&["simulate", "--url", "not-a-url"])), 2);
     assert_eq!(code(&run(&["simulate"])), 2);
+}
+
+#[test]
+fn simulate_warns_about_short_fragments_and_says_when_the_layer_answered() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // The layered chaos app answers a slow handler after its 800 ms deadline.
+    let (layered, _bare) = start_chaos(&runtime);
+
+    let slow = run(&["simulate", "--url", &format!("{layered}/voice/slow#rt=3000")]);
+    let text = stdout(&slow);
+    assert_eq!(code(&slow), 0, "the layer's answer is valid TwiML: {text}");
+    assert!(
+        text.contains(
+            "   warning: #rt=3000 gives Twilio 3000 ms for the answer, less than the 13000 ms a fallback layer with \
+             its default 12 s deadline needs"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("set the layer's .deadline() below 3000 ms"), "{text}");
+    assert!(
+        text.contains("   answered by the fallback layer: timeout (valid voice TwiML)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("ok: valid"), "{text}");
+
+    let panic = run(&[
+        "simulate",
+        "--url",
+        &format!("{layered}/voice/panic#tt=14000"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&panic), 0, "{}", stdout(&panic));
+    let document: Value = serde_json::from_str(&stdout(&panic)).expect("JSON output");
+    assert_eq!(document["hops"][0]["fallback_layer"], "panic");
+    assert_eq!(
+        document["hops"][0]["timing_warning"],
+        Value::Null,
+        "14 s leaves the layer its 12 s"
+    );
+
+    // The app's own answer: no layer, no warning.
+    let ok = run(&["simulate", "--channel", "sms", "--url", &format!("{layered}/sms/ok")]);
+    assert_eq!(code(&ok), 0, "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("   ok: valid messaging TwiML\n"),
+        "{}",
+        stdout(&ok)
+    );
+    assert!(!stdout(&ok).contains("warning"), "{}", stdout(&ok));
+}
+
+#[test]
+fn channel_sms_is_messaging_everywhere_a_channel_is_taken() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (layered, _bare) = start_chaos(&runtime);
+    let simulated = run(&[
+        "simulate",
+        "--channel",
+        "sms",
+        "--url",
+        &format!("{layered}/sms/ok"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&simulated), 0, "{}", stderr(&simulated));
+    let document: Value = serde_json::from_str(&stdout(&simulated)).expect("JSON output");
+    assert_eq!(document["channel"], "messaging");
+
+    let voice_twiml = temp_file("say.xml", "<Response><Say>Hi</Say></Response>");
+    let path = voice_twiml.to_str().expect("UTF-8 path");
+    let checked = run(&["check", "--channel", "sms", path]);
+    assert_eq!(code(&checked), 1, "checked with the messaging rules");
+    assert!(
+        stdout(&checked).contains("error[12200]: <Say> is a voice verb"),
+        "{}",
+        stdout(&checked)
+    );
+    assert_eq!(code(&run(&["check", "--channel", "fax", path])), 2);
 }
 
 /// A fake of Twilio's IncomingPhoneNumbers API, built from its documented shapes.
