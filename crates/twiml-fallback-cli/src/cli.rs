@@ -60,7 +60,8 @@ pub(crate) enum LogFormat {
 pub(crate) enum ChannelArg {
     /// Voice rules
     Voice,
-    /// Messaging rules
+    /// Messaging rules (SMS, MMS, WhatsApp; `sms` works too)
+    #[value(alias = "sms")]
     Messaging,
     /// Whichever channel the document's verbs use
     Auto,
@@ -90,10 +91,24 @@ impl MethodArg {
   twiml-fallback serve
   TWILIO_AUTH_TOKEN=... twiml-fallback serve --addr 0.0.0.0:8787 --config fallback.toml
   twiml-fallback serve --public-url https://fallback.example.com --log-format json   # behind a proxy
+  ngrok http 8787   # then: twiml-fallback serve --public-url https://<id>.ngrok-free.app
+  RUST_LOG=warn twiml-fallback serve                    # only refusals, failed alerts, problems
 
 Point the number's \"Primary handler fails\" URL (voice and messaging) at this server. Without
 TWILIO_AUTH_TOKEN every request gets the fallback TwiML but signatures are not checked and no
-alerts or recovery happen. GET /healthz answers 200.")]
+alerts or recovery happen. GET /healthz answers 200.
+
+Signatures are checked against the URL Twilio requested: behind a proxy or tunnel, give its public
+base URL with --public-url, or trust the proxy's X-Forwarded-Proto/X-Forwarded-Host with
+--trust-forwarded-headers. A path in the public URL goes before the request's path:
+  --public-url https://example.com/twilio + POST /voice = https://example.com/twilio/voice
+A refused signature is logged as a WARN line with the URL it was checked against and, when the
+request came through a proxy or tunnel, the flag that fixes it.
+
+Logs go to standard error, one line per request (--log-format text or json). RUST_LOG sets what is
+written (default: info): RUST_LOG=warn keeps refused requests, failed alerts and start-up problems;
+request lines have the target twiml_fallback::request, the others twiml_fallback::serve
+(RUST_LOG=info,twiml_fallback::request=warn keeps the start-up lines and only refused requests).")]
 pub(crate) struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8787")]
@@ -200,11 +215,20 @@ pub(crate) struct SimulateArgs {
 pub(crate) enum SimulatedChannel {
     /// An incoming call
     Voice,
-    /// An incoming SMS
+    /// An incoming SMS (`sms` works too)
+    #[value(alias = "sms")]
     Messaging,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... twiml-fallback numbers audit
+  twiml-fallback numbers set --all-unprotected \\
+      --voice-fallback-url https://fallback.example.com/voice \\
+      --sms-fallback-url https://fallback.example.com/sms --dry-run
+
+Credentials: TWILIO_ACCOUNT_SID (AC + 32 hex digits) with TWILIO_AUTH_TOKEN, or an API key
+(TWILIO_API_KEY, TWILIO_API_SECRET); or the matching options.")]
 pub(crate) struct NumbersArgs {
     #[command(subcommand)]
     pub(crate) command: NumbersCommand,
@@ -256,7 +280,15 @@ pub(crate) struct AuditArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    override_usage = "twiml-fallback numbers set (--number NUMBER... | --all-unprotected) \
+                      [--voice-fallback-url URL] [--sms-fallback-url URL] [OPTIONS]",
+    after_help = "Required: which numbers (--number, repeatable, or --all-unprotected) and at least one
+fallback URL (--voice-fallback-url, --sms-fallback-url, or both). Credentials come from
+TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET) unless given
+as options.
+
+Examples:
   twiml-fallback numbers set --number +14155550199 \\
       --voice-fallback-url https://fallback.example.com/voice
   twiml-fallback numbers set --all-unprotected --dry-run \\
@@ -264,23 +296,19 @@ pub(crate) struct AuditArgs {
       --sms-fallback-url https://fallback.example.com/sms
 
 --all-unprotected sets only the fallbacks each number is missing. Every number is tried; the exit
-status is 1 if any update failed, 2 on usage or API errors before any update.")]
+status is 1 if any update failed, 2 on usage or API errors before any update."
+)]
 pub(crate) struct SetArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
-    /// The number to update (E.164, or its PN… SID); repeatable
-    #[arg(
-        long,
-        value_name = "NUMBER",
-        required_unless_present = "all_unprotected",
-        conflicts_with = "all_unprotected"
-    )]
+    /// The number to update (E.164, e.g. +14155550199, or its PN… SID); repeatable
+    #[arg(long, value_name = "NUMBER", conflicts_with = "all_unprotected")]
     pub(crate) number: Vec<String>,
     /// Update every number the audit flags as unprotected
     #[arg(long)]
     pub(crate) all_unprotected: bool,
     /// The voice fallback URL to set
-    #[arg(long, value_name = "URL", required_unless_present = "sms_fallback_url")]
+    #[arg(long, value_name = "URL")]
     pub(crate) voice_fallback_url: Option<String>,
     /// The voice fallback method
     #[arg(long, value_enum, value_name = "METHOD", requires = "voice_fallback_url")]

@@ -38,11 +38,12 @@ pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) 
     Ok(body)
 }
 
-/// What [`fetch_limited`] got back: the status, the Content-Type (if it is text) and the body,
-/// read to just past the limit.
+/// What [`fetch_limited`] got back: the status, the Content-Type (if it is text), the other
+/// headers and the body, read to just past the limit.
 pub(crate) struct Fetched {
     pub(crate) status: http::StatusCode,
     pub(crate) content_type: Option<String>,
+    pub(crate) headers: http::HeaderMap,
     pub(crate) body: Vec<u8>,
 }
 
@@ -61,10 +62,12 @@ pub(crate) async fn fetch_limited(
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let headers = response.headers().clone();
         let body = read_limited(response, limit).await?;
         Ok(Fetched {
             status,
             content_type,
+            headers,
             body,
         })
     };

@@ -124,6 +124,7 @@ impl Api {
             args.account_sid.clone().filter(|sid| !sid.is_empty()).ok_or_else(|| {
                 CliError::new("no account SID").hint("set TWILIO_ACCOUNT_SID or pass --account-sid AC…")
             })?;
+        check_account_sid(&account_sid)?;
         let (user, password) = match (&args.api_key, &args.api_secret, &args.auth_token) {
             (Some(key), Some(secret), _) if !key.is_empty() => (key.clone(), secret.clone()),
             (Some(_), None, _) => {
@@ -397,18 +398,7 @@ pub(crate) async fn audit(args: AuditArgs) -> Result<ExitCode, CliError> {
 }
 
 pub(crate) async fn set(args: SetArgs) -> Result<ExitCode, CliError> {
-    for (option, url) in [
-        ("--voice-fallback-url", &args.voice_fallback_url),
-        ("--sms-fallback-url", &args.sms_fallback_url),
-    ] {
-        if let Some(url) = url {
-            if !twiml_fallback::url::is_absolute_http_url(url) {
-                return Err(CliError::new(format!(
-                    "{option} {url:?} is not an absolute http(s) URL"
-                )));
-            }
-        }
-    }
+    check_set_args(&args)?;
     let api = Api::new(&args.api)?;
     let numbers = api.list().await?;
     // The numbers to update, and the ones asked for that the account doesn't have.
@@ -510,6 +500,66 @@ pub(crate) async fn set(args: SetArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What `numbers set` needs before it calls the API: which numbers (`--number` or
+/// `--all-unprotected`), at least one fallback URL, each URL absolute, each number E.164 or a PN
+/// SID. Clap checks the rest (a method without its URL, `--number` with `--all-unprotected`).
+fn check_set_args(args: &SetArgs) -> Result<(), CliError> {
+    let no_numbers = args.number.is_empty() && !args.all_unprotected;
+    let no_urls = args.voice_fallback_url.is_none() && args.sms_fallback_url.is_none();
+    let example = "e.g. twiml-fallback numbers set --all-unprotected --voice-fallback-url https://fallback.example.com/voice --sms-fallback-url https://fallback.example.com/sms";
+    let missing = match (no_numbers, no_urls) {
+        (true, true) => Some(
+            "numbers set needs which numbers to update (--number NUMBER, repeatable, or --all-unprotected) and at least one fallback URL (--voice-fallback-url URL, --sms-fallback-url URL, or both)",
+        ),
+        (true, false) => {
+            Some("numbers set needs which numbers to update: --number NUMBER (repeatable) or --all-unprotected")
+        }
+        (false, true) => Some(
+            "numbers set needs at least one fallback URL: --voice-fallback-url URL, --sms-fallback-url URL, or both",
+        ),
+        (false, false) => None,
+    };
+    if let Some(message) = missing {
+        return Err(CliError::new(message).hint(example));
+    }
+    for (option, url) in [
+        ("--voice-fallback-url", &args.voice_fallback_url),
+        ("--sms-fallback-url", &args.sms_fallback_url),
+    ] {
+        if let Some(url) = url {
+            if !twiml_fallback::url::is_absolute_http_url(url) {
+                return Err(
+                    CliError::new(format!("{option} {url:?} is not an absolute http(s) URL"))
+                        .hint(format!("e.g. {option} https://fallback.example.com/voice")),
+                );
+            }
+        }
+    }
+    for number in &args.number {
+        if !twiml_fallback::webhook::is_e164(number) && !twiml_fallback::webhook::is_sid(number, "PN") {
+            return Err(CliError::new(format!(
+                "--number {number:?} is neither an E.164 phone number (+ and 8 to 15 digits) nor a phone number SID (PN + 32 hex digits)"
+            ))
+            .hint("write numbers as Twilio does, with + and the country code and no spaces: --number +14155550199"));
+        }
+    }
+    Ok(())
+}
+
+/// An account SID is `AC` + 32 hex digits: anything else would only get a 404 or 401 from the API.
+fn check_account_sid(sid: &str) -> Result<(), CliError> {
+    if twiml_fallback::webhook::is_sid(sid, "AC") {
+        return Ok(());
+    }
+    let shown: String = sid.chars().take(40).collect();
+    let hint = if sid.starts_with("SK") {
+        "that is an API key SID: pass it as TWILIO_API_KEY (with TWILIO_API_SECRET), and the account's AC… SID as TWILIO_ACCOUNT_SID"
+    } else {
+        "the account SID is AC followed by 32 hex digits (Console → Account info); check TWILIO_ACCOUNT_SID or --account-sid"
+    };
+    Err(CliError::new(format!("{shown:?} is not an account SID (AC + 32 hex digits)")).hint(hint))
 }
 
 /// One line (text) or one object (JSON) per number.

@@ -6,6 +6,7 @@
 //! `Edge`'s; the effect contract is in `twiml_fallback::edge::effect`.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +33,8 @@ use crate::http_client;
 struct Server {
     edge: Edge,
     policy: UrlPolicy,
+    /// The address it listens on: a request whose `Host` names another came through a proxy.
+    listen: SocketAddr,
     client: reqwest::Client,
     /// Which alerts went out, and when their windows end.
     alert_windows: Mutex<AlertWindows>,
@@ -82,9 +85,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         tracing::warn!("{warning}");
     }
     let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| {
+        CliError::new(format!("cannot listen on {}: {error}", args.addr))
+            .hint("is another process using the port? choose another with --addr")
+    })?;
+    let addr = listener.local_addr().unwrap_or(args.addr);
     let server = Arc::new(Server {
         edge,
         policy,
+        listen: addr,
         client,
         alert_windows: Mutex::new(AlertWindows::default()),
         started: Instant::now(),
@@ -94,16 +103,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         .route("/healthz", get(healthz))
         .fallback(handle)
         .with_state(Arc::clone(&server));
-    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| {
-        CliError::new(format!("cannot listen on {}: {error}", args.addr))
-            .hint("is another process using the port? choose another with --addr")
-    })?;
-    let addr = listener.local_addr().unwrap_or(args.addr);
     tracing::info!(
         address = %addr,
         config = args.config.as_ref().map_or("embedded defaults".to_owned(), |p| p.display().to_string()),
         variables = ?variables,
         tokens = server.edge.verifier().tokens().len(),
+        signatures_checked_against = server.policy.to_string(),
         "twiml-fallback serve: listening on http://{addr}"
     );
     axum::serve(listener, app)
@@ -163,14 +168,17 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
             .ok()
             .map(|collected| collected.to_bytes()),
     };
-    let decision = server.edge.decide(&EdgeRequest {
-        method: &parts.method,
-        url: &url,
-        signature: header(SIGNATURE_HEADER),
-        content_type: header(CONTENT_TYPE.as_str()),
-        body: Body::from_read(read.as_deref()),
-        now_ms: now_ms(),
-    });
+    let decision = server
+        .edge
+        .decide(&EdgeRequest {
+            method: &parts.method,
+            url: &url,
+            signature: header(SIGNATURE_HEADER),
+            content_type: header(CONTENT_TYPE.as_str()),
+            body: Body::from_read(read.as_deref()),
+            now_ms: now_ms(),
+        })
+        .explain_mismatch(|| server.policy.mismatch_hint(&parts.headers, Some(server.listen)));
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
@@ -221,9 +229,9 @@ impl Server {
         self.write(&record.line(), || record.to_text());
     }
 
-    /// Writes a line the core composed.
+    /// Writes a line the core composed (in text, with the time, as a record carries it).
     fn write_line(&self, line: &LogLine) {
-        self.write(line, || line.to_text());
+        self.write(line, || line.to_text_at(now_ms()));
     }
 
     fn write(&self, line: &LogLine, text: impl FnOnce() -> String) {

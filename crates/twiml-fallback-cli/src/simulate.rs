@@ -7,6 +7,7 @@ use http::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use twiml_fallback::Channel;
 use twiml_fallback::error_code::ErrorCode;
+use twiml_fallback::layer::{DEFAULT_DEADLINE, FALLBACK_HEADER};
 use twiml_fallback::signature::{SIGNATURE_HEADER, compute_signature};
 use twiml_fallback::twiml::{
     Accepted, Action, AnswerRules, ContentKind, ContentPolicy, MAX_DOCUMENT_BYTES, Strictness, outline,
@@ -23,6 +24,12 @@ const TWILIO_USER_AGENT: &str = "TwilioProxy/1.1";
 /// Twilio's connect limit, inside the total budget.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
+/// What a fallback layer needs beyond its deadline: its answer still has to reach Twilio.
+const LAYER_ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// How much of a refusal's body is shown.
+const REFUSAL_BODY_CHARS: usize = 300;
+
 /// One request Twilio makes, and how it went.
 struct Hop {
     role: &'static str,
@@ -38,6 +45,14 @@ struct Hop {
     failure: Option<(ErrorCode, String)>,
     /// Schema problems Twilio logs as 12200 warnings while executing the rest.
     warnings: Vec<String>,
+    /// The URL fragment leaves Twilio less time than a fallback layer's default deadline needs.
+    timing_warning: Option<String>,
+    /// The cause a fallback layer answered for (its `x-twiml-fallback` header).
+    fallback_layer: Option<String>,
+    /// The body of a 403, shown as it came (clipped).
+    refusal: Option<String>,
+    /// What to do about the failure, when the answer says.
+    hint: Option<String>,
 }
 
 /// What Twilio does with a successful answer.
@@ -56,6 +71,8 @@ struct Limits {
     connect: Duration,
     read: Option<Duration>,
     total: Duration,
+    /// The fragment's shortest limit on waiting for the answer (`rt=` or `tt=`), as written.
+    fragment_limit: Option<(String, Duration)>,
 }
 
 fn limits(url: &str, total: Duration) -> (String, Limits) {
@@ -67,6 +84,7 @@ fn limits(url: &str, total: Duration) -> (String, Limits) {
         connect: CONNECT_LIMIT.min(total),
         read: None,
         total,
+        fragment_limit: None,
     };
     for (key, value) in Params::from_query(fragment).iter() {
         let Ok(millis) = value.trim().parse::<u64>() else {
@@ -78,6 +96,14 @@ fn limits(url: &str, total: Duration) -> (String, Limits) {
             "rt" => limits.read = Some(duration),
             "tt" => limits.total = duration.min(total),
             _ => {}
+        }
+        if matches!(key, "rt" | "tt")
+            && limits
+                .fragment_limit
+                .as_ref()
+                .is_none_or(|(_, shortest)| duration < *shortest)
+        {
+            limits.fragment_limit = Some((format!("#{key}={millis}"), duration));
         }
     }
     limits.connect = limits.connect.min(limits.total);
@@ -178,6 +204,38 @@ pub(crate) async fn run(args: SimulateArgs) -> Result<ExitCode, CliError> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// The warning for a URL whose fragment gives Twilio less time for the answer than a fallback
+/// layer with its default deadline needs: the app never sees the fragment, so the layer would
+/// answer after Twilio gave up.
+fn timing_warning(limits: &Limits) -> Option<String> {
+    let (written, limit) = limits.fragment_limit.as_ref()?;
+    let needed = DEFAULT_DEADLINE + LAYER_ANSWER_MARGIN;
+    if *limit >= needed {
+        return None;
+    }
+    let suggested = limit.saturating_sub(LAYER_ANSWER_MARGIN).max(*limit / 2);
+    Some(format!(
+        "{written} gives Twilio {} ms for the answer, less than the {} ms a fallback layer with its default {} s \
+         deadline needs; the app never sees the fragment, so behind FallbackLayer Twilio gives up first (11205) \
+         and the layer's answer is lost: set the layer's .deadline() below {} ms (e.g. {} ms), or drop the fragment",
+        limit.as_millis(),
+        needed.as_millis(),
+        DEFAULT_DEADLINE.as_secs(),
+        limit.as_millis(),
+        suggested.as_millis()
+    ))
+}
+
+/// What a 403 most likely means for a Twilio webhook: the signature was refused.
+fn refusal_hint(role: &str, signed: bool) -> String {
+    match (role, signed) {
+        ("fallback", false) => "the fallback refused the signature: pass --auth-token (or TWILIO_AUTH_TOKEN), the same token as the endpoint".to_owned(),
+        ("fallback", true) => "the fallback refused the signature: is --auth-token (or TWILIO_AUTH_TOKEN) the same token as the endpoint's, and does the endpoint check the URL simulate requested? (behind a proxy or tunnel: serve --public-url; its log line names the URL it checked)".to_owned(),
+        (_, false) => format!("the {role} refused the request: if it verifies X-Twilio-Signature, pass --auth-token (or TWILIO_AUTH_TOKEN), the app's auth token"),
+        (_, true) => format!("the {role} refused the request: if it verifies X-Twilio-Signature, check that --auth-token (or TWILIO_AUTH_TOKEN) is the app's token and that it checks the URL simulate requested"),
+    }
+}
+
 /// Makes one request the way Twilio does and judges the answer by Twilio's rules.
 async fn request(
     url: &str,
@@ -211,6 +269,10 @@ async fn request(
         served: None,
         failure: None,
         warnings: Vec::new(),
+        timing_warning: timing_warning(&limits),
+        fallback_layer: None,
+        refusal: None,
+        hint: None,
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
@@ -258,6 +320,20 @@ async fn request(
     };
     hop.status = Some(answer.status.as_u16());
     hop.bytes = Some(answer.body.len());
+    hop.fallback_layer = answer
+        .headers
+        .get(FALLBACK_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(|cause| cause.chars().take(60).collect());
+    if answer.status == http::StatusCode::FORBIDDEN {
+        let text = String::from_utf8_lossy(&answer.body);
+        let text = text.trim();
+        hop.refusal = Some(match text.char_indices().nth(REFUSAL_BODY_CHARS) {
+            Some((end, _)) => format!("{}…", &text[..end]),
+            None => text.to_owned(),
+        });
+        hop.hint = Some(refusal_hint(role, token.is_some()));
+    }
     judge(
         &mut hop,
         channel,
@@ -451,6 +527,9 @@ fn print_text(args: &SimulateArgs, channel: Channel, signed: bool, hops: &[Hop],
             String::new()
         };
         println!("{}. {:<8} {} {}{note}", index + 1, hop.role, hop.method, hop.url);
+        if let Some(warning) = &hop.timing_warning {
+            println!("   warning: {warning}");
+        }
         match hop.status {
             Some(status) => println!(
                 "   -> HTTP {status}, {}, {} in {} ms",
@@ -461,7 +540,15 @@ fn print_text(args: &SimulateArgs, channel: Channel, signed: bool, hops: &[Hop],
             None => println!("   -> no answer after {} ms", hop.elapsed.as_millis()),
         }
         match (&hop.failure, &hop.served) {
-            (Some((code, message)), _) => println!("   error {code} ({}): {message}", code.title()),
+            (Some((code, message)), _) => {
+                println!("   error {code} ({}): {message}", code.title());
+                if let Some(refusal) = &hop.refusal {
+                    println!("   answer: {}", if refusal.is_empty() { "(empty)" } else { refusal });
+                }
+                if let Some(hint) = &hop.hint {
+                    println!("   hint: {hint}");
+                }
+            }
             (None, Some(Served::PlainText(_))) => {
                 println!(
                     "   ok: plain text, which Twilio {}",
@@ -475,9 +562,14 @@ fn print_text(args: &SimulateArgs, channel: Channel, signed: bool, hops: &[Hop],
                 }
             }
             (None, Some(Served::Audio)) => println!("   ok: audio, which Twilio plays, then hangs up"),
-            (None, _) if hop.warnings.is_empty() => println!("   ok: valid {channel} TwiML"),
+            (None, _) if hop.warnings.is_empty() => match &hop.fallback_layer {
+                Some(cause) => println!("   answered by the fallback layer: {cause} (valid {channel} TwiML)"),
+                None => println!("   ok: valid {channel} TwiML"),
+            },
             (None, _) => {
-                println!("   executed with warnings:");
+                println!(
+                    "   Twilio runs it, logging each schema error below as a 12200 warning and skipping what it cannot run:"
+                );
                 for warning in &hop.warnings {
                     println!("     {warning}");
                 }
@@ -513,6 +605,10 @@ fn hop_json(hop: &Hop) -> Value {
         "error_title": hop.failure.as_ref().map(|(code, _)| code.title()),
         "error": hop.failure.as_ref().map(|(_, message)| message),
         "warnings": hop.warnings,
+        "timing_warning": hop.timing_warning,
+        "fallback_layer": hop.fallback_layer,
+        "refusal": hop.refusal,
+        "hint": hop.hint,
         "ok": hop.failure.is_none() && hop.warnings.is_empty(),
     })
 }
@@ -540,6 +636,38 @@ mod tests {
         assert_eq!((capped.connect, capped.total), (CONNECT_LIMIT, Duration::from_secs(15)));
     }
 
+    #[test]
+    fn a_fragment_shorter_than_the_layers_default_deadline_is_warned_about() {
+        let (_, short) = limits_of("https://a.example/v#rt=3000");
+        let warning = timing_warning(&short).expect("a warning");
+        assert!(warning.starts_with("#rt=3000 gives Twilio 3000 ms"), "{warning}");
+        assert!(warning.contains("below 3000 ms (e.g. 2000 ms)"), "{warning}");
+        let (_, shortest) = limits_of("https://a.example/v#tt=9000&rt=5000&ct=100");
+        assert!(timing_warning(&shortest).is_some_and(|w| w.starts_with("#rt=5000")));
+        for url in [
+            "https://a.example/v",
+            "https://a.example/v#ct=500",
+            "https://a.example/v#rt=13000",
+            "https://a.example/v#tt=14000",
+        ] {
+            assert_eq!(timing_warning(&limits_of(url).1), None, "{url}");
+        }
+        assert!(
+            timing_warning(&limits_of("https://a.example/v#tt=12500").1).is_some(),
+            "12 s + the way back"
+        );
+    }
+
+    #[test]
+    fn a_403_is_read_as_a_refused_signature() {
+        assert_eq!(
+            refusal_hint("fallback", false),
+            "the fallback refused the signature: pass --auth-token (or TWILIO_AUTH_TOKEN), the same token as the endpoint"
+        );
+        assert!(refusal_hint("fallback", true).contains("the same token as the endpoint's"));
+        assert!(refusal_hint("primary", false).starts_with("the primary refused the request"));
+    }
+
     fn limits_of(url: &str) -> (String, Limits) {
         limits(url, Duration::from_secs(15))
     }
@@ -560,6 +688,10 @@ mod tests {
             served: None,
             failure: None,
             warnings: Vec::new(),
+            timing_warning: None,
+            fallback_layer: None,
+            refusal: None,
+            hint: None,
         }
     }
 

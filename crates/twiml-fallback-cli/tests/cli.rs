@@ -67,6 +67,7 @@ fn version_and_help_with_examples_for_every_subcommand() {
         vec!["serve", "--help"],
         vec!["check", "--help"],
         vec!["simulate", "--help"],
+        vec!["numbers", "--help"],
         vec!["numbers", "audit", "--help"],
         vec!["numbers", "set", "--help"],
     ] {
@@ -74,6 +75,9 @@ fn version_and_help_with_examples_for_every_subcommand() {
         assert_eq!(code(&help), 0, "{subcommand:?}");
         assert!(stdout(&help).contains("Examples:"), "{subcommand:?}: {}", stdout(&help));
     }
+    let serve = stdout(&run(&["serve", "--help"]));
+    assert!(serve.contains("RUST_LOG=warn"), "{serve}");
+    assert!(serve.contains("--public-url https://example.com/twilio"), "{serve}");
     let unknown = run(&["serve", "--no-such-flag"]);
     assert_eq!(code(&unknown), 2);
 }
@@ -412,6 +416,41 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
         "{}",
         stdout(&unsigned)
     );
+    // …and simulate says why, with the endpoint's own words.
+    assert!(
+        stdout(&unsigned).contains(
+            "   answer: Forbidden: X-Twilio-Signature is missing or does not match this request.\n   \
+             hint: the fallback refused the signature: pass --auth-token (or TWILIO_AUTH_TOKEN), the same token as the endpoint\n"
+        ),
+        "{}",
+        stdout(&unsigned)
+    );
+    let wrong_token = run(&[
+        "simulate",
+        "--url",
+        &format!("{bare}/voice/panic"),
+        "--fallback-url",
+        &format!("{fallback}/voice"),
+        "--auth-token",
+        "not-the-token",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&wrong_token), 1);
+    let document: Value = serde_json::from_str(&stdout(&wrong_token)).expect("JSON output");
+    assert_eq!(document["hops"][1]["status"], 403);
+    assert!(
+        document["hops"][1]["refusal"]
+            .as_str()
+            .is_some_and(|body| body.starts_with("Forbidden: X-Twilio-Signature")),
+        "{document}"
+    );
+    assert!(
+        document["hops"][1]["hint"]
+            .as_str()
+            .is_some_and(|hint| hint.contains("the same token as the endpoint's")),
+        "{document}"
+    );
 
     // The lowercase root without a fallback URL: 12102 and silence for the sender.
     let lowercase = run(&[
@@ -446,7 +485,14 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
         &format!("{fallback}/sms"),
     ]);
     assert_eq!(code(&wrong), 1, "{}", stdout(&wrong));
-    assert!(stdout(&wrong).contains("executed with warnings"), "{}", stdout(&wrong));
+    assert!(
+        stdout(&wrong).contains(
+            "   Twilio runs it, logging each schema error below as a 12200 warning and skipping what it cannot run:\n     \
+             1:49: error[12200]: <Say> is a voice verb"
+        ),
+        "{}",
+        stdout(&wrong)
+    );
     assert!(!stdout(&wrong).contains("2. fallback"), "{}", stdout(&wrong));
 
     // The same wrong-channel answer behind the layer: the layer's fallback reaches the sender.
@@ -484,6 +530,85 @@ fn simulate_follows_twilios_rules_against_chaos_and_serve() {
     // Usage errors.
     assert_eq!(code(&run(&["simulate", "--url", "not-a-url"])), 2);
     assert_eq!(code(&run(&["simulate"])), 2);
+}
+
+#[test]
+fn simulate_warns_about_short_fragments_and_says_when_the_layer_answered() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // The layered chaos app answers a slow handler after its 800 ms deadline.
+    let (layered, _bare) = start_chaos(&runtime);
+
+    let slow = run(&["simulate", "--url", &format!("{layered}/voice/slow#rt=3000")]);
+    let text = stdout(&slow);
+    assert_eq!(code(&slow), 0, "the layer's answer is valid TwiML: {text}");
+    assert!(
+        text.contains(
+            "   warning: #rt=3000 gives Twilio 3000 ms for the answer, less than the 13000 ms a fallback layer with \
+             its default 12 s deadline needs"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("set the layer's .deadline() below 3000 ms"), "{text}");
+    assert!(
+        text.contains("   answered by the fallback layer: timeout (valid voice TwiML)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("ok: valid"), "{text}");
+
+    let panic = run(&[
+        "simulate",
+        "--url",
+        &format!("{layered}/voice/panic#tt=14000"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&panic), 0, "{}", stdout(&panic));
+    let document: Value = serde_json::from_str(&stdout(&panic)).expect("JSON output");
+    assert_eq!(document["hops"][0]["fallback_layer"], "panic");
+    assert_eq!(
+        document["hops"][0]["timing_warning"],
+        Value::Null,
+        "14 s leaves the layer its 12 s"
+    );
+
+    // The app's own answer: no layer, no warning.
+    let ok = run(&["simulate", "--channel", "sms", "--url", &format!("{layered}/sms/ok")]);
+    assert_eq!(code(&ok), 0, "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("   ok: valid messaging TwiML\n"),
+        "{}",
+        stdout(&ok)
+    );
+    assert!(!stdout(&ok).contains("warning"), "{}", stdout(&ok));
+}
+
+#[test]
+fn channel_sms_is_messaging_everywhere_a_channel_is_taken() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (layered, _bare) = start_chaos(&runtime);
+    let simulated = run(&[
+        "simulate",
+        "--channel",
+        "sms",
+        "--url",
+        &format!("{layered}/sms/ok"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&simulated), 0, "{}", stderr(&simulated));
+    let document: Value = serde_json::from_str(&stdout(&simulated)).expect("JSON output");
+    assert_eq!(document["channel"], "messaging");
+
+    let voice_twiml = temp_file("say.xml", "<Response><Say>Hi</Say></Response>");
+    let path = voice_twiml.to_str().expect("UTF-8 path");
+    let checked = run(&["check", "--channel", "sms", path]);
+    assert_eq!(code(&checked), 1, "checked with the messaging rules");
+    assert!(
+        stdout(&checked).contains("error[12200]: <Say> is a voice verb"),
+        "{}",
+        stdout(&checked)
+    );
+    assert_eq!(code(&run(&["check", "--channel", "fax", path])), 2);
 }
 
 /// A fake of Twilio's IncomingPhoneNumbers API, built from its documented shapes.
@@ -924,6 +1049,281 @@ fn numbers_set_updates_each_number_reports_failures_and_continues() {
         )),
         2
     );
+}
+
+#[test]
+fn numbers_set_says_what_is_required_and_checks_sids_and_numbers_before_calling_the_api() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (api, seen) = start_recorder(&runtime, json!({"incoming_phone_numbers": [], "next_page_uri": null}));
+    let voice = "https://fallback.example.com/voice";
+    let usage = |args: &[&str], credentials: &[(&str, &str)], expected: &str| {
+        let output = numbers(args, &api, credentials);
+        assert_eq!(code(&output), 2, "{args:?}: {}", stderr(&output));
+        let text = stderr(&output);
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(text.contains("hint: "), "{args:?}: {text}");
+        for listed in ["--api-base <", "--account-sid <", "--auth-token <"] {
+            assert!(!text.contains(listed), "{args:?} lists {listed} as if required: {text}");
+        }
+    };
+    usage(
+        &["numbers", "set"],
+        &CREDENTIALS,
+        "error: numbers set needs which numbers to update (--number NUMBER, repeatable, or --all-unprotected) \
+         and at least one fallback URL (--voice-fallback-url URL, --sms-fallback-url URL, or both)",
+    );
+    usage(
+        &["numbers", "set", "--all-unprotected"],
+        &CREDENTIALS,
+        "error: numbers set needs at least one fallback URL",
+    );
+    usage(
+        &["numbers", "set", "--sms-fallback-url", voice],
+        &CREDENTIALS,
+        "error: numbers set needs which numbers to update: --number NUMBER (repeatable) or --all-unprotected",
+    );
+    usage(
+        &[
+            "numbers",
+            "set",
+            "--number",
+            "415-555-0199",
+            "--voice-fallback-url",
+            voice,
+        ],
+        &CREDENTIALS,
+        "error: --number \"415-555-0199\" is neither an E.164 phone number",
+    );
+    usage(
+        &[
+            "numbers",
+            "set",
+            "--number",
+            "PN1/../Calls",
+            "--voice-fallback-url",
+            voice,
+        ],
+        &CREDENTIALS,
+        "nor a phone number SID (PN + 32 hex digits)",
+    );
+    let short_sid = [("TWILIO_ACCOUNT_SID", "AC123"), ("TWILIO_AUTH_TOKEN", "secret-token")];
+    usage(
+        &["numbers", "set", "--all-unprotected", "--voice-fallback-url", voice],
+        &short_sid,
+        "error: \"AC123\" is not an account SID (AC + 32 hex digits)",
+    );
+    usage(&["numbers", "audit"], &short_sid, "is not an account SID");
+    usage(
+        &["numbers", "audit"],
+        &[
+            ("TWILIO_ACCOUNT_SID", "SK00000000000000000000000000000001"),
+            ("TWILIO_AUTH_TOKEN", "secret-token"),
+        ],
+        "hint: that is an API key SID",
+    );
+    // The usage line, in errors and help, says what is really required.
+    let conflict = numbers(
+        &[
+            "numbers",
+            "set",
+            "--all-unprotected",
+            "--number",
+            "+14155550101",
+            "--voice-fallback-url",
+            voice,
+        ],
+        &api,
+        &CREDENTIALS,
+    );
+    assert_eq!(code(&conflict), 2);
+    assert!(
+        stderr(&conflict).contains(
+            "Usage: twiml-fallback numbers set (--number NUMBER... | --all-unprotected) [--voice-fallback-url URL] [--sms-fallback-url URL] [OPTIONS]"
+        ),
+        "{}",
+        stderr(&conflict)
+    );
+    assert!(
+        seen.lock().expect("record").is_empty(),
+        "no usage error reaches the API"
+    );
+    // Valid input does reach it.
+    let valid = numbers(
+        &[
+            "numbers",
+            "set",
+            "--number",
+            "+14155550101",
+            "--voice-fallback-url",
+            voice,
+        ],
+        &api,
+        &CREDENTIALS,
+    );
+    assert_eq!(
+        code(&valid),
+        1,
+        "not a number of the (empty) account: {}",
+        stderr(&valid)
+    );
+    assert_eq!(seen.lock().expect("record").len(), 1);
+}
+
+#[test]
+fn serve_warns_behind_a_tunnel_with_the_checked_url_and_the_fix() {
+    use twiml_fallback::signature::compute_signature;
+    use twiml_fallback::webhook::Params;
+
+    let body = "CallSid=CA1&To=%2B14155550199&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice";
+    let params = Params::from_form(body.as_bytes());
+    // What ngrok forwards: the public Host, the scheme in X-Forwarded-Proto, signed for the public URL.
+    let signature = compute_signature("tunnel-token", "https://abcd.ngrok-free.app/voice", &params);
+    let ngrok = [
+        ("Host", "abcd.ngrok-free.app"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Twilio-Signature", signature.as_str()),
+    ];
+
+    let (_serve, url, log) = start_serve(&[], Some("tunnel-token"));
+    let refused = http_raw(&url, "/voice", body, &ngrok);
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logs.contains(r#"signatures_checked_against="http://<Host><path> (as received)""#),
+        "the start-up line says what signatures are checked against: {logs}"
+    );
+    let warning = logs
+        .lines()
+        .find(|line| line.contains(" WARN forbidden "))
+        .unwrap_or_else(|| panic!("no WARN line: {logs}"));
+    assert!(warning.contains(" signature=mismatch "), "{warning}");
+    assert!(
+        warning.contains(" checked_url=http://abcd.ngrok-free.app/voice "),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("start serve with --public-url https://abcd.ngrok-free.app (or --trust-forwarded-headers"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("Host: abcd.ngrok-free.app, X-Forwarded-Proto: https"),
+        "{warning}"
+    );
+    assert!(!logs.contains("tunnel-token"), "the token never appears in logs");
+
+    // The fix it names works.
+    let (_fixed, url, log) = start_serve(
+        &["--public-url", "https://abcd.ngrok-free.app", "--log-format", "json"],
+        Some("tunnel-token"),
+    );
+    let answered = http_raw(&url, "/voice", body, &ngrok);
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logs.contains(r#"signatures_checked_against":"https://abcd.ngrok-free.app<path>""#),
+        "{logs}"
+    );
+    // A direct request signed for its local URL: the JSON names the URL it was checked against,
+    // and there is no proxy to blame.
+    let local_signature = compute_signature("tunnel-token", &format!("{url}/voice"), &params);
+    let local = http_raw(
+        &url,
+        "/voice",
+        body,
+        &[("X-Twilio-Signature", local_signature.as_str())],
+    );
+    assert!(local.starts_with("HTTP/1.1 403"), "{local}");
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let record: Value = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["event"] == "forbidden")
+        .unwrap_or_else(|| panic!("no forbidden record: {logs}"));
+    assert_eq!(record["checked_url"], "https://abcd.ngrok-free.app/voice");
+    assert_eq!(record["hint"], Value::Null, "{record}");
+}
+
+#[test]
+fn serve_text_log_lines_carry_the_time_once_and_say_raised_sent_and_suppressed() {
+    use twiml_fallback::signature::compute_signature;
+    use twiml_fallback::webhook::Params;
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (receiver, alerts) = start_recorder(&runtime, json!({"ok": true}));
+    let config = temp_file(
+        &format!("alerts-{}.toml", rand_suffix()),
+        &format!("[alerts]\nwebhook_url = \"{receiver}/alert\"\ndedup_seconds = 300\n"),
+    );
+    let (_serve, url, log) = start_serve(&["--config", config.to_str().expect("path")], Some("log-token"));
+    let body = "CallSid=CA1&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice";
+    let signature = compute_signature(
+        "log-token",
+        &format!("{url}/voice"),
+        &Params::from_form(body.as_bytes()),
+    );
+    for _ in 0..2 {
+        assert!(http_post(&format!("{url}/voice"), body, Some(&signature)).starts_with("HTTP/1.1 200"));
+    }
+    let mut logs = String::new();
+    for _ in 0..200 {
+        logs = std::fs::read_to_string(&log).unwrap_or_default();
+        if logs.contains(" alert ") && logs.contains(" alert-suppressed ") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(alerts.lock().expect("record").len(), 1, "one alert per window: {logs}");
+    let is_time = |word: &str| {
+        word.len() == 24 && word.as_bytes()[4] == b'-' && word.as_bytes()[10] == b'T' && word.ends_with('Z')
+    };
+    for line in logs.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(words.first().is_some_and(|word| is_time(word)), "no time first: {line}");
+        assert_eq!(words.iter().filter(|word| is_time(word)).count(), 1, "{line}");
+    }
+    let raised = logs
+        .lines()
+        .filter(|line| line.contains(" alert_raised=alert:"))
+        .count();
+    assert_eq!(raised, 2, "both records say the alert was raised: {logs}");
+    assert!(!logs.contains(" alert=alert:"), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|line| line.contains(" INFO alert dedup_key=alert:") && line.contains(" delivered=true ")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|line| line.contains(" INFO alert-suppressed dedup_key=alert:") && line.contains(" by=memory ")),
+        "{logs}"
+    );
+}
+
+/// Sends `POST path` to the server at `url` with exactly these extra headers (a `Host` among
+/// them replaces the real one), and returns the raw answer.
+fn http_raw(url: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::Read;
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or(addr, |(_, value)| value);
+    let extra: String = headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
 }
 
 #[test]

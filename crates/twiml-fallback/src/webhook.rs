@@ -428,6 +428,37 @@ pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
     messaging.then_some(Channel::Messaging)
 }
 
+/// Whether `number` is an E.164 phone number as Twilio writes them: `+`, then 8 to 15 digits,
+/// the first not 0 (`+14155550199`). The rule for the configuration's per-number answers and the
+/// CLI's `--number`.
+///
+/// ```
+/// use twiml_fallback::webhook::is_e164;
+///
+/// assert!(is_e164("+14155550199"));
+/// assert!(!is_e164("14155550199") && !is_e164("+1 415 555 0199") && !is_e164("+0123456789"));
+/// ```
+pub fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+    })
+}
+
+/// Whether `sid` is a Twilio SID with the two-letter `prefix` — `AC` for an account, `PN` for a
+/// phone number, `SK` for an API key —: the prefix, then 32 hexadecimal digits.
+///
+/// ```
+/// use twiml_fallback::webhook::is_sid;
+///
+/// assert!(is_sid("AC0123456789abcdef0123456789abcdef", "AC"));
+/// assert!(!is_sid("AC0123456789abcdef", "AC"), "too short");
+/// assert!(!is_sid("PN0123456789abcdef0123456789abcdef", "AC"), "another kind of SID");
+/// ```
+pub fn is_sid(sid: &str, prefix: &str) -> bool {
+    sid.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Whether a Content-Type header (absent counts) announces a form body.
 pub fn is_form_content_type(content_type: Option<&str>) -> bool {
     let media_type = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
@@ -633,6 +664,37 @@ mod tests {
                 Params::from_form(raw.as_bytes()).channel(),
                 "{raw}"
             );
+        }
+    }
+
+    #[test]
+    fn numbers_and_sids_follow_twilios_shapes() {
+        for number in ["+14155550199", "+442071838750", "+12345678", "+123456789012345"] {
+            assert!(is_e164(number), "{number}");
+        }
+        for number in [
+            "",
+            "+",
+            "14155550199",
+            "+1415555019a",
+            "+1234567",
+            "+1234567890123456",
+            "+0415555019",
+            "+1 415",
+        ] {
+            assert!(!is_e164(number), "{number}");
+        }
+        assert!(is_sid("AC00000000000000000000000000000001", "AC"));
+        assert!(is_sid("ACABCDEF0123456789abcdef0123456789", "AC"));
+        for sid in [
+            "AC0000000000000000000000000000000",   // 31 digits
+            "AC000000000000000000000000000000011", // 33
+            "AC0000000000000000000000000000000g",
+            "ac00000000000000000000000000000001",
+            "PN00000000000000000000000000000001",
+            "AC",
+        ] {
+            assert!(!is_sid(sid, "AC"), "{sid}");
         }
     }
 

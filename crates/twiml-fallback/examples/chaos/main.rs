@@ -11,6 +11,7 @@
 
 mod app;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -74,6 +75,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let options = match options() {
         Ok(options) => options,

@@ -29,7 +29,7 @@ use super::{
     MessagingContent, NumberAnswers, Recovery, VoiceContent,
 };
 use crate::twiml::{self, Strictness, TargetChannel};
-use crate::webhook::Channel;
+use crate::webhook::{Channel, is_e164};
 
 /// Loads a parsed document: the configuration, or every problem in it.
 pub(super) fn load(value: &Value) -> Result<Config, ConfigErrors> {
@@ -423,13 +423,6 @@ fn kind(value: &Value) -> &'static str {
 
 fn clip(text: &str) -> String {
     text.chars().take(80).collect()
-}
-
-/// `+` then 8 to 15 digits, the first not 0.
-fn is_e164(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|digits| {
-        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
-    })
 }
 
 /// A BCP-47-like tag: `en`, `en-US`, `cmn-Hans-CN`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use http::Method;
 use http::header::{CONTENT_TYPE, USER_AGENT};
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -141,24 +142,48 @@ impl Alert {
             .is_some_and(|until| until > now_ms)
     }
 
-    /// The line to log once the alert was sent (or not).
+    /// The line to log once the alert was sent (or not): `alert`, with `delivered` (the webhook
+    /// answered 2xx) and the `outcome` (`HTTP 200`, `not sent: …`).
     pub fn outcome_line(&self, outcome: &SendOutcome<'_>) -> LogLine {
-        let level = match outcome {
-            SendOutcome::Answered { status, .. } if status.is_success() => LogLevel::Info,
-            _ => LogLevel::Warn,
-        };
+        #[derive(Serialize)]
+        struct Line<'a> {
+            event: &'static str,
+            dedup_key: &'a str,
+            delivered: bool,
+            outcome: String,
+        }
+        let delivered = matches!(outcome, SendOutcome::Answered { status, .. } if status.is_success());
+        let level = if delivered { LogLevel::Info } else { LogLevel::Warn };
         LogLine::new(
             level,
-            &json!({"event": "alert", "dedup_key": self.dedup_key, "outcome": self.request.describe(outcome)}),
+            &Line {
+                event: "alert",
+                dedup_key: &self.dedup_key,
+                delivered,
+                outcome: self.request.describe(outcome),
+            },
         )
     }
 
-    /// The line to log when the alert was not sent because its window is open; `by` names where
-    /// the window was found (`memory`, `isolate`, `kv`, …).
+    /// The line to log when the alert was not sent because its window is open
+    /// (`alert-suppressed`, with the window's length); `by` names where the window was found
+    /// (`memory`, `isolate`, `kv`, …).
     pub fn suppressed_line(&self, by: &str) -> LogLine {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            event: &'static str,
+            dedup_key: &'a str,
+            by: &'a str,
+            dedup_seconds: u64,
+        }
         LogLine::new(
             LogLevel::Info,
-            &json!({"event": "alert-suppressed", "dedup_key": self.dedup_key, "by": by}),
+            &Line {
+                event: "alert-suppressed",
+                dedup_key: &self.dedup_key,
+                by,
+                dedup_seconds: self.dedup_seconds,
+            },
         )
     }
 
@@ -185,7 +210,18 @@ mod tests {
         };
         let params =
             Params::from_form(b"CallSid=CA1&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fv%3Fx%3D1");
-        let record = LogRecord {
+        Alert::for_notice(
+            &alerts,
+            Some(ErrorCode::HTTP_RETRIEVAL_FAILURE),
+            params.get("ErrorUrl"),
+            Some(Channel::Voice),
+            &params,
+            &alert_record(),
+        )
+    }
+
+    fn alert_record() -> LogRecord {
+        LogRecord {
             time: super::super::log::rfc3339(0),
             event: super::super::LogEvent::Fallback,
             status: StatusCode::OK,
@@ -199,19 +235,13 @@ mod tests {
             error_title: None,
             error_url: None,
             signature: super::super::SignatureCheck::Valid,
+            checked_url: None,
             answer: super::super::AnswerFrom::Default,
             alert: None,
             recovery: None,
             note: None,
-        };
-        Alert::for_notice(
-            &alerts,
-            Some(ErrorCode::HTTP_RETRIEVAL_FAILURE),
-            params.get("ErrorUrl"),
-            Some(Channel::Voice),
-            &params,
-            &record,
-        )
+            hint: None,
+        }
     }
 
     #[test]
@@ -262,16 +292,48 @@ mod tests {
             body: b"ok",
         });
         assert_eq!(sent.level(), LogLevel::Info);
-        assert!(sent.to_json().contains(r#""outcome":"HTTP 200""#), "{sent}");
+        assert!(
+            sent.to_json().contains(r#""delivered":true,"outcome":"HTTP 200""#),
+            "{sent}"
+        );
         let refused = alert.outcome_line(&SendOutcome::Answered {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             content_type: None,
             body: b"",
         });
         assert_eq!(refused.level(), LogLevel::Warn);
+        assert!(refused.to_json().contains(r#""delivered":false"#), "{refused}");
         let late = alert.outcome_line(&SendOutcome::TimedOut);
         assert!(late.to_json().contains("not sent: no answer within 10000 ms"), "{late}");
         assert!(alert.suppressed_line("kv").to_json().contains(r#""by":"kv""#));
         assert_eq!(alert.store_error_line("KV down").level(), LogLevel::Error);
+    }
+
+    #[test]
+    fn a_raised_alert_reads_apart_from_a_sent_or_suppressed_one() {
+        let alert = alert(300);
+        let key = alert.dedup_key.clone();
+        let record = LogRecord {
+            alert: Some(key.clone()),
+            ..alert_record()
+        };
+        let text = record.to_text();
+        assert!(text.contains(&format!(" alert_raised={key}")), "{text}");
+        assert!(!text.contains(" alert="), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&record.to_json()).expect("JSON");
+        assert_eq!(json["alert"], key.as_str(), "the JSON field keeps its name");
+        assert_eq!(
+            alert.suppressed_line("memory").to_text_at(0),
+            format!("1970-01-01T00:00:00.000Z INFO alert-suppressed dedup_key={key} by=memory dedup_seconds=300")
+        );
+        let sent = alert.outcome_line(&SendOutcome::Answered {
+            status: StatusCode::NO_CONTENT,
+            content_type: None,
+            body: b"",
+        });
+        assert_eq!(
+            sent.to_text_at(1_000),
+            format!("1970-01-01T00:00:01.000Z INFO alert dedup_key={key} delivered=true outcome=\"HTTP 204\"")
+        );
     }
 }

@@ -129,10 +129,18 @@ pub struct LogRecord {
     /// `valid`, `no-token`, `missing`, `mismatch`, `body-hash-mismatch`, `body-hash-missing`,
     /// `unreadable-body`.
     pub signature: SignatureCheck,
+    /// The URL the signature was checked against, when a signature was present and failed
+    /// (`mismatch`, `body-hash-mismatch`, `body-hash-missing`): Twilio signed the URL it
+    /// requested, so this is the first thing to compare behind a proxy or tunnel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_url: Option<String>,
     /// Where the answer came from: `default`, `number`, `unknown-channel`, `recovered`, or
     /// `forbidden`.
     pub answer: AnswerFrom,
-    /// The alert's dedup key, when an alert was raised.
+    /// The dedup key of the alert this request raised. Raised is not sent: the shell checks the
+    /// dedup window after this record is written, and logs what came of it on a line of its own
+    /// with the same key (`alert`, with `delivered` and `outcome`, or `alert-suppressed`). The
+    /// text rendering names it `alert_raised`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
     /// What recovery did, when it was considered.
@@ -141,7 +149,15 @@ pub struct LogRecord {
     /// Anything else worth knowing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'static str>,
+    /// What to do about a refused signature, when the shell's facts about the request suggest a
+    /// fix (see [`Decision::explain_mismatch`](super::Decision::explain_mismatch)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
+
+/// Fields the text rendering names differently from the JSON, so a reader is not misled: a
+/// record's `alert` is the alert it raised, not one it sent.
+const TEXT_LABELS: &[(&str, &str)] = &[("alert", "alert_raised")];
 
 fn status_number<S: Serializer>(status: &StatusCode, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u16(status.as_u16())
@@ -153,11 +169,12 @@ impl LogRecord {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"event\":\"log-serialisation-failed\"}"))
     }
 
-    /// The same record for people: `TIME EVENT key=value …`, fields in the JSON's order.
+    /// The same record for people: `TIME LEVEL EVENT key=value …`, fields in the JSON's order,
+    /// the time once; `alert` reads `alert_raised` (see [`LogRecord::alert`]).
     pub fn to_text(&self) -> String {
         let json = self.to_json();
         let mut text = format!("{} {}", self.time, self.line_level().as_str());
-        render_text(&json, &["time"], &mut text);
+        render_text(&json, &["time"], TEXT_LABELS, &mut text);
         text
     }
 
@@ -231,7 +248,15 @@ impl LogLine {
     /// For people: `LEVEL EVENT key=value …`.
     pub fn to_text(&self) -> String {
         let mut text = self.level.as_str().to_owned();
-        render_text(&self.json, &[], &mut text);
+        render_text(&self.json, &[], &[], &mut text);
+        text
+    }
+
+    /// For people, with the time the shell writes it (milliseconds since the Unix epoch):
+    /// `TIME LEVEL EVENT key=value …`, as [`LogRecord::to_text`] reads.
+    pub fn to_text_at(&self, now_ms: u64) -> String {
+        let mut text = format!("{} {}", rfc3339(now_ms), self.level.as_str());
+        render_text(&self.json, &[], &[], &mut text);
         text
     }
 }
@@ -244,7 +269,7 @@ impl fmt::Display for LogLine {
 
 /// Appends ` EVENT key=value …` for a JSON object, in its own order; strings are quoted when
 /// they hold spaces, quotes or `=`, so a line splits back into its fields.
-fn render_text(json: &str, skip: &[&str], text: &mut String) {
+fn render_text(json: &str, skip: &[&str], labels: &[(&str, &str)], text: &mut String) {
     let Ok(Ordered(fields)) = serde_json::from_str::<Ordered>(json) else {
         text.push(' ');
         text.push_str(json);
@@ -259,7 +284,11 @@ fn render_text(json: &str, skip: &[&str], text: &mut String) {
             continue;
         }
         text.push(' ');
-        text.push_str(key);
+        let label = labels
+            .iter()
+            .find(|(field, _)| field == key)
+            .map_or(key.as_str(), |(_, label)| label);
+        text.push_str(label);
         text.push('=');
         match value {
             Value::String(plain)
@@ -351,10 +380,12 @@ mod tests {
             error_title: Some("HTTP retrieval failure"),
             error_url: Some("https://app.example.com/voice".to_owned()),
             signature: SignatureCheck::Valid,
+            checked_url: None,
             answer: AnswerFrom::Number,
             alert: None,
             recovery: None,
             note: None,
+            hint: None,
         }
     }
 
@@ -393,6 +424,42 @@ mod tests {
         for key in json.keys().filter(|key| !["time", "event"].contains(&key.as_str())) {
             assert!(text.contains(&format!(" {key}=")), "{key} missing from {text}");
         }
+    }
+
+    #[test]
+    fn a_refused_record_reads_with_the_checked_url_and_the_hint_last() {
+        let forbidden = LogRecord {
+            event: LogEvent::Forbidden,
+            status: StatusCode::FORBIDDEN,
+            signature: SignatureCheck::Mismatch,
+            checked_url: Some("http://abcd.ngrok-free.app/voice".to_owned()),
+            answer: AnswerFrom::Forbidden,
+            hint: Some("start serve with --public-url https://abcd.ngrok-free.app".to_owned()),
+            ..record()
+        };
+        let text = forbidden.to_text();
+        assert!(
+            text.ends_with(
+                " signature=mismatch checked_url=http://abcd.ngrok-free.app/voice answer=forbidden \
+                 hint=\"start serve with --public-url https://abcd.ngrok-free.app\""
+            ),
+            "{text}"
+        );
+        assert!(text.starts_with("2023-11-14T22:13:20.123Z WARN forbidden "), "{text}");
+        assert_eq!(text.matches("2023-11-14T").count(), 1, "the time once: {text}");
+    }
+
+    #[test]
+    fn lines_written_with_a_time_carry_it_once_in_the_records_format() {
+        let line = LogLine::new(
+            LogLevel::Warn,
+            &serde_json::json!({"event": "alert", "outcome": "HTTP 500"}),
+        );
+        assert_eq!(
+            line.to_text_at(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z WARN alert outcome=\"HTTP 500\""
+        );
+        assert_eq!(line.to_text(), "WARN alert outcome=\"HTTP 500\"");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub use recovery::{RECOVERY_USER_AGENT, RecoveryJudgement, RecoveryPlan};
 
 use crate::config::{Config, UNKNOWN_CHANNEL_TWIML};
 use crate::error_code::ErrorCode;
-use crate::signature::{Payload, SignatureError, SignatureVerifier};
+use crate::signature::{Payload, SignatureError, SignatureVerifier, UrlHint};
 use crate::twiml::MAX_DOCUMENT_BYTES;
 use crate::webhook::Params;
 use log::clip;
@@ -185,6 +185,48 @@ impl Decision {
     }
 }
 
+impl Decision {
+    /// Explains a refused signature with what the shell knows about the request's URL: when
+    /// this decision refused the request because its signature did not match, `hint` is called
+    /// and its answer (typically [`UrlPolicy::mismatch_hint`] over the request's headers and the
+    /// address the shell listens on) joins the record as `hint`. Any other decision is returned
+    /// unchanged, without calling `hint`. A shell that receives the URL Twilio requested as it is
+    /// (a Worker) has nothing to add and need not call this.
+    ///
+    /// ```
+    /// use twiml_fallback::config::Config;
+    /// use twiml_fallback::edge::{Edge, EdgeRequest, Effect};
+    /// use twiml_fallback::signature::{SignatureVerifier, UrlPolicy};
+    ///
+    /// let edge = Edge::new(Config::default(), SignatureVerifier::new("auth-token"));
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("host", "abcd.ngrok-free.app".parse().unwrap());
+    /// headers.insert("x-forwarded-proto", "https".parse().unwrap());
+    /// let listen = "127.0.0.1:8787".parse().ok();
+    ///
+    /// // Signed for https://abcd.ngrok-free.app/voice, checked as received.
+    /// let url = "http://abcd.ngrok-free.app/voice";
+    /// let decision = edge
+    ///     .decide(&EdgeRequest { signature: Some("c2lnbmVkIGVsc2V3aGVyZQ=="), ..EdgeRequest::get(url, 0) })
+    ///     .explain_mismatch(|| UrlPolicy::as_received().mismatch_hint(&headers, listen));
+    /// let Effect::Log(record) = &decision.effects[0] else { unreachable!() };
+    /// assert_eq!(record.checked_url.as_deref(), Some(url));
+    /// assert!(record.hint.as_deref().is_some_and(|hint| hint.contains("--public-url https://abcd.ngrok-free.app")));
+    /// ```
+    ///
+    /// [`UrlPolicy::mismatch_hint`]: crate::signature::UrlPolicy::mismatch_hint
+    pub fn explain_mismatch(mut self, hint: impl FnOnce() -> Option<UrlHint>) -> Self {
+        let refused = self.effects.iter_mut().find_map(|effect| match effect {
+            Effect::Log(record) if record.signature == SignatureCheck::Mismatch => Some(record),
+            _ => None,
+        });
+        if let Some(record) = refused {
+            record.hint = hint().map(|hint| hint.to_string());
+        }
+        self
+    }
+}
+
 /// An HTTP answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdgeResponse {
@@ -247,10 +289,12 @@ impl Edge {
             error_title: None,
             error_url: None,
             signature: SignatureCheck::Valid,
+            checked_url: None,
             answer: AnswerFrom::Default,
             alert: None,
             recovery: None,
             note: None,
+            hint: None,
         };
 
         let Body::Complete(body) = request.body else {
@@ -287,6 +331,11 @@ impl Edge {
             }
             Err(error) => {
                 record.signature = error.into();
+                if error != SignatureError::Missing {
+                    // A signature was there and failed against this URL: the one to compare with
+                    // the URL Twilio requested.
+                    record.checked_url = Some(clip(request.url));
+                }
                 return forbidden(record);
             }
         };

@@ -135,6 +135,83 @@ fn forged_unsigned_and_wrong_token_requests_get_403_and_no_effects() {
 }
 
 #[test]
+fn a_refused_signature_logs_the_url_it_was_checked_against() {
+    let edge = edge("");
+    let wrong_token = compute_signature("another-token", URL, &Params::from_form(VOICE_BODY.as_bytes()));
+    let mismatch = edge.decide(&post(VOICE_BODY, &wrong_token));
+    assert_eq!(log_of(&mismatch).signature, SignatureCheck::Mismatch);
+    assert_eq!(log_of(&mismatch).checked_url.as_deref(), Some(URL));
+    let line = log_of(&mismatch).line();
+    assert_eq!(line.level(), LogLevel::Warn);
+    assert!(line.to_json().contains(&format!(r#""checked_url":"{URL}""#)), "{line}");
+    // No signature at all: the URL is not what went wrong.
+    let unsigned = edge.decide(&EdgeRequest {
+        signature: None,
+        ..post(VOICE_BODY, "")
+    });
+    assert_eq!(log_of(&unsigned).checked_url, None);
+    // Verified requests carry neither the URL nor a hint.
+    let good = sign(URL, VOICE_BODY);
+    let verified = edge.decide(&post(VOICE_BODY, &good));
+    assert_eq!(
+        (&log_of(&verified).checked_url, &log_of(&verified).hint),
+        (&None, &None)
+    );
+}
+
+#[test]
+fn explain_mismatch_adds_the_shells_hint_to_mismatches_only() {
+    use crate::signature::UrlPolicy;
+
+    let edge = edge("");
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", http::HeaderValue::from_static("abcd.ngrok-free.app"));
+    headers.insert("x-forwarded-proto", http::HeaderValue::from_static("https"));
+    let listen = "127.0.0.1:8787".parse().ok();
+    let hint = || UrlPolicy::as_received().mismatch_hint(&headers, listen);
+    // Signed for the public URL, checked as received.
+    let as_received = "http://abcd.ngrok-free.app/voice";
+    let signature = sign("https://abcd.ngrok-free.app/voice", VOICE_BODY);
+    let refused = edge
+        .decide(&EdgeRequest {
+            url: as_received,
+            ..post(VOICE_BODY, &signature)
+        })
+        .explain_mismatch(hint);
+    let record = log_of(&refused);
+    assert_eq!(record.checked_url.as_deref(), Some(as_received));
+    assert!(
+        record
+            .hint
+            .as_deref()
+            .is_some_and(|hint| hint.contains("--public-url https://abcd.ngrok-free.app")),
+        "{record:?}"
+    );
+    let text = record.to_text();
+    assert!(
+        text.contains(&format!(
+            "signature=mismatch checked_url={as_received} answer=forbidden hint=\""
+        )),
+        "{text}"
+    );
+    // Anything but a mismatch: the hint is never asked for.
+    let never = || -> Option<crate::signature::UrlHint> { panic!("asked for a hint") };
+    let unsigned = EdgeRequest {
+        signature: None,
+        ..post(VOICE_BODY, "")
+    };
+    assert_eq!(log_of(&edge.decide(&unsigned).explain_mismatch(never)).hint, None);
+    let good = sign(URL, VOICE_BODY);
+    let verified = edge.decide(&post(VOICE_BODY, &good)).explain_mismatch(never);
+    assert_eq!(verified.response.status, StatusCode::OK);
+    let tokenless = Edge::new(Config::default(), SignatureVerifier::from_tokens(Vec::<String>::new()));
+    assert_eq!(
+        log_of(&tokenless.decide(&post(VOICE_BODY, "x")).explain_mismatch(never)).hint,
+        None
+    );
+}
+
+#[test]
 fn without_a_token_it_still_answers_but_never_alerts_or_recovers() {
     let edge = Edge::new(config(&format!("{ALERTS}{RECOVERY}")), SignatureVerifier::default());
     let decision = edge.decide(&post(VOICE_BODY, ""));

@@ -119,6 +119,16 @@ impl FallbackLayer {
 
     /// Answer with the fallback when the app has not answered within `deadline` (default 12 s;
     /// Twilio gives up at 15 s).
+    ///
+    /// **Keep it under Twilio's limit for the URL.** Twilio waits 15 s unless the webhook URL
+    /// configured on the number ends in a fragment that shortens it: `#rt=` (read timeout) or
+    /// `#tt=` (total), in milliseconds, e.g. `https://app.example.com/voice#rt=3000`. Browsers and
+    /// HTTP clients never send a fragment, so the app — and this layer — cannot see it: with
+    /// `#rt=3000` and the default 12 s deadline, Twilio gives up on a slow app after 3 s and
+    /// requests the fallback URL (or plays its error), and the layer's answer comes too late. Set
+    /// the deadline below the fragment's limit, leaving room for the network (here, e.g.
+    /// `.deadline(Duration::from_millis(2500))`). `twiml-fallback simulate --url 'URL#rt=3000'`
+    /// warns when a fragment leaves less time than the default deadline needs.
     pub fn deadline(self, deadline: Duration) -> Self {
         self.with(|shared| shared.deadline = Some(deadline))
     }

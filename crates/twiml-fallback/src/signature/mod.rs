@@ -17,7 +17,9 @@
 //!
 //! Behind a proxy the URL a server sees is not the one Twilio signed: [`UrlPolicy`] rebuilds it from
 //! the request as received, from a configured public base URL, or (only when asked) from
-//! `X-Forwarded-Proto`/`X-Forwarded-Host`.
+//! `X-Forwarded-Proto`/`X-Forwarded-Host`. When a signature does not match,
+//! [`UrlPolicy::mismatch_hint`] reads the request's headers for signs of a proxy or tunnel and
+//! names the fix ([`UrlHint`]).
 //!
 //! # Example
 //!
@@ -48,9 +50,11 @@
 //! ```
 
 mod public_url;
+mod url_hint;
 pub(crate) mod url_variants;
 
 pub use public_url::{Scheme, UrlPolicy, UrlPolicyError};
+pub use url_hint::UrlHint;
 pub use url_variants::{UrlVariant, url_variants};
 
 use std::fmt;

@@ -41,12 +41,12 @@ use crate::url;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UrlPolicy {
-    source: Source,
-    scheme: &'static str,
+    pub(super) source: Source,
+    pub(super) scheme: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Source {
+pub(super) enum Source {
     AsReceived,
     PublicBase(String),
     Forwarded,
@@ -191,7 +191,7 @@ fn join(base: &str, path_and_query: &str) -> String {
 }
 
 /// The first comma-separated value of a header, trimmed.
-fn first_value<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, UrlPolicyError> {
+pub(super) fn first_value<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, UrlPolicyError> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
     };
@@ -203,7 +203,7 @@ fn first_value<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<
 }
 
 /// A host header's first value, checked to be a plausible `host[:port]`.
-fn host_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, UrlPolicyError> {
+pub(super) fn host_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, UrlPolicyError> {
     let Some(host) = first_value(headers, name)? else {
         return Ok(None);
     };
