@@ -483,7 +483,9 @@ fn an_error_after_the_diagnostic_cap_still_fails_the_document() {
     let fewer: String = (0..MAX_DIAGNOSTICS - 1).map(|i| format!(" a{i}=\"\"")).collect();
     let below_cap = format!("<Response><Say{fewer}><Say/></Say></Response>");
     assert_eq!(
-        validate(below_cap.as_bytes(), TargetChannel::Voice).first_error().map(|d| d.code),
+        validate(below_cap.as_bytes(), TargetChannel::Voice)
+            .first_error()
+            .map(|d| d.code),
         Some(ErrorCode::SCHEMA_VALIDATION)
     );
 }
