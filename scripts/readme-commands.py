@@ -16,6 +16,8 @@ test command itself). Rules, in order, the first match wins:
 - A server command (`serve`, the chaos example) runs in the background until the port it listens
   on answers (one that ends first, as a broken configuration does, is a command like any other);
   a later server on the same port replaces it.
+- A transcript marked as a log sample (the HTML comment `SAMPLE` below, just before its fence)
+  shows lines that requests from Twilio produce; its command is not run.
 - A transcript's output is compared with what the command prints, line by line, after replacing
   times and durations by placeholders and leaving out the `date` and `content-length` headers; a server's transcript lines are its log,
   checked for the same shape once it has answered the commands that follow it.
@@ -54,12 +56,18 @@ SKIPS = [
 SERVERS = [r"twiml-fallback serve\b", r"/examples/chaos\b"]
 
 
+# Put before a fence, this marks a transcript that is a log sample: the requests that produce it
+# come from Twilio (signed, through a tunnel, to an alert webhook), so its command is not run.
+SAMPLE = "<!-- readme-commands: log sample -->"
+
+
 @dataclass
 class Command:
     line: int
     text: str
     expected: list[str] = field(default_factory=list)
     transcript: bool = False
+    sample: bool = False
 
 
 def commands(readme: str) -> list[Command]:
@@ -72,6 +80,7 @@ def commands(readme: str) -> list[Command]:
             index += 1
             continue
         indent, lang = len(fence.group(1)), fence.group(2)
+        sample = index > 0 and lines[index - 1].strip() == SAMPLE
         index += 1
         body_start = index
         while index < len(lines) and not lines[index].lstrip().startswith("```"):
@@ -99,7 +108,9 @@ def commands(readme: str) -> list[Command]:
                     if text.rstrip().endswith("\\"):
                         pending += text.rstrip()[:-1] + " "
                         continue
-                    current = Command(body_start + offset + 1, (pending + text).strip(), transcript=True)
+                    current = Command(
+                        body_start + offset + 1, (pending + text).strip(), transcript=True, sample=sample
+                    )
                     pending = ""
                     found.append(current)
                 elif current is not None:
@@ -167,10 +178,15 @@ class Runner:
     def run(self, command: Command) -> None:
         if re.match(r"^cargo install\b.*--path crates/twiml-fallback-cli\b", command.text):
             self.installed = True
+        if command.sample:
+            print(f"skip  README.md:{command.line}: {command.text}  (a log sample, marked {SAMPLE})")
+            return
         # Matched without the variables set in front of it (`NAME=value command …`).
         bare = re.sub(r"^(\w+=\S*\s+)+", "", command.text)
+        # A transcript that ends in a usage error never reaches an account or a network: run it.
+        refused_early = command.transcript and bool(command.expected) and command.expected[0].startswith("error:")
         for pattern, reason in SKIPS:
-            if re.search(pattern, bare):
+            if re.search(pattern, bare) and not refused_early:
                 print(f"skip  README.md:{command.line}: {command.text}  ({reason})")
                 return
         text = self.rewrite(command)
