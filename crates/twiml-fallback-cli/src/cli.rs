@@ -154,8 +154,9 @@ pub(crate) struct ServeArgs {
     pub(crate) idle_timeout_ms: u64,
     /// Keep at most this many connections open at once
     ///
-    /// A fallback endpoint gets a few concurrent requests per call in progress; 1024 is ample
-    /// and bounds the memory and file descriptors a flood of connections can take. A connection
+    /// A fallback endpoint gets one short request per call or message whose primary failed;
+    /// 1024 at once is ample, and bounds the memory and file descriptors a flood of connections
+    /// can take. A connection
     /// over the limit waits up to 500 ms for a free slot, then is closed. Keep it below the
     /// open-file limit (ulimit -n): serve warns at start-up when it is not.
     #[arg(
