@@ -10,6 +10,7 @@
 //! official libraries.
 
 mod fakes;
+pub mod slow_clients;
 mod table;
 pub mod worker;
 

@@ -93,6 +93,7 @@ impl MethodArg {
   twiml-fallback serve --public-url https://fallback.example.com --log-format json   # behind a proxy
   ngrok http 8787   # then: twiml-fallback serve --public-url https://<id>.ngrok-free.app
   RUST_LOG=warn twiml-fallback serve                    # only refusals, failed alerts, problems
+  twiml-fallback serve --header-timeout-ms 2000 --max-connections 256               # tighter limits
 
 Point the number's \"Primary handler fails\" URL (voice and messaging) at this server. Without
 TWILIO_AUTH_TOKEN every request gets the fallback TwiML but signatures are not checked and no
@@ -108,7 +109,14 @@ request came through a proxy or tunnel, the flag that fixes it.
 Logs go to standard error, one line per request (--log-format text or json). RUST_LOG sets what is
 written (default: info): RUST_LOG=warn keeps refused requests, failed alerts and start-up problems;
 request lines have the target twiml_fallback::request, the others twiml_fallback::serve
-(RUST_LOG=info,twiml_fallback::request=warn keeps the start-up lines and only refused requests).")]
+(RUST_LOG=info,twiml_fallback::request=warn keeps the start-up lines and only refused requests).
+
+Connection limits (HTTP/1.1): Twilio sends a whole request at once, so a connection that trickles
+its request head or body is not Twilio. A head must arrive within --header-timeout-ms, a body
+within --body-timeout-ms (else it is answered as unreadable: 403 with a token, <Response/>
+without); an idle keep-alive connection is closed after --idle-timeout-ms; at most
+--max-connections are open (a new one waits up to 500 ms for a free slot, then is closed). A
+WARN line says when a limit bites, at most one per limit every 10 s, with a count.")]
 pub(crate) struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8787")]
@@ -136,6 +144,48 @@ pub(crate) struct ServeArgs {
     /// Log format
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// Close a connection whose request head (request line and headers) takes longer than this
+    ///
+    /// Counted from the connection's start, and on a keep-alive connection from the first byte of
+    /// each later request. Twilio's head arrives in milliseconds; 5 s leaves room for a slow
+    /// network and closes a connection that trickles its head long before Twilio's own 15 s
+    /// budget for the request runs out.
+    #[arg(long, default_value_t = 5_000, value_name = "MS", value_parser = timeout_ms())]
+    pub(crate) header_timeout_ms: u64,
+    /// Stop reading a request body that has not arrived whole after this long
+    ///
+    /// Counted from the end of the head. Such a request is answered as one with an unreadable
+    /// body: 403 with a token, <Response/> without. 5 s for the head plus 10 s for the body is
+    /// Twilio's whole 15 s budget: past it Twilio has given up, so no longer wait can help a real
+    /// request.
+    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = timeout_ms())]
+    pub(crate) body_timeout_ms: u64,
+    /// Close a keep-alive connection that has been idle this long after an answer
+    ///
+    /// 60 s lets Twilio, or a proxy or tunnel in front, reuse a connection across calls, and
+    /// gives an idle connection's slot back within a minute. Behind a proxy that keeps idle
+    /// connections to serve, a value above the proxy's own idle timeout avoids a race on reuse.
+    #[arg(long, default_value_t = 60_000, value_name = "MS", value_parser = timeout_ms())]
+    pub(crate) idle_timeout_ms: u64,
+    /// Keep at most this many connections open at once
+    ///
+    /// A fallback endpoint gets one short request per call or message whose primary failed;
+    /// 1024 at once is ample, and bounds the memory and file descriptors a flood of connections
+    /// can take. A connection
+    /// over the limit waits up to 500 ms for a free slot, then is closed. Keep it below the
+    /// open-file limit (ulimit -n): serve warns at start-up when it is not.
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub(crate) max_connections: u32,
+}
+
+/// The range every `serve` timeout accepts: at least 1 ms (a limit must exist), at most an hour.
+fn timeout_ms() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=3_600_000)
 }
 
 #[derive(Debug, Args)]

@@ -3,13 +3,16 @@
 //! This module only performs I/O — reading requests as [`BodyRead`] says, writing the core's log
 //! lines, sending the core's outbound requests (alerts deduplicated in memory with
 //! [`AlertWindows`], the recovery request) and handing their outcome back. Every decision is
-//! `Edge`'s; the effect contract is in `twiml_fallback::edge::effect`.
+//! `Edge`'s; the effect contract is in `twiml_fallback::edge::effect`. Connections — the accept
+//! loop, the connection limit, the head, body and idle deadlines — are in [`connections`].
+
+mod connections;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -25,6 +28,7 @@ use twiml_fallback::edge::{
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 
+use self::connections::{Bite, LimitLog, Limits};
 use crate::cli::{LogFormat, ServeArgs};
 use crate::error::CliError;
 use crate::http_client;
@@ -41,6 +45,10 @@ struct Server {
     /// The clock of those windows.
     started: Instant,
     log_format: LogFormat,
+    /// How long a request body may take to arrive whole (`--body-timeout-ms`).
+    body_timeout: Duration,
+    /// Where the limits that bite are counted and logged.
+    limit_log: Arc<LimitLog>,
 }
 
 /// The configuration `serve` runs with, from the same sources as the Worker: the file (or the
@@ -90,6 +98,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
             .hint("is another process using the port? choose another with --addr")
     })?;
     let addr = listener.local_addr().unwrap_or(args.addr);
+    let limits = Limits::from_args(&args);
+    let limit_log = Arc::new(LimitLog::new(limits));
     let server = Arc::new(Server {
         edge,
         policy,
@@ -98,6 +108,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         alert_windows: Mutex::new(AlertWindows::default()),
         started: Instant::now(),
         log_format: args.log_format,
+        body_timeout: limits.body_timeout(),
+        limit_log: Arc::clone(&limit_log),
     });
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -111,10 +123,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         signatures_checked_against = server.policy.to_string(),
         "twiml-fallback serve: listening on http://{addr}"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|error| CliError::new(format!("the server stopped: {error}")))?;
+    limits.log_at_start();
+    connections::serve(listener, app, limit_log, shutdown_signal()).await;
     tracing::info!("twiml-fallback serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -161,12 +171,17 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
     let read = match BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str())) {
         BodyRead::Skip => Some(bytes::Bytes::new()),
         BodyRead::Refuse => None,
-        // Stop reading past the limit; a broken body is as unverifiable as a huge one.
-        BodyRead::UpTo(limit) => Limited::new(body, limit)
-            .collect()
-            .await
-            .ok()
-            .map(|collected| collected.to_bytes()),
+        // Stop reading past the limit; a broken body is as unverifiable as a huge one, and so is
+        // one that does not arrive in time (Twilio sends a whole request at once).
+        BodyRead::UpTo(limit) => {
+            match tokio::time::timeout(server.body_timeout, Limited::new(body, limit).collect()).await {
+                Ok(collected) => collected.ok().map(|collected| collected.to_bytes()),
+                Err(_) => {
+                    server.limit_log.bit(Bite::BodyTimeout);
+                    None
+                }
+            }
+        }
     };
     let decision = server
         .edge
