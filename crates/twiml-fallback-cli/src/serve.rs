@@ -23,8 +23,8 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use twiml_fallback::config::{Config, variables_in_use};
 use twiml_fallback::edge::{
-    Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, Effect, LogLevel, LogLine, LogRecord, OutboundRequest,
-    Redirects, SendResult,
+    Alert, AlertWindows, BodyRead, Edge, EdgeRequest, Effect, LogLevel, LogLine, LogRecord, OutboundRequest, Redirects,
+    SendResult,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 
@@ -168,9 +168,9 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
         .signed_url(&parts)
         .unwrap_or_else(|_| parts.uri.to_string());
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
-    let read = match BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str())) {
-        BodyRead::Skip => Some(bytes::Bytes::new()),
-        BodyRead::Refuse => None,
+    let reading = BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str()));
+    let read = match reading {
+        BodyRead::Skip | BodyRead::Refuse => None,
         // Stop reading past the limit; a broken body is as unverifiable as a huge one, and so is
         // one that does not arrive in time (Twilio sends a whole request at once).
         BodyRead::UpTo(limit) => {
@@ -190,7 +190,7 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
             url: &url,
             signature: header(SIGNATURE_HEADER),
             content_type: header(CONTENT_TYPE.as_str()),
-            body: Body::from_read(read.as_deref()),
+            body: reading.body(read.as_deref()),
             now_ms: now_ms(),
         })
         .explain_mismatch(|| server.policy.mismatch_hint(&parts.headers, Some(server.listen)));

@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use twiml_fallback::config::{Config, variables_in_use};
 use twiml_fallback::edge::{
-    Alert, AlertWindows, Body, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
+    Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
     Redirects, SendResult, method_of,
 };
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
@@ -125,9 +125,9 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
     let signature = header(SIGNATURE_HEADER);
     let content_type = header("Content-Type");
     let content_length = header("Content-Length");
-    let body = match BodyRead::for_request(&method, content_length.as_deref()) {
-        BodyRead::Skip => Some(Vec::new()),
-        BodyRead::Refuse => None,
+    let reading = BodyRead::for_request(&method, content_length.as_deref());
+    let body = match reading {
+        BodyRead::Skip | BodyRead::Refuse => None,
         // A declared length within the limit (the runtime holds the body to it): one read.
         BodyRead::UpTo(_) if content_length.is_some() => read_all(&request).await,
         // Chunked: read until the limit, no further.
@@ -138,7 +138,7 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
         url: &url,
         signature: signature.as_deref(),
         content_type: content_type.as_deref(),
-        body: Body::from_read(body.as_deref()),
+        body: reading.body(body.as_deref()),
         now_ms: now_ms(),
     });
     let mut answer = decision.response;

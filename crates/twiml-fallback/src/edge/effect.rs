@@ -14,7 +14,8 @@
 //! | [`Effect::Alert`] | sends [`Alert::request`] once per dedup window ([`AlertWindows`](super::AlertWindows) in memory, [`Alert::suppressed_by_stored`] in a shared store) | logs [`Alert::outcome_line`] |
 //! | [`Effect::Recover`] | sends [`RecoveryPlan::request`](super::RecoveryPlan::request) | feeds the [`SendOutcome`] to [`Edge::judge_recovery`](super::Edge::judge_recovery), answers its response, logs its record |
 //!
-//! and, before a request is decided, [`BodyRead::for_request`] says how much of its body to read.
+//! and, before a request is decided, [`BodyRead::for_request`] says how much of its body to read
+//! and [`BodyRead::body`] turns what was read into the decision's input.
 //! The effects to come (the outage inbox's store writes, incident notifications, replays) extend
 //! [`Effect`] the same way: a complete value to perform, and, where the core needs the result, an
 //! outcome handed back for the core's next decision.
@@ -162,17 +163,28 @@ impl OutboundRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyRead {
     /// Read nothing: the request has no body that matters (GET and HEAD carry their parameters
-    /// in the query string). Decide with [`Body::Complete`](super::Body::Complete) of no bytes.
+    /// in the query string). [`BodyRead::body`] is then no bytes.
     Skip,
     /// Read up to this many bytes; past them stop reading and decide with
     /// [`Body::TooLarge`](super::Body::TooLarge) (see [`Body::from_read`](super::Body::from_read)).
     UpTo(usize),
-    /// Read nothing: the declared length is over the limit. Decide with
+    /// Read nothing: the declared length is over the limit. [`BodyRead::body`] is then
     /// [`Body::TooLarge`](super::Body::TooLarge).
     Refuse,
 }
 
 impl BodyRead {
+    /// The body to decide with, from what the shell read (`None` when it read nothing, or the
+    /// read failed or timed out): no bytes under [`BodyRead::Skip`], too large under
+    /// [`BodyRead::Refuse`], else [`Body::from_read`](super::Body::from_read).
+    pub fn body<'a>(self, read: Option<&'a [u8]>) -> super::Body<'a> {
+        match self {
+            BodyRead::Skip => super::Body::Complete(&[]),
+            BodyRead::Refuse => super::Body::TooLarge,
+            BodyRead::UpTo(_) => super::Body::from_read(read),
+        }
+    }
+
     /// The reading rule for a request with this method and `Content-Length` header.
     pub fn for_request(method: &Method, content_length: Option<&str>) -> Self {
         if method == Method::GET || method == Method::HEAD {
@@ -188,6 +200,17 @@ impl BodyRead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_was_read_becomes_the_body_to_decide_with() {
+        use super::super::Body;
+        assert_eq!(BodyRead::Skip.body(None), Body::Complete(&[]));
+        assert_eq!(BodyRead::Refuse.body(None), Body::TooLarge);
+        let limit = BodyRead::UpTo(MAX_REQUEST_BYTES);
+        assert_eq!(limit.body(Some(b"CallSid=CA1")), Body::Complete(b"CallSid=CA1"));
+        assert_eq!(limit.body(Some(&vec![b'a'; MAX_REQUEST_BYTES + 1])), Body::TooLarge);
+        assert_eq!(limit.body(None), Body::Unreadable, "a broken or timed-out read");
+    }
 
     #[test]
     fn bodies_are_read_only_where_they_carry_the_parameters() {

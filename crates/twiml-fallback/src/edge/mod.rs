@@ -138,22 +138,27 @@ pub fn method_of(text: &str) -> Method {
     Method::from_bytes(text.as_bytes()).unwrap_or(Method::POST)
 }
 
-/// The request body, or the fact that it was too large to read.
+/// The request body, or why there is none to decide on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body<'a> {
     /// The whole body (at most [`MAX_REQUEST_BYTES`]).
     Complete(&'a [u8]),
-    /// The body exceeded [`MAX_REQUEST_BYTES`] (or could not be read); the shell stopped reading it.
+    /// The body exceeded [`MAX_REQUEST_BYTES`]; the shell stopped reading it.
     TooLarge,
+    /// The body could not be read whole: the connection broke, or it did not arrive in time
+    /// (Twilio sends a whole request at once).
+    Unreadable,
 }
 
 impl<'a> Body<'a> {
-    /// The body from what the shell read under [`BodyRead::UpTo`]: `None` for a read that failed,
-    /// else the bytes read, which may run past the limit (then it is too large).
+    /// The body from what the shell read under [`BodyRead::UpTo`]: `None` for a read that failed
+    /// or timed out, else the bytes read, which may run past the limit (then it is too large).
+    /// (Under [`BodyRead::Refuse`] the shell passes [`Body::TooLarge`] without reading.)
     pub fn from_read(read: Option<&'a [u8]>) -> Self {
         match read {
             Some(bytes) if bytes.len() <= MAX_REQUEST_BYTES => Body::Complete(bytes),
-            _ => Body::TooLarge,
+            Some(_) => Body::TooLarge,
+            None => Body::Unreadable,
         }
     }
 }
@@ -297,8 +302,18 @@ impl Edge {
             hint: None,
         };
 
-        let Body::Complete(body) = request.body else {
-            record.note = Some("request body over 64 KB: not read, not from Twilio");
+        let body = match request.body {
+            Body::Complete(body) => Some(body),
+            Body::TooLarge => {
+                record.note = Some("request body over 64 KB: not read, not from Twilio");
+                None
+            }
+            Body::Unreadable => {
+                record.note = Some("request body broken or too slow to arrive: not from Twilio");
+                None
+            }
+        };
+        let Some(body) = body else {
             if self.verifier.is_empty() {
                 record.signature = SignatureCheck::NoToken;
                 record.answer = AnswerFrom::UnknownChannel;
