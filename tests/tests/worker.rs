@@ -88,20 +88,19 @@ async fn alert_windows_outlive_the_isolate_through_kv_and_every_request_logs_one
         })
         .await;
         let lines = json_lines(&logs);
-        // One record per request: the unsigned /healthz probe (wait_until_up) and the notice.
+        // One record per request: the notice. The /healthz probe (wait_until_up) is answered by
+        // the core without one.
         let records: Vec<_> = lines.iter().filter(|line| line.get("status").is_some()).collect();
         assert_eq!(
             records.len(),
-            2,
+            1,
             "{}",
             std::fs::read_to_string(&logs).unwrap_or_default()
         );
-        assert_eq!(records[0]["event"], "forbidden");
-        assert_eq!(records[0]["signature"], "missing");
-        assert_eq!(records[1]["event"], "fallback");
-        assert_eq!(records[1]["error_code"], 11200);
-        assert_eq!(records[1]["error_url"], first_url);
-        assert_eq!(records[1]["signature"], "valid");
+        assert_eq!(records[0]["event"], "fallback");
+        assert_eq!(records[0]["error_code"], 11200);
+        assert_eq!(records[0]["error_url"], first_url);
+        assert_eq!(records[0]["signature"], "valid");
     }
 
     // A fresh isolate on the same KV namespace: the same failure inside the window is not
@@ -167,7 +166,7 @@ async fn a_broken_configuration_serves_the_defaults_and_says_why_on_every_reques
         loaded["errors"].as_str().is_some_and(|errors| !errors.is_empty()),
         "{loaded}"
     );
-    // Loudly: once per request (the /healthz probe and the two notices), not only at load.
+    // Loudly: once per request record (the two notices; health checks have none), not only at load.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let records = json_lines(&logs)
         .iter()

@@ -13,7 +13,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
@@ -90,10 +89,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         started: Instant::now(),
         log_format: args.log_format,
     });
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .fallback(handle)
-        .with_state(Arc::clone(&server));
+    // Every path, /healthz included: the core answers health checks (Edge::decide).
+    let app = Router::new().fallback(handle).with_state(Arc::clone(&server));
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| {
         CliError::new(format!("cannot listen on {}: {error}", args.addr))
             .hint("is another process using the port? choose another with --addr")
@@ -134,10 +131,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("twiml-fallback serve: shutting down");
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
 }
 
 fn now_ms() -> u64 {

@@ -19,7 +19,8 @@
 //!   an alert is actually sent.
 //!
 //! A configuration with errors does not take the endpoint down: the embedded defaults are served
-//! and every problem is logged, on every request, until it is fixed.
+//! and every problem is logged with each request's record, until it is fixed. Health checks
+//! (`GET /healthz`) are answered by the core without a record, so they add no lines.
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
@@ -105,12 +106,6 @@ fn load(env: &Env) -> Rc<Loaded> {
 #[event(fetch)]
 async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let loaded = load(&env);
-    if let Some(errors) = &loaded.config_errors {
-        write(&LogLine::new(
-            LogLevel::Error,
-            &serde_json::json!({"event": "config-error", "errors": errors, "serving": "embedded defaults"}),
-        ));
-    }
     let answer = handle(request, &env, &ctx, &loaded).await;
     respond(&answer)
 }
@@ -144,12 +139,12 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
-            Effect::Log(record) => write(&record.line()),
+            Effect::Log(record) => write_record(&record.line(), loaded),
             Effect::Alert(alert) => send_alert(alert, env, ctx, loaded.dedup),
             Effect::Recover(plan) => {
                 let sent = send(&plan.request).await;
                 let judgement = loaded.edge.judge_recovery(&plan, sent.outcome());
-                write(&judgement.log.line());
+                write_record(&judgement.log.line(), loaded);
                 answer = judgement.response;
             }
         }
@@ -211,6 +206,18 @@ fn respond(answer: &EdgeResponse) -> worker::Result<web_sys::Response> {
         Ok(init)
     })?;
     Ok(web_sys::Response::new_with_opt_str_and_init(Some(&answer.body), &init)?)
+}
+
+/// Writes a request's record, after the configuration's problems when it has any: loudly, once per
+/// request, until they are fixed.
+fn write_record(record: &LogLine, loaded: &Loaded) {
+    if let Some(errors) = &loaded.config_errors {
+        write(&LogLine::new(
+            LogLevel::Error,
+            &serde_json::json!({"event": "config-error", "errors": errors, "serving": "embedded defaults"}),
+        ));
+    }
+    write(record);
 }
 
 /// Writes a line the core composed: `console.log`, or `console.error` for errors and warnings.
