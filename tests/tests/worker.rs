@@ -220,3 +220,65 @@ async fn per_field_vars_set_the_common_answers_over_the_document() {
         serde_json::json!(["FALLBACK_VOICE_SAY", "FALLBACK_VOICE_LANGUAGE"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_configuration_keeps_the_valid_variables_and_names_every_problem() {
+    let Some(worker) = Worker::from_env() else {
+        return;
+    };
+    let state = TempDir::new("broken-vars");
+    let document = "[voice]\nsay = 42\n[nonsense";
+    let vars = [
+        ("FALLBACK_VOICE_SAY", "From a var, next to a broken document."),
+        ("FALLBACK_ALERT_DEDUP_SECONDS", "soon"),
+    ];
+    let running = worker.start_with_vars(document, &[TOKEN], &state.0, &vars).await;
+    let logs = running.logs.clone().expect("logs");
+    let served = Config::from_sources_or_defaults(Some(document), |name| {
+        vars.iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| (*value).to_owned())
+    });
+    assert!(served.errors.is_some());
+    let answer = send(&running.base_url, &notice("https://app.example.com/voice")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, served.config.fallback(Some(Channel::Voice), None).twiml);
+    assert!(
+        answer.body.contains("From a var, next to a broken document."),
+        "{}",
+        answer.body
+    );
+    // Health checks answer 200 and add no line, even with the configuration broken.
+    let health = twiml_fallback_e2e::client()
+        .get(format!("{}/healthz", running.base_url))
+        .send()
+        .await
+        .expect("GET /healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("a body"), "ok\n");
+
+    eventually("the config-error line", &logs, || {
+        json_lines(&logs).iter().any(|line| line["event"] == "config-error")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = json_lines(&logs);
+    let loaded = lines
+        .iter()
+        .find(|line| line["event"] == "config")
+        .expect("a config line");
+    let errors = loaded["errors"].as_str().unwrap_or_default();
+    assert!(errors.contains("not valid TOML"), "{loaded}");
+    assert!(errors.contains("FALLBACK_ALERT_DEDUP_SECONDS: \"soon\""), "{loaded}");
+    assert_eq!(loaded["variables"], serde_json::json!(["FALLBACK_VOICE_SAY"]));
+    let config_errors: Vec<_> = lines.iter().filter(|line| line["event"] == "config-error").collect();
+    let records = lines.iter().filter(|line| line.get("status").is_some()).count();
+    assert_eq!(
+        (config_errors.len(), records),
+        (1, 1),
+        "{}",
+        std::fs::read_to_string(&logs).unwrap_or_default()
+    );
+    assert_eq!(config_errors[0]["variables"], serde_json::json!(["FALLBACK_VOICE_SAY"]));
+    assert_eq!(config_errors[0]["serving"], "embedded defaults");
+}
