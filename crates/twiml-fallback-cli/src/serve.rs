@@ -64,6 +64,7 @@ fn serve_config(path: Option<&std::path::Path>) -> Result<(Config, Vec<&'static 
 
 pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     crate::logging::init(args.log_format);
+    let listen = crate::addr::parse(&args.addr)?;
     let (config, variables) = serve_config(args.config.as_deref())?;
     let verifier = SignatureVerifier::from_tokens(
         [args.auth_token.clone(), args.secondary_auth_token.clone()]
@@ -91,11 +92,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     });
     // Every path, /healthz included: the core answers health checks (Edge::decide).
     let app = Router::new().fallback(handle).with_state(Arc::clone(&server));
-    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| {
-        CliError::new(format!("cannot listen on {}: {error}", args.addr))
-            .hint("is another process using the port? choose another with --addr")
-    })?;
-    let addr = listener.local_addr().unwrap_or(args.addr);
+    let listener = crate::addr::bind(&listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|error| CliError::new(format!("cannot listen on {listen}: {error}")))?;
     tracing::info!(
         address = %addr,
         config = args.config.as_ref().map_or("embedded defaults".to_owned(), |p| p.display().to_string()),
