@@ -19,21 +19,25 @@ cd "$REPO_ROOT"
 
 install_reference_twilio
 
-# The names of the Worker's end-to-end tests: every test of tests/tests/worker.rs, listed by its
-# test binary (built here as the run below builds it, so nothing is compiled twice).
+# The names of the tests that need the Worker toolchain: every test of tests/tests/worker.rs and
+# tests/tests/worker_script.rs, listed by their test binaries (built here as the run below builds
+# them, so nothing is compiled twice).
 worker_test_names() {
-  local binary
-  binary=$(cargo test --workspace --locked --no-run --message-format=json-render-diagnostics | python3 -c '
+  local binaries binary
+  binaries=$(cargo test --workspace --locked --no-run --message-format=json-render-diagnostics | python3 -c '
 import json, sys
 for line in sys.stdin:
     message = json.loads(line)
     target = message.get("target", {})
     if message.get("reason") == "compiler-artifact" and message.get("executable") \
-            and target.get("name") == "worker" and "test" in target.get("kind", []) \
-            and target.get("src_path", "").endswith("tests/tests/worker.rs"):
+            and "test" in target.get("kind", []) \
+            and target.get("src_path", "").endswith(("tests/tests/worker.rs", "tests/tests/worker_script.rs")):
         print(message["executable"])')
-  [ -n "$binary" ] || die "cannot find the test binary of tests/tests/worker.rs"
-  "$binary" --list --format terse | sed -n 's/: test$//p'
+  [ "$(printf '%s\n' "$binaries" | grep -c .)" = 2 ] \
+    || die "cannot find the test binaries of tests/tests/worker.rs and worker_script.rs"
+  for binary in $binaries; do
+    "$binary" --list --format terse | sed -n 's/: test$//p'
+  done
 }
 
 skip=()

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use twiml_fallback::config::{Config, UNKNOWN_CHANNEL_TWIML};
+use twiml_fallback::edge::HEALTH_BODY;
 use twiml_fallback::signature::{SIGNATURE_HEADER, compute_signature};
 use twiml_fallback::twiml::{TargetChannel, resolve_relative_urls, validate};
 use twiml_fallback::webhook::{Channel, Params};
@@ -26,7 +27,7 @@ pub enum Signing {
 /// One request of the table.
 #[derive(Clone, Debug)]
 pub struct CaseRequest {
-    /// `GET` or `POST` (parameters in the query string or a form body).
+    /// `GET`, `HEAD` or `POST` (parameters in the query string or a form body).
     pub method: &'static str,
     /// The path on the endpoint.
     pub path: &'static str,
@@ -45,6 +46,8 @@ pub enum Expect {
     Twiml(String),
     /// 403.
     Forbidden,
+    /// A health check's 200 `text/plain` with this body (`ok\n`; empty for `HEAD`).
+    Health(&'static str),
 }
 
 /// A named case.
@@ -313,7 +316,52 @@ fn signed_cases(config: &Config) -> Vec<Case> {
             request: raw(b"CallSid=CA1".to_vec(), Some("text/plain"), Signing::Token(TOKEN)),
             expect: Expect::Forbidden,
         },
+        Case {
+            name: "health check: an unsigned GET /healthz is 200 ok with a token set",
+            request: health("GET", Vec::new(), Signing::None),
+            expect: Expect::Health(HEALTH_BODY),
+        },
+        Case {
+            name: "health check: HEAD /healthz",
+            request: health("HEAD", Vec::new(), Signing::None),
+            expect: Expect::Health(""),
+        },
+        Case {
+            name: "health check: a monitor's query string and a forged signature change nothing",
+            request: health("GET", owned(vec![("probe", "1")]), Signing::Forged),
+            expect: Expect::Health(HEALTH_BODY),
+        },
+        Case {
+            name: "health check: a correctly signed GET notice to /healthz is still only a health check",
+            request: health(
+                "GET",
+                voice(&notice("11200", "https://app.example.com/healthz-notice")),
+                Signing::Token(TOKEN),
+            ),
+            expect: Expect::Health(HEALTH_BODY),
+        },
+        Case {
+            name: "health check: a POST to /healthz is an ordinary request (unsigned: 403)",
+            request: health("POST", voice(&[]), Signing::None),
+            expect: Expect::Forbidden,
+        },
+        Case {
+            name: "health check: a signed POST to /healthz gets the fallback",
+            request: health("POST", voice(&[]), Signing::Token(TOKEN)),
+            expect: voice_answer.clone(),
+        },
     ]
+}
+
+/// A request to `/healthz`.
+fn health(method: &'static str, params: Vec<(String, String)>, signing: Signing) -> CaseRequest {
+    CaseRequest {
+        method,
+        path: "/healthz",
+        params,
+        signing,
+        raw_body: None,
+    }
 }
 
 /// The cases for an endpoint without any token: it still answers, never alerts.
@@ -347,6 +395,11 @@ fn tokenless_cases(config: &Config) -> Vec<Case> {
             expect: Expect::Twiml(UNKNOWN_CHANNEL_TWIML.to_owned()),
         },
         Case {
+            name: "no token: GET /healthz is 200 ok",
+            request: health("GET", Vec::new(), Signing::None),
+            expect: Expect::Health(HEALTH_BODY),
+        },
+        Case {
             // Read whole, this voice request would get the voice fallback.
             name: "no token: a huge body gets <Response/>",
             request: CaseRequest {
@@ -376,24 +429,25 @@ pub async fn send(base_url: &str, request: &CaseRequest) -> Answer {
     let url = format!("{base_url}{}", request.path);
     let params = Params::from_pairs(request.params.clone());
     let client = client();
-    let (target, signed_url) = if request.method == "GET" {
+    let bodiless = matches!(request.method, "GET" | "HEAD");
+    let (target, signed_url) = if bodiless {
         let full = format!("{url}?{}", params.to_form());
         (full.clone(), full)
     } else {
         (url.clone(), url.clone())
     };
-    let mut builder = if request.method == "GET" {
-        client.get(&target)
-    } else {
-        client.post(&target)
+    let mut builder = match request.method {
+        "GET" => client.get(&target),
+        "HEAD" => client.head(&target),
+        _ => client.post(&target),
     };
     let (body, content_type) = match &request.raw_body {
         Some((body, content_type)) => (body.clone(), *content_type),
-        None if request.method == "GET" => (Vec::new(), None),
+        None if bodiless => (Vec::new(), None),
         None => (params.to_form().into_bytes(), Some("application/x-www-form-urlencoded")),
     };
     // What the signature covers: the URL, plus the form the endpoint will parse for a POST.
-    let signed_params = if request.method == "GET" {
+    let signed_params = if bodiless {
         Params::new()
     } else {
         Params::from_form(&body)
@@ -414,7 +468,7 @@ pub async fn send(base_url: &str, request: &CaseRequest) -> Answer {
     if let Some(content_type) = content_type {
         builder = builder.header("Content-Type", content_type);
     }
-    if request.method != "GET" {
+    if !bodiless {
         builder = builder.body(body);
     }
     match builder.send().await {
@@ -559,6 +613,16 @@ fn check(case_name: &str, expect: &Expect, answer: &Answer, failures: &mut Vec<S
                 ));
             }
         }
+        Expect::Health(body) => {
+            if answer.status != 200 || !answer.content_type.starts_with("text/plain") || answer.body != *body {
+                fail(format!(
+                    "expected 200 text/plain {body:?}, got {} {:?} {:?}",
+                    answer.status,
+                    answer.content_type,
+                    answer.body.chars().take(200).collect::<String>()
+                ));
+            }
+        }
         Expect::Twiml(twiml) => {
             if answer.status != 200 {
                 fail(format!(
@@ -665,6 +729,9 @@ pub async fn run_table(launcher: &dyn Launcher) {
     }
     if received.iter().any(|alert| alert["error_code"] == 11750) {
         failures.push("alerts: a forged request raised an alert".to_owned());
+    }
+    if !alerts.alerts_for("https://app.example.com/healthz-notice").is_empty() {
+        failures.push("health check: a GET /healthz raised an alert".to_owned());
     }
     if received.iter().any(|alert| {
         !alert["text"]

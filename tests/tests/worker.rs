@@ -87,20 +87,19 @@ async fn alert_windows_outlive_the_isolate_through_kv_and_every_request_logs_one
         })
         .await;
         let lines = json_lines(&logs);
-        // One record per request: the unsigned /healthz probe (wait_until_up) and the notice.
+        // One record per request: the notice. The /healthz probe (wait_until_up) is answered by
+        // the core without one.
         let records: Vec<_> = lines.iter().filter(|line| line.get("status").is_some()).collect();
         assert_eq!(
             records.len(),
-            2,
+            1,
             "{}",
             std::fs::read_to_string(&logs).unwrap_or_default()
         );
-        assert_eq!(records[0]["event"], "forbidden");
-        assert_eq!(records[0]["signature"], "missing");
-        assert_eq!(records[1]["event"], "fallback");
-        assert_eq!(records[1]["error_code"], 11200);
-        assert_eq!(records[1]["error_url"], first_url);
-        assert_eq!(records[1]["signature"], "valid");
+        assert_eq!(records[0]["event"], "fallback");
+        assert_eq!(records[0]["error_code"], 11200);
+        assert_eq!(records[0]["error_url"], first_url);
+        assert_eq!(records[0]["signature"], "valid");
     }
 
     // A fresh isolate on the same KV namespace: the same failure inside the window is not
@@ -165,7 +164,7 @@ async fn a_broken_configuration_serves_the_defaults_and_says_why_on_every_reques
         loaded["errors"].as_str().is_some_and(|errors| !errors.is_empty()),
         "{loaded}"
     );
-    // Loudly: once per request (the /healthz probe and the two notices), not only at load.
+    // Loudly: once per request record (the two notices; health checks have none), not only at load.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let records = json_lines(&logs)
         .iter()
@@ -217,4 +216,65 @@ async fn per_field_vars_set_the_common_answers_over_the_document() {
         loaded["variables"],
         serde_json::json!(["FALLBACK_VOICE_SAY", "FALLBACK_VOICE_LANGUAGE"])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn a_broken_configuration_keeps_the_valid_variables_and_names_every_problem() {
+    let worker = Worker::from_env();
+    let state = TempDir::new("broken-vars");
+    let document = "[voice]\nsay = 42\n[nonsense";
+    let vars = [
+        ("FALLBACK_VOICE_SAY", "From a var, next to a broken document."),
+        ("FALLBACK_ALERT_DEDUP_SECONDS", "soon"),
+    ];
+    let running = worker.start_with_vars(document, &[TOKEN], &state.0, &vars).await;
+    let logs = running.logs.clone().expect("logs");
+    let served = Config::from_sources_or_defaults(Some(document), |name| {
+        vars.iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| (*value).to_owned())
+    });
+    assert!(served.errors.is_some());
+    let answer = send(&running.base_url, &notice("https://app.example.com/voice")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, served.config.fallback(Some(Channel::Voice), None).twiml);
+    assert!(
+        answer.body.contains("From a var, next to a broken document."),
+        "{}",
+        answer.body
+    );
+    // Health checks answer 200 and add no line, even with the configuration broken.
+    let health = twiml_fallback_e2e::client()
+        .get(format!("{}/healthz", running.base_url))
+        .send()
+        .await
+        .expect("GET /healthz");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("a body"), "ok\n");
+
+    eventually("the config-error line", &logs, || {
+        json_lines(&logs).iter().any(|line| line["event"] == "config-error")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = json_lines(&logs);
+    let loaded = lines
+        .iter()
+        .find(|line| line["event"] == "config")
+        .expect("a config line");
+    let errors = loaded["errors"].as_str().unwrap_or_default();
+    assert!(errors.contains("not valid TOML"), "{loaded}");
+    assert!(errors.contains("FALLBACK_ALERT_DEDUP_SECONDS: \"soon\""), "{loaded}");
+    assert_eq!(loaded["variables"], serde_json::json!(["FALLBACK_VOICE_SAY"]));
+    let config_errors: Vec<_> = lines.iter().filter(|line| line["event"] == "config-error").collect();
+    let records = lines.iter().filter(|line| line.get("status").is_some()).count();
+    assert_eq!(
+        (config_errors.len(), records),
+        (1, 1),
+        "{}",
+        std::fs::read_to_string(&logs).unwrap_or_default()
+    );
+    assert_eq!(config_errors[0]["variables"], serde_json::json!(["FALLBACK_VOICE_SAY"]));
+    assert_eq!(config_errors[0]["serving"], "embedded defaults");
 }

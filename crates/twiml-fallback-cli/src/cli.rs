@@ -1,6 +1,5 @@
 //! The command line: subcommands, options, and the examples in `--help`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
   twiml-fallback simulate --url https://app.example.com/sms \\
       --fallback-url https://fallback.example.com/sms
   twiml-fallback numbers audit              # which numbers have no fallback URL?
+  twiml-fallback healthcheck                # exit 0 when serve answers GET /healthz
 
 Exit status: 0 success, 1 a negative result, 2 usage, I/O or configuration errors."
 )]
@@ -35,6 +35,8 @@ pub(crate) enum Command {
     Simulate(SimulateArgs),
     /// Audit and set your numbers' fallback URLs through Twilio's REST API
     Numbers(NumbersArgs),
+    /// Exit 0 when a fallback endpoint answers its health check (a container's HEALTHCHECK)
+    Healthcheck(HealthcheckArgs),
 }
 
 /// Output formats.
@@ -90,6 +92,7 @@ impl MethodArg {
 #[command(after_help = "Examples:
   twiml-fallback serve
   TWILIO_AUTH_TOKEN=... twiml-fallback serve --addr 0.0.0.0:8787 --config fallback.toml
+  twiml-fallback serve --addr localhost:8080
   twiml-fallback serve --public-url https://fallback.example.com --log-format json   # behind a proxy
   ngrok http 8787   # then: twiml-fallback serve --public-url https://<id>.ngrok-free.app
   RUST_LOG=warn twiml-fallback serve                    # only refusals, failed alerts, problems
@@ -97,7 +100,8 @@ impl MethodArg {
 
 Point the number's \"Primary handler fails\" URL (voice and messaging) at this server. Without
 TWILIO_AUTH_TOKEN every request gets the fallback TwiML but signatures are not checked and no
-alerts or recovery happen. GET /healthz answers 200.
+alerts or recovery happen. GET or HEAD /healthz answers 200 \"ok\" (logged nowhere, token or not);
+`twiml-fallback healthcheck` checks it.
 
 Signatures are checked against the URL Twilio requested: behind a proxy or tunnel, give its public
 base URL with --public-url, or trust the proxy's X-Forwarded-Proto/X-Forwarded-Host with
@@ -118,9 +122,9 @@ without); an idle keep-alive connection is closed after --idle-timeout-ms; at mo
 --max-connections are open (a new one waits up to 500 ms for a free slot, then is closed). A
 WARN line says when a limit bites, at most one per limit every 10 s, with a count.")]
 pub(crate) struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:8787")]
-    pub(crate) addr: SocketAddr,
+    /// Address to listen on: IP:PORT, [IPv6]:PORT or NAME:PORT (0.0.0.0: every interface)
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "HOST:PORT")]
+    pub(crate) addr: String,
     /// Configuration file (TOML or JSON); the embedded defaults without it
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -375,4 +379,47 @@ pub(crate) struct SetArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  twiml-fallback healthcheck                                     # serve on its default address
+  twiml-fallback healthcheck --url http://127.0.0.1:8080/healthz
+  twiml-fallback healthcheck --url https://twiml-fallback.example.workers.dev/healthz
+
+GETs the URL and prints one line. Exit status: 0 it answered 200 within --timeout-ms, 1 it did not
+(what Docker's HEALTHCHECK and Kubernetes' exec probes read as unhealthy), 2 usage errors.")]
+pub(crate) struct HealthcheckArgs {
+    /// The health check URL (serve and the Worker answer GET /healthz)
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8787/healthz")]
+    pub(crate) url: String,
+    /// How long to wait for the answer, in milliseconds
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub(crate) timeout_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::addr::DEFAULT_PORT;
+
+    #[test]
+    fn healthcheck_defaults_to_the_address_serve_listens_on_by_default() {
+        let Ok(Cli {
+            command: Command::Serve(serve),
+        }) = Cli::try_parse_from(["twiml-fallback", "serve"])
+        else {
+            panic!("serve parses");
+        };
+        let Ok(Cli {
+            command: Command::Healthcheck(health),
+        }) = Cli::try_parse_from(["twiml-fallback", "healthcheck"])
+        else {
+            panic!("healthcheck parses");
+        };
+        assert_eq!(serve.addr, format!("127.0.0.1:{DEFAULT_PORT}"));
+        assert_eq!(health.url, format!("http://{}/healthz", serve.addr));
+    }
 }

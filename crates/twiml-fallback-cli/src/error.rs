@@ -22,6 +22,12 @@ impl CliError {
         self
     }
 
+    /// The hint, for tests.
+    #[cfg(test)]
+    pub(crate) fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
     /// Prints `error: …` and, when there is one, `hint: …` to standard error.
     pub(crate) fn print(&self) {
         eprintln!("error: {}", self.message);

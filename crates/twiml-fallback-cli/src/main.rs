@@ -4,14 +4,17 @@
 //! - `check`: validate TwiML files the way Twilio reads them;
 //! - `simulate`: act as Twilio against a primary URL and its fallback, without a phone;
 //! - `numbers audit` / `numbers set`: find numbers without a fallback URL and set one, through
-//!   Twilio's REST API.
+//!   Twilio's REST API;
+//! - `healthcheck`: exit 0 when an endpoint answers `GET /healthz` (the container's HEALTHCHECK).
 //!
 //! Exit status: 0 success, 1 a negative result (invalid TwiML, a call Twilio would fail, an
 //! unprotected number, a failed update), 2 usage, I/O or configuration errors.
 
+mod addr;
 mod check;
 mod cli;
 mod error;
+mod healthcheck;
 mod http_client;
 mod logging;
 mod numbers;
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
                         NumbersCommand::Audit(args) => numbers::audit(args).await,
                         NumbersCommand::Set(args) => numbers::set(args).await,
                     },
+                    Command::Healthcheck(args) => healthcheck::run(args).await,
                     Command::Check(args) => check::run(&args),
                 }
             }),

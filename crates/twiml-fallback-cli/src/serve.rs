@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
@@ -76,6 +75,7 @@ fn serve_config(path: Option<&std::path::Path>) -> Result<(Config, Vec<&'static 
 
 pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     crate::logging::init(args.log_format);
+    let listen = crate::addr::parse(&args.addr)?;
     let (config, variables) = serve_config(args.config.as_deref())?;
     let verifier = SignatureVerifier::from_tokens(
         [args.auth_token.clone(), args.secondary_auth_token.clone()]
@@ -93,11 +93,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         tracing::warn!("{warning}");
     }
     let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|error| {
-        CliError::new(format!("cannot listen on {}: {error}", args.addr))
-            .hint("is another process using the port? choose another with --addr")
-    })?;
-    let addr = listener.local_addr().unwrap_or(args.addr);
+    let listener = crate::addr::bind(&listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|error| CliError::new(format!("cannot listen on {listen}: {error}")))?;
     let limits = Limits::from_args(&args);
     let limit_log = Arc::new(LimitLog::new(limits));
     let server = Arc::new(Server {
@@ -111,10 +110,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         body_timeout: limits.body_timeout(),
         limit_log: Arc::clone(&limit_log),
     });
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .fallback(handle)
-        .with_state(Arc::clone(&server));
+    // Every path, /healthz included: the core answers health checks (Edge::decide).
+    let app = Router::new().fallback(handle).with_state(Arc::clone(&server));
     tracing::info!(
         address = %addr,
         config = args.config.as_ref().map_or("embedded defaults".to_owned(), |p| p.display().to_string()),
@@ -149,10 +146,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("twiml-fallback serve: shutting down");
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
 }
 
 fn now_ms() -> u64 {

@@ -70,6 +70,7 @@ fn version_and_help_with_examples_for_every_subcommand() {
         vec!["numbers", "--help"],
         vec!["numbers", "audit", "--help"],
         vec!["numbers", "set", "--help"],
+        vec!["healthcheck", "--help"],
     ] {
         let help = run(&subcommand);
         assert_eq!(code(&help), 0, "{subcommand:?}");
@@ -179,8 +180,12 @@ impl Drop for KillOnDrop {
 
 /// Starts `serve` and returns its base URL.
 fn start_serve(extra: &[&str], token: Option<&str>) -> (KillOnDrop, String, PathBuf) {
+    start_serve_at("127.0.0.1:0", extra, token)
+}
+
+fn start_serve_at(addr: &str, extra: &[&str], token: Option<&str>) -> (KillOnDrop, String, PathBuf) {
     let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
-    let mut command = command(&[&["serve", "--addr", "127.0.0.1:0"], extra].concat());
+    let mut command = command(&[&["serve", "--addr", addr], extra].concat());
     if let Some(token) = token {
         command.env("TWILIO_AUTH_TOKEN", token);
     }
@@ -304,6 +309,91 @@ fn serve_answers_health_any_path_and_stops_gracefully_on_sigterm() {
     let status = guard.0.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
     assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("stopped"));
+}
+
+#[test]
+fn serve_accepts_host_names_and_refuses_bad_addresses_with_the_fix() {
+    for (addr, error, hint) in [
+        (
+            "8080",
+            "error: --addr \"8080\": has no host, only a port",
+            "hint: write 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface), as HOST:PORT",
+        ),
+        (
+            ":8080",
+            "error: --addr \":8080\": has no host",
+            "hint: write 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface), as HOST:PORT",
+        ),
+        (
+            "fallback-host",
+            "error: --addr \"fallback-host\": has no port",
+            "hint: write fallback-host:8787",
+        ),
+        ("::1:8080", "an IPv6 address goes in brackets", "hint: write [::1]:8080"),
+        (
+            "http://localhost:8080",
+            "not a http:// URL",
+            "hint: write --addr localhost:8080",
+        ),
+    ] {
+        let output = run(&["serve", "--addr", addr]);
+        assert_eq!(code(&output), 2, "{addr}: {}", stderr(&output));
+        assert!(stderr(&output).contains(error), "{addr}: {}", stderr(&output));
+        assert!(stderr(&output).contains(hint), "{addr}: {}", stderr(&output));
+    }
+    // localhost is the IPv4 loopback, which every client reaches.
+    let (_guard, url, _log) = start_serve_at("localhost:0", &[], None);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(http_get(&format!("{url}/healthz")).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn health_checks_are_answered_by_the_core_without_a_log_line_and_healthcheck_reads_them() {
+    let (_guard, url, log) = start_serve(&["--log-format", "json"], Some("t0ken"));
+    for method in ["GET", "HEAD"] {
+        let answer = http(&format!("{url}/healthz?probe=1"), method, "", None);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{method}: {answer}");
+        assert!(answer.contains("content-type: text/plain; charset=utf-8"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        assert_eq!(body, if method == "GET" { "ok\n" } else { "" }, "{method}");
+    }
+    // A POST to /healthz is an ordinary request: refused unsigned, and logged.
+    assert!(http_post(&format!("{url}/healthz"), "CallSid=CA1", None).starts_with("HTTP/1.1 403"));
+
+    let health = run(&["healthcheck", "--url", &format!("{url}/healthz")]);
+    assert_eq!(code(&health), 0, "{}", stderr(&health));
+    assert_eq!(stdout(&health), format!("healthy: {url}/healthz answered 200\n"));
+    let not_found_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let down = run(&[
+        "healthcheck",
+        "--url",
+        &format!("http://127.0.0.1:{not_found_port}/healthz"),
+    ]);
+    assert_eq!(code(&down), 1, "{}", stderr(&down));
+    assert!(stderr(&down).starts_with("unhealthy: "), "{}", stderr(&down));
+    let bad = run(&["healthcheck", "--url", "127.0.0.1:8787/healthz"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("hint: e.g. --url http://127.0.0.1:8787/healthz"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // Only the POST was logged: health checks add no lines.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = std::fs::read_to_string(&log).unwrap_or_default();
+        if logs.contains("\"event\":\"forbidden\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let records: Vec<&str> = logs.lines().filter(|line| line.contains("\"path\":")).collect();
+    assert_eq!(records.len(), 1, "{logs}");
+    assert!(records[0].contains("\"method\":\"POST\""), "{logs}");
 }
 
 fn http_get(url: &str) -> String {

@@ -18,15 +18,17 @@
 //!   `*.workers.dev` hostnames, while KV is global, expires keys itself, and is written only when
 //!   an alert is actually sent.
 //!
-//! A configuration with errors does not take the endpoint down: the embedded defaults are served
-//! and every problem is logged, on every request, until it is fixed.
+//! A configuration with errors does not take the endpoint down: the variables that load are
+//! served over the embedded defaults (`Config::from_sources_or_defaults`) and every problem is
+//! logged with each request's record, until it is fixed. Health checks (`GET /healthz`) are
+//! answered by the core without a record, so they add no lines.
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use twiml_fallback::config::{Config, variables_in_use};
+use twiml_fallback::config::Config;
 use twiml_fallback::edge::{
     Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
     Redirects, SendResult, method_of,
@@ -45,8 +47,11 @@ const KV_MIN_TTL_SECONDS: u64 = 60;
 /// The endpoint as configured for this isolate.
 struct Loaded {
     edge: Edge,
-    /// The configuration's problems, when it could not be used (the defaults are served).
+    /// The configuration's problems, when it could not be used as it is (the variables that load
+    /// are served over the defaults).
     config_errors: Option<String>,
+    /// The `FALLBACK_*` variables applied.
+    variables: Vec<&'static str>,
     dedup: bool,
 }
 
@@ -69,26 +74,22 @@ fn load(env: &Env) -> Rc<Loaded> {
     LOADED.with(|cell| {
         Rc::clone(cell.get_or_init(|| {
             let document = text_binding(env, "FALLBACK_CONFIG");
-            let (config, config_errors) =
-                match Config::from_sources(document.as_deref(), |name| text_binding(env, name)) {
-                    Ok(config) => (config, None),
-                    Err(errors) => (Config::default(), Some(errors.to_string())),
-                };
+            let served = Config::from_sources_or_defaults(document.as_deref(), |name| text_binding(env, name));
             let tokens = ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"]
                 .into_iter()
                 .filter_map(|name| text_binding(env, name));
             let loaded = Loaded {
-                edge: Edge::new(config, SignatureVerifier::from_tokens(tokens)),
-                config_errors,
+                edge: Edge::new(served.config, SignatureVerifier::from_tokens(tokens)),
+                config_errors: served.errors.map(|errors| errors.to_string()),
+                variables: served.variables,
                 dedup: env.kv(DEDUP_BINDING).is_ok(),
             };
-            let variables = variables_in_use(|name| text_binding(env, name));
             write(&LogLine::new(
                 LogLevel::Info,
                 &serde_json::json!({
                     "event": "config",
                     "source": if document.is_some() { "FALLBACK_CONFIG" } else { "embedded defaults" },
-                    "variables": variables,
+                    "variables": loaded.variables,
                     "tokens": loaded.edge.verifier().tokens().len(),
                     "alert_dedup": if loaded.dedup { "isolate + KV" } else { "isolate only (no ALERT_DEDUP binding)" },
                     "warnings": loaded.edge.startup_warnings(),
@@ -105,12 +106,6 @@ fn load(env: &Env) -> Rc<Loaded> {
 #[event(fetch)]
 async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let loaded = load(&env);
-    if let Some(errors) = &loaded.config_errors {
-        write(&LogLine::new(
-            LogLevel::Error,
-            &serde_json::json!({"event": "config-error", "errors": errors, "serving": "embedded defaults"}),
-        ));
-    }
     let answer = handle(request, &env, &ctx, &loaded).await;
     respond(&answer)
 }
@@ -144,12 +139,12 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
-            Effect::Log(record) => write(&record.line()),
+            Effect::Log(record) => write_record(&record.line(), loaded),
             Effect::Alert(alert) => send_alert(alert, env, ctx, loaded.dedup),
             Effect::Recover(plan) => {
                 let sent = send(&plan.request).await;
                 let judgement = loaded.edge.judge_recovery(&plan, sent.outcome());
-                write(&judgement.log.line());
+                write_record(&judgement.log.line(), loaded);
                 answer = judgement.response;
             }
         }
@@ -211,6 +206,23 @@ fn respond(answer: &EdgeResponse) -> worker::Result<web_sys::Response> {
         Ok(init)
     })?;
     Ok(web_sys::Response::new_with_opt_str_and_init(Some(&answer.body), &init)?)
+}
+
+/// Writes a request's record, after the configuration's problems when it has any: loudly, once per
+/// request, until they are fixed.
+fn write_record(record: &LogLine, loaded: &Loaded) {
+    if let Some(errors) = &loaded.config_errors {
+        write(&LogLine::new(
+            LogLevel::Error,
+            &serde_json::json!({
+                "event": "config-error",
+                "errors": errors,
+                "serving": "embedded defaults",
+                "variables": loaded.variables,
+            }),
+        ));
+    }
+    write(record);
 }
 
 /// Writes a line the core composed: `console.log`, or `console.error` for errors and warnings.

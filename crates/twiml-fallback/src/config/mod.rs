@@ -222,6 +222,17 @@ pub struct FallbackAnswer<'a> {
     pub source: AnswerSource<'a>,
 }
 
+/// What [`Config::from_sources_or_defaults`] serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedConfig {
+    /// The configuration to answer with.
+    pub config: Config,
+    /// Every problem in the sources, when `config` is not what they ask for (`None`: it is).
+    pub errors: Option<ConfigErrors>,
+    /// The [`VARIABLES`] `config` applies, in table order.
+    pub variables: Vec<&'static str>,
+}
+
 /// One problem in a configuration document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -354,6 +365,88 @@ impl Config {
         };
         variables::apply(&mut value, variable)?;
         Self::from_value(&value)
+    }
+
+    /// The configuration an endpoint that must keep answering serves (the Worker, where a deploy
+    /// must never take a number's fallback down): [`Config::from_sources`]'s when it loads;
+    /// otherwise the variables over the embedded defaults — each section's variables (`voice`,
+    /// `messaging`, `alerts`, `recovery`) kept when they load on their own, so a broken
+    /// `FALLBACK_CONFIG` or one bad variable does not discard the good ones — and every problem.
+    ///
+    /// A command line should refuse a broken configuration instead (`serve` does, with
+    /// [`Config::from_sources`]).
+    ///
+    /// ```
+    /// use twiml_fallback::config::Config;
+    /// use twiml_fallback::Channel;
+    ///
+    /// // A typo in the document: its answers are lost, the variable is not.
+    /// let served = Config::from_sources_or_defaults(Some("[messaging]\nmesage = \"hi\""), |name| {
+    ///     (name == "FALLBACK_VOICE_SAY").then(|| "Back in five minutes.".to_owned())
+    /// });
+    /// assert!(served.config.fallback(Some(Channel::Voice), None).twiml.contains("Back in five minutes."));
+    /// assert_eq!(served.variables, ["FALLBACK_VOICE_SAY"]);
+    /// assert_eq!(
+    ///     served.errors.unwrap().to_string(),
+    ///     "messaging.mesage: unknown key (expected one of: message, media, twiml)"
+    /// );
+    /// ```
+    pub fn from_sources_or_defaults(
+        document_text: Option<&str>,
+        variable: impl Fn(&str) -> Option<String>,
+    ) -> ServedConfig {
+        let full = match Self::from_sources(document_text, &variable) {
+            Ok(config) => {
+                return ServedConfig {
+                    config,
+                    errors: None,
+                    variables: variables_in_use(&variable),
+                };
+            }
+            Err(errors) => errors,
+        };
+        let mut errors = Vec::new();
+        let mut add = |found: ConfigErrors| {
+            for error in found.0 {
+                if !errors.contains(&error) {
+                    errors.push(error);
+                }
+            }
+        };
+        // The document's own problems, then each section's variables over the defaults.
+        if let Err(found) = Self::from_sources(document_text, |_| None) {
+            add(found);
+        }
+        let mut kept: Vec<&'static str> = Vec::new();
+        for section in variables::SECTIONS {
+            let in_section = |name: &str| variables::section_of(name) == Some(section);
+            let names: Vec<&'static str> = variables_in_use(&variable)
+                .into_iter()
+                .filter(|name| in_section(name))
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            match Self::from_sources(None, |name| variable(name).filter(|_| in_section(name))) {
+                Ok(_) => kept.extend(names),
+                Err(found) => add(found),
+            }
+        }
+        // A document and variables that each load but not together.
+        add(full);
+        let (config, variables) = match Self::from_sources(None, |name| variable(name).filter(|_| kept.contains(&name)))
+        {
+            Ok(config) => (config, kept),
+            Err(found) => {
+                add(found);
+                (Self::default(), Vec::new())
+            }
+        };
+        ServedConfig {
+            config,
+            errors: Some(ConfigErrors(errors)),
+            variables,
+        }
     }
 
     /// Loads an already-parsed document, e.g. built in code or merged from several sources.

@@ -420,3 +420,108 @@ fn bad_variables_are_reported_by_name() {
     assert!(json.voice().twiml.contains("<Say>hi</Say>"));
     assert!(Config::from_sources(Some("[voice\n"), |_| None).is_err());
 }
+
+fn vars_from(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    |name| {
+        pairs
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+#[test]
+fn a_configuration_that_loads_is_served_as_it_is_with_no_errors() {
+    let document = "[voice]\nsay = \"From the document.\"";
+    let vars = vars_from(&[("FALLBACK_MESSAGING_MESSAGE", "From a variable.")]);
+    let served = Config::from_sources_or_defaults(Some(document), &vars);
+    assert_eq!(served.errors, None);
+    assert_eq!(Some(served.config), Config::from_sources(Some(document), &vars).ok());
+    assert_eq!(served.variables, ["FALLBACK_MESSAGING_MESSAGE"]);
+}
+
+#[test]
+fn a_broken_document_serves_the_variables_over_the_defaults_and_lists_its_problems() {
+    let vars = vars_from(&[
+        ("FALLBACK_VOICE_SAY", "From a var: call back soon."),
+        ("FALLBACK_ALERT_WEBHOOK_URL", "https://hooks.example.com/a"),
+    ]);
+    for document in [
+        "[voice]\nsay = 42\n[nonsense",
+        "{\"voice\": ",
+        "[messaging]\nmesage = \"typo\"",
+    ] {
+        let served = Config::from_sources_or_defaults(Some(document), &vars);
+        let expected = Config::from_sources(None, &vars).expect("the variables alone load");
+        assert_eq!(served.config, expected, "{document}");
+        assert!(served.config.voice().twiml.contains("From a var: call back soon."));
+        assert_eq!(served.config.messaging(), Config::default().messaging(), "{document}");
+        assert_eq!(
+            served.config.alerts().map(|alerts| alerts.webhook_url.as_str()),
+            Some("https://hooks.example.com/a")
+        );
+        assert_eq!(served.variables, ["FALLBACK_VOICE_SAY", "FALLBACK_ALERT_WEBHOOK_URL"]);
+        let errors = served.errors.expect("the document's problems").to_string();
+        assert_eq!(
+            Some(errors.as_str()),
+            Config::from_sources(Some(document), |_| None)
+                .err()
+                .map(|errors| errors.to_string())
+                .as_deref(),
+            "exactly the document's problems"
+        );
+    }
+}
+
+#[test]
+fn one_bad_variable_costs_only_its_own_section() {
+    let vars = vars_from(&[
+        ("FALLBACK_VOICE_SAY", "Still said."),
+        ("FALLBACK_ALERT_WEBHOOK_URL", "https://hooks.example.com/a"),
+        ("FALLBACK_ALERT_DEDUP_SECONDS", "soon"),
+        ("FALLBACK_RECOVERY_ALLOW_HOSTS", "app.example.com"),
+    ]);
+    let document = "[messaging]\nmessage = \"From the document.\"";
+    let served = Config::from_sources_or_defaults(Some(document), &vars);
+    assert!(served.config.voice().twiml.contains("Still said."));
+    assert_eq!(
+        served.config.alerts(),
+        None,
+        "the broken section is left at its default"
+    );
+    assert_eq!(served.config.recovery().map(|r| r.allow_hosts.len()), Some(1));
+    assert_eq!(
+        served.variables,
+        ["FALLBACK_VOICE_SAY", "FALLBACK_RECOVERY_ALLOW_HOSTS"]
+    );
+    assert_eq!(
+        served.errors.map(|errors| errors.to_string()).as_deref(),
+        Some("FALLBACK_ALERT_DEDUP_SECONDS: \"soon\" is not a whole number (sets alerts.dedup_seconds)")
+    );
+}
+
+#[test]
+fn a_document_and_variables_that_only_fail_together_report_why_and_serve_the_variables() {
+    // The document plays a file; a voice for <Say> alone does not go with it.
+    let document = "[voice]\nplay = \"https://cdn.example.com/sorry.mp3\"";
+    let vars = vars_from(&[("FALLBACK_VOICE_VOICE", "Polly.Joanna")]);
+    assert!(Config::from_sources(Some(document), |_| None).is_ok());
+    let served = Config::from_sources_or_defaults(Some(document), &vars);
+    let errors = served.errors.expect("the combination's problem").to_string();
+    assert!(errors.contains("voice and language only apply to say"), "{errors}");
+    assert!(
+        served.config.voice().twiml.contains(r#"<Say voice="Polly.Joanna">"#),
+        "{}",
+        served.config.voice().twiml
+    );
+    assert_eq!(served.variables, ["FALLBACK_VOICE_VOICE"]);
+}
+
+#[test]
+fn every_variable_belongs_to_a_section_that_loads_on_its_own() {
+    for (name, path, _) in VARIABLES {
+        let section = variables::section_of(name).unwrap_or_else(|| panic!("{name} has no section"));
+        assert!(path.starts_with(&format!("{section}.")), "{name} sets {path}");
+    }
+    assert_eq!(variables::section_of("FALLBACK_CONFIG"), None);
+}

@@ -59,6 +59,16 @@ pub const VARIABLES: &[(&str, &str, VariableKind)] = &[
     ),
 ];
 
+/// The sections the [`VARIABLES`] write into, each loadable on its own.
+pub(super) const SECTIONS: [&str; 4] = ["voice", "messaging", "alerts", "recovery"];
+
+/// The section a [`VARIABLES`] entry writes into (`None` for another name).
+pub(super) fn section_of(name: &str) -> Option<&'static str> {
+    let (_, path, _) = VARIABLES.iter().find(|(known, ..)| *known == name)?;
+    let section = path.split('.').next()?;
+    SECTIONS.into_iter().find(|known| *known == section)
+}
+
 /// The names of the [`VARIABLES`] that `variable` sets (not blank), for a shell to log which are
 /// in force — the same rule [`Config::from_sources`](super::Config::from_sources) applies.
 ///

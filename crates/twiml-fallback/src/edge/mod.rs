@@ -4,10 +4,12 @@
 //! `ErrorCode` and `ErrorUrl`. This module decides everything that endpoint does, so the Cloudflare
 //! Worker and `twiml-fallback serve` only perform I/O:
 //!
+//! - answer health checks (`GET`/`HEAD` of `/healthz`, see [`is_health_check`]) with
+//!   `200 text/plain "ok\n"` before anything else, revealing nothing and causing nothing;
 //! - verify `X-Twilio-Signature` (403 and no alert or recovery when it fails);
 //! - answer the configured fallback TwiML for the channel and the called number;
 //! - emit [effects](effect) for the shell to perform, each a complete value: exactly one
-//!   [`LogRecord`] per request, an [`Alert`] (verified fallback notices only, with a dedup key the
+//!   [`LogRecord`] per request (but a health check), an [`Alert`] (verified fallback notices only, with a dedup key the
 //!   shell checks with [`AlertWindows`]), and a [`RecoveryPlan`] (verified requests whose
 //!   `ErrorUrl` host is allowlisted: the original parameters re-signed for `ErrorUrl`, with a
 //!   deadline);
@@ -22,6 +24,7 @@
 //!
 //! | request | answer | effects |
 //! |---|---|---|
+//! | `GET`/`HEAD` `…/healthz` (signed or not, any query) | 200 `text/plain` `ok\n` | none |
 //! | signed correctly | 200 fallback TwiML (or the recovered primary's) | log, alert, recovery |
 //! | unsigned, forged, wrong token | 403 `text/plain` | log only |
 //! | no token configured | 200 fallback TwiML | log only (says why) |
@@ -29,8 +32,12 @@
 //! | unknown channel (no `CallSid`/`MessageSid`) | 200 `<Response/>` (valid in both channels) | as above |
 //!
 //! Every 200 body is at most 64 KB: valid TwiML for its channel served as
-//! `text/xml; charset=utf-8`, or a recovered primary's plain-text answer as
-//! `text/plain; charset=utf-8`.
+//! `text/xml; charset=utf-8`, a recovered primary's plain-text answer as
+//! `text/plain; charset=utf-8`, or a health check's [`HEALTH_BODY`].
+//!
+//! A health check is not logged: monitors and container runtimes probe every few seconds, and a
+//! record for each would bury the records that matter (each one a call or message Twilio failed
+//! over), while the answer carries nothing to audit — it is the same for everyone.
 //!
 //! # Example
 //!
@@ -64,6 +71,11 @@
 //! let forged = edge.decide(&EdgeRequest { signature: Some("Zm9yZ2VkIHNpZ25hdHVyZSE="), ..EdgeRequest::get(url, 0) });
 //! assert_eq!(forged.response.status, http::StatusCode::FORBIDDEN);
 //! assert_eq!(forged.effects.len(), 1);
+//!
+//! // An uptime monitor's probe: 200 "ok", with or without a token, and nothing else happens.
+//! let health = edge.decide(&EdgeRequest::get("https://fallback.example.com/healthz", 0));
+//! assert_eq!((health.response.status, health.response.body.as_str()), (http::StatusCode::OK, "ok\n"));
+//! assert!(health.effects.is_empty());
 //! ```
 
 use http::{Method, StatusCode};
@@ -95,6 +107,30 @@ pub use crate::twiml::TWIML_CONTENT_TYPE;
 
 /// The Content-Type of a 403, and of a relayed plain-text answer.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+/// The body of a health check's answer (served as [`TEXT_CONTENT_TYPE`]).
+pub const HEALTH_BODY: &str = "ok\n";
+
+/// Whether a request is a health check: `GET` or `HEAD` of a path whose last segment is `healthz`
+/// (`/healthz`; `/twilio/healthz` behind a proxy that adds a prefix, or with
+/// `UrlPolicy::public_base`'s path), whatever the query. [`Edge::decide`] answers it 200 `ok`
+/// before any signature check, the same with a token or without, and causes no effect: not even a
+/// log record.
+///
+/// ```
+/// use http::Method;
+/// use twiml_fallback::edge::is_health_check;
+///
+/// assert!(is_health_check(&Method::GET, "https://fallback.example.com/healthz"));
+/// assert!(is_health_check(&Method::HEAD, "/twilio/healthz?probe=1"));
+/// assert!(!is_health_check(&Method::POST, "/healthz"));
+/// assert!(!is_health_check(&Method::GET, "/healthz/voice"));
+/// assert!(!is_health_check(&Method::GET, "/not-healthz"));
+/// ```
+pub fn is_health_check(method: &Method, url: &str) -> bool {
+    let path = crate::url::path(url);
+    (method == Method::GET || method == Method::HEAD) && (path == "/healthz" || path.ends_with("/healthz"))
+}
 
 /// What the shells warn at start-up when no auth token is configured.
 pub const NO_TOKEN_WARNING: &str = "no TWILIO_AUTH_TOKEN: every request gets the fallback TwiML, but signatures are not checked and no alerts or recovery happen";
@@ -169,7 +205,7 @@ pub struct Decision {
     /// The answer (replaced by [`Edge::judge_recovery`]'s when a recovery is planned).
     pub response: EdgeResponse,
     /// The effects, in the order to start them: the log record (or, when recovery is planned, the
-    /// plan that carries it), then the alert.
+    /// plan that carries it), then the alert. Empty for a health check only.
     pub effects: Vec<Effect>,
 }
 
@@ -279,6 +315,16 @@ impl Edge {
     /// Decides the answer and effects for one request.
     pub fn decide(&self, request: &EdgeRequest<'_>) -> Decision {
         let method = request.method;
+        if is_health_check(method, request.url) {
+            return Decision {
+                response: EdgeResponse {
+                    status: StatusCode::OK,
+                    content_type: TEXT_CONTENT_TYPE,
+                    body: HEALTH_BODY.to_owned(),
+                },
+                effects: Vec::new(),
+            };
+        }
         let is_get = method == Method::GET || method == Method::HEAD;
         let mut record = LogRecord {
             time: rfc3339(request.now_ms),

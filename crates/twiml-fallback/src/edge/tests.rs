@@ -228,6 +228,74 @@ fn without_a_token_it_still_answers_but_never_alerts_or_recovers() {
 }
 
 #[test]
+fn health_checks_answer_ok_before_any_signature_check_and_cause_nothing() {
+    let signed = edge(&format!("{ALERTS}{RECOVERY}"));
+    let tokenless = Edge::new(config(&format!("{ALERTS}{RECOVERY}")), SignatureVerifier::default());
+    // Even a correctly signed GET notice to /healthz is a health check: no alert, no recovery.
+    let notice_url = format!("https://fallback.example.com/healthz?{VOICE_BODY}");
+    let notice_signature = compute_signature(TOKEN, &notice_url, []);
+    for edge in [&signed, &tokenless] {
+        for (method, url, signature) in [
+            (Method::GET, "https://fallback.example.com/healthz", None),
+            (Method::HEAD, "https://fallback.example.com/healthz", None),
+            (Method::GET, "/healthz", Some("Zm9yZ2Vk")),
+            (Method::GET, "https://fallback.example.com/twilio/healthz?probe=1", None),
+            (Method::GET, notice_url.as_str(), Some(notice_signature.as_str())),
+        ] {
+            let decision = edge.decide(&EdgeRequest {
+                method: &method,
+                signature,
+                ..EdgeRequest::get(url, NOW)
+            });
+            assert_eq!(
+                decision.response,
+                EdgeResponse {
+                    status: StatusCode::OK,
+                    content_type: TEXT_CONTENT_TYPE,
+                    body: HEALTH_BODY.to_owned(),
+                },
+                "{method} {url}"
+            );
+            assert!(decision.effects.is_empty(), "{method} {url}: {:?}", decision.effects);
+        }
+    }
+}
+
+#[test]
+fn only_get_and_head_of_healthz_are_health_checks_everything_else_is_decided_as_before() {
+    let edge = edge(&format!("{ALERTS}{RECOVERY}"));
+    let healthz = "https://fallback.example.com/healthz";
+    // A POST to /healthz is an ordinary request: unsigned is refused, signed gets the fallback.
+    let unsigned = edge.decide(&EdgeRequest {
+        url: healthz,
+        signature: None,
+        ..post(VOICE_BODY, "")
+    });
+    assert_eq!(unsigned.response.status, StatusCode::FORBIDDEN);
+    assert_eq!(log_of(&unsigned).path, "/healthz");
+    let signature = sign(healthz, VOICE_BODY);
+    let signed = edge.decide(&EdgeRequest {
+        url: healthz,
+        ..post(VOICE_BODY, &signature)
+    });
+    assert_eq!(signed.response.status, StatusCode::OK);
+    assert!(signed.response.body.contains("<Say>"), "{}", signed.response.body);
+    assert_eq!(alerts_of(&signed).len(), 1);
+    // Paths that only look like it, and an unsigned GET elsewhere, are not health checks.
+    for url in [
+        "https://fallback.example.com/healthz/voice",
+        "https://fallback.example.com/healthzz",
+        "https://fallback.example.com/not-healthz",
+        "https://fallback.example.com/voice?path=/healthz",
+        "https://fallback.example.com/voice#/healthz",
+    ] {
+        let decision = edge.decide(&EdgeRequest::get(url, NOW));
+        assert_eq!(decision.response.status, StatusCode::FORBIDDEN, "{url}");
+        assert_eq!(decision.effects.len(), 1, "{url}");
+    }
+}
+
+#[test]
 fn per_number_answers_follow_the_called_number() {
     let edge = edge("[numbers.\"+14155550199\".voice]\nsay = \"Lo sentimos.\"\nlanguage = \"es-ES\"\n");
     let signature = sign(URL, VOICE_BODY);
