@@ -50,6 +50,7 @@ SKIPS = [
     (r"\[--", "a synopsis, not a command"),
     (r"^(ngrok|cloudflared|docker|podman|systemctl|sudo|wrangler) ", "needs a service outside this machine"),
     (r"^cargo install\b", "installs into ~/.cargo: the check uses target/debug instead"),
+    (r"^cargo build --release\b", "a release build of the binary the check runs as a debug build"),
     (r"https?://(?!127\.0\.0\.1[:/]|localhost[:/])[\w.-]+\.[a-z]{2,}", "needs your own public URLs (a tunnel, a Worker, your app)"),
 ]
 
