@@ -193,6 +193,14 @@ impl<'a> Validator<'a> {
         }
         let start = if document.starts_with(BOM) { BOM.len() } else { 0 };
         self.text = text;
+        // quick-xml skips a byte-order mark wherever the text it reads starts with one, so a
+        // second one would pass unseen (and shift every position after it): only the first is a
+        // byte-order mark, a second is text before the root.
+        if document[start..].starts_with(BOM) && start > 0 {
+            let message = "a second byte-order mark (U+FEFF) is text before the root element".to_owned();
+            self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, start, message);
+            return;
+        }
         self.parse(text, start);
     }
 

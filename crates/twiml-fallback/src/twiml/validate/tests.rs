@@ -489,3 +489,17 @@ fn an_error_after_the_diagnostic_cap_still_fails_the_document() {
         Some(ErrorCode::SCHEMA_VALIDATION)
     );
 }
+
+#[test]
+fn only_the_first_byte_order_mark_is_one() {
+    assert!(check("\u{FEFF}<Response/>", TargetChannel::Voice).is_valid());
+    let error = first_error("\u{FEFF}\u{FEFF}<Response/>", TargetChannel::Voice);
+    assert_eq!(
+        (error.code, error.line, error.column),
+        (ErrorCode::DOCUMENT_PARSE_FAILURE, 1, 2)
+    );
+    // Positions after a lone mark stay exact.
+    let error = first_error("\u{FEFF}<Response><Say>", TargetChannel::Voice);
+    assert_eq!(error.code, ErrorCode::DOCUMENT_PARSE_FAILURE);
+    assert!(error.to_string().contains("<Say"), "{error}");
+}
