@@ -406,18 +406,31 @@ fn http_post(url: &str, body: &str, signature: Option<&str>) -> String {
 
 /// A minimal blocking HTTP/1.1 exchange (no client library in the way).
 fn http(url: &str, method: &str, body: &str, signature: Option<&str>) -> String {
+    let signature: Vec<(&str, &str)> = signature.map(|s| ("X-Twilio-Signature", s)).into_iter().collect();
+    exchange(url, method, body, &signature)
+}
+
+/// Sends `METHOD url` (`http://HOST:PORT/path`) with a form body and exactly these extra headers
+/// (a `Host` among them replaces the real one), and returns the raw answer.
+fn exchange(url: &str, method: &str, body: &str, headers: &[(&str, &str)]) -> String {
     use std::io::Read;
     let rest = url.trim_start_matches("http://");
-    let (host, path) = rest
+    let (addr, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    let signature = signature
-        .map(|s| format!("X-Twilio-Signature: {s}\r\n"))
-        .unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or(addr, |(_, value)| value);
+    let extra: String = headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n{signature}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
@@ -1393,27 +1406,7 @@ fn serve_text_log_lines_carry_the_time_once_and_say_raised_sent_and_suppressed()
 /// Sends `POST path` to the server at `url` with exactly these extra headers (a `Host` among
 /// them replaces the real one), and returns the raw answer.
 fn http_raw(url: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> String {
-    use std::io::Read;
-    let addr = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    let host = headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .map_or(addr, |(_, value)| value);
-    let extra: String = headers
-        .iter()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
-        .map(|(name, value)| format!("{name}: {value}\r\n"))
-        .collect();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
+    exchange(&format!("{url}{path}"), "POST", body, headers)
 }
 
 #[test]
@@ -1454,23 +1447,9 @@ fn serve_checks_signatures_against_the_public_url_or_trusted_forwarding_headers(
 }
 
 fn http_with_headers(url: &str, body: &str, signature: &str, headers: &[(&str, &str)]) -> String {
-    use std::io::Read;
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    let extra: String = headers
-        .iter()
-        .map(|(name, value)| format!("{name}: {value}\r\n"))
+    let all: Vec<(&str, &str)> = [("X-Twilio-Signature", signature)]
+        .into_iter()
+        .chain(headers.iter().copied())
         .collect();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
+    exchange(url, "POST", body, &all)
 }
