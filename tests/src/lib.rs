@@ -15,7 +15,10 @@ mod table;
 pub mod worker;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 pub use fakes::{AlertReceiver, HEALTHY_TWIML, Hit, Primary};
 pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send, send_chunked, voice as voice_params};
@@ -69,4 +72,25 @@ pub fn client() -> reqwest::Client {
         .timeout(std::time::Duration::from_secs(20))
         .build()
         .expect("the test HTTP client builds")
+}
+
+/// The address `twiml-fallback serve` says it listens on, read from the log it writes (its
+/// start-up line `… listening on http://ADDR …`), waiting up to `within` for it; `None` when the
+/// line does not come (the log then says why).
+pub fn serve_address(log: &Path, within: Duration) -> Option<SocketAddr> {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                .collect();
+            return addr.parse().ok();
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }

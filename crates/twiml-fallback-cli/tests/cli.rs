@@ -195,21 +195,13 @@ fn start_serve_at(addr: &str, extra: &[&str], token: Option<&str>) -> (KillOnDro
         .spawn()
         .expect("start serve");
     let guard = KillOnDrop(child);
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            let url: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.'))
-                .collect();
-            return (guard, url, log);
-        }
-        std::thread::sleep(Duration::from_millis(25));
+    match twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)) {
+        Some(addr) => (guard, format!("http://{addr}"), log),
+        None => panic!(
+            "serve did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
     }
-    panic!(
-        "serve did not start: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
 }
 
 fn rand_suffix() -> u128 {

@@ -56,16 +56,14 @@ impl Launcher for Serve {
                 command.env("TWILIO_AUTH_TOKEN_SECONDARY", token);
             }
             let child = KillOnDrop(command.spawn().expect("start twiml-fallback serve"));
-            let mut base_url = None;
-            for _ in 0..200 {
-                let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
-                if let Some(rest) = logs.split("listening on ").nth(1) {
-                    base_url = rest.split_whitespace().next().map(str::to_owned);
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            let base_url = base_url.unwrap_or_else(|| {
+            let waiting = log_path.clone();
+            let addr = tokio::task::spawn_blocking(move || {
+                twiml_fallback_e2e::serve_address(&waiting, Duration::from_secs(5))
+            })
+            .await
+            .ok()
+            .flatten();
+            let base_url = addr.map(|addr| format!("http://{addr}")).unwrap_or_else(|| {
                 panic!(
                     "serve did not start: {}",
                     std::fs::read_to_string(&log_path).unwrap_or_default()

@@ -53,21 +53,13 @@ fn start_serve(extra: &[&str], token: Option<&str>, rust_log: &str) -> (KillOnDr
         .spawn()
         .expect("start serve");
     let guard = KillOnDrop(child);
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on http://").nth(1) {
-            let addr: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
-                .collect();
-            return (guard, addr.parse().expect("serve's address"), log);
-        }
-        std::thread::sleep(Duration::from_millis(25));
+    match twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)) {
+        Some(addr) => (guard, addr, log),
+        None => panic!(
+            "serve did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
     }
-    panic!(
-        "serve did not start: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
 }
 
 /// Waits up to 5 s for a log line containing every one of `needles`; the line.

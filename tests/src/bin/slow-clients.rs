@@ -100,22 +100,13 @@ fn start_serve(options: &Options) -> Result<(KillOnDrop, SocketAddr, std::path::
         .spawn()
         .map_err(|error| format!("cannot start {}: {error}", options.serve))?;
     let guard = KillOnDrop(child);
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on http://").nth(1) {
-            let addr: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
-                .collect();
-            let addr = addr.parse().map_err(|_| format!("serve's address {addr:?}"))?;
-            return Ok((guard, addr, log));
-        }
-        std::thread::sleep(Duration::from_millis(25));
+    match twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)) {
+        Some(addr) => Ok((guard, addr, log)),
+        None => Err(format!(
+            "serve did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )),
     }
-    Err(format!(
-        "serve did not start: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    ))
 }
 
 /// Stops serve with SIGTERM, so that it writes its last limit lines, as a deploy would stop it.
