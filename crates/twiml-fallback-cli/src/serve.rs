@@ -156,10 +156,7 @@ fn now_ms() -> u64 {
 
 async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let url = server
-        .policy
-        .signed_url(&parts)
-        .unwrap_or_else(|_| parts.uri.to_string());
+    let url = server.policy.url_to_verify(&parts);
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
     let reading = BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str()));
     let read = match reading {

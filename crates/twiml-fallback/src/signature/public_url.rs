@@ -128,6 +128,20 @@ impl UrlPolicy {
         self.signed_url_for(&parts.uri, &parts.headers)
     }
 
+    /// The URL to verify a request's signature against: [`UrlPolicy::signed_url`], or, when it
+    /// cannot be rebuilt (no usable `Host`, a bad forwarding header), the request target as
+    /// received — no signature matches that, so the request is refused and its log names it.
+    ///
+    /// ```
+    /// use twiml_fallback::signature::UrlPolicy;
+    ///
+    /// let (parts, ()) = http::Request::post("/voice").body(()).unwrap().into_parts();
+    /// assert_eq!(UrlPolicy::as_received().url_to_verify(&parts), "/voice");
+    /// ```
+    pub fn url_to_verify(&self, parts: &http::request::Parts) -> String {
+        self.signed_url(parts).unwrap_or_else(|_| parts.uri.to_string())
+    }
+
     /// The URL Twilio signed for a request with this URI and headers.
     pub fn signed_url_for(&self, uri: &http::Uri, headers: &HeaderMap) -> Result<String, UrlPolicyError> {
         let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
