@@ -85,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
             Body::Complete(body)
         },
         now_ms: 1_700_000_000_000,
+        inbox_failing: false,
     });
     let method = method_of(method);
     if is_health_check(&method, &url) {

@@ -283,6 +283,7 @@ fn edge(c: &mut Criterion) {
                 content_type: Some("application/x-www-form-urlencoded"),
                 body: Body::Complete(black_box(request.form.as_bytes())),
                 now_ms: 1_700_000_000_000,
+                inbox_failing: false,
             })
         })
     });

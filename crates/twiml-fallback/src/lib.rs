@@ -16,6 +16,8 @@
 //! | [`signature`] | `X-Twilio-Signature`: compute, verify (every SDK rule), rebuild the signed URL behind proxies |
 //! | [`config`] | the fallback configuration (TOML or JSON): answers per channel and number, alerts, recovery |
 //! | [`edge`] | the fallback endpoint as a pure decision: request in, response and effects out |
+//! | [`inbox`] | the outage inbox: which requests are kept, the entry and its JSON, the one SQLite schema and its statements |
+//! | [`admin`] | the admin API under `/_twiml-fallback/`: routing, token authentication, JSON |
 //! | [`url`] | splitting URLs into scheme, user info, host, port, path, query and fragment, borrowed and without allocating; `is_absolute_http_url` |
 //! | `layer` (feature `tower`, default) | tower middleware: every failure of a webhook app becomes fallback TwiML; `X-Twilio-Signature` verification |
 //!
@@ -38,9 +40,11 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admin;
 pub mod config;
 pub mod edge;
 pub mod error_code;
+pub mod inbox;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;

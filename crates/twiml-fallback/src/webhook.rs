@@ -55,7 +55,7 @@ use std::fmt;
 use crate::error_code::ErrorCode;
 
 /// Which Twilio product called the webhook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// Programmable Voice: a call; TwiML uses `<Say>`, `<Play>`, …

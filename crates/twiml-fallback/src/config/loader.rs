@@ -13,7 +13,7 @@
 //! }"#)
 //! .unwrap_err();
 //! assert_eq!(errors.to_string(), "\
-//! vocie: unknown key (expected one of: voice, messaging, numbers, alerts, recovery)
+//! vocie: unknown key (expected one of: voice, messaging, numbers, alerts, recovery, inbox)
 //! voice: say, play and twiml are alternatives: give only one
 //! recovery.allow_hosts[0]: a wildcard needs at least two labels after \"*.\" (e.g. *.example.com)");
 //! ```
@@ -25,8 +25,8 @@ use serde_json::{Map, Value};
 use super::render::{render_messaging, render_voice};
 use super::{
     Alerts, Answer, Config, ConfigError, ConfigErrors, DEFAULT_DEDUP_SECONDS, DEFAULT_MESSAGING_MESSAGE,
-    DEFAULT_RECOVERY_TIMEOUT_MS, DEFAULT_VOICE_SAY, Format, HostRule, MAX_MESSAGE_CHARS, MAX_RECOVERY_TIMEOUT_MS,
-    MessagingContent, NumberAnswers, Recovery, VoiceContent,
+    DEFAULT_RECOVERY_TIMEOUT_MS, DEFAULT_VOICE_SAY, Format, HostRule, InboxSettings, MAX_MESSAGE_CHARS,
+    MAX_RECOVERY_TIMEOUT_MS, MessagingContent, NumberAnswers, Recovery, VoiceContent,
 };
 use crate::twiml::{self, Strictness, TargetChannel};
 use crate::webhook::{Channel, is_e164};
@@ -61,12 +61,13 @@ struct Loader {
     errors: Vec<ConfigError>,
 }
 
-const TOP_KEYS: &[&str] = &["voice", "messaging", "numbers", "alerts", "recovery"];
+const TOP_KEYS: &[&str] = &["voice", "messaging", "numbers", "alerts", "recovery", "inbox"];
 const VOICE_KEYS: &[&str] = &["say", "play", "twiml", "voice", "language", "loop"];
 const MESSAGING_KEYS: &[&str] = &["message", "media", "twiml"];
 const NUMBER_KEYS: &[&str] = &["voice", "messaging"];
 const ALERT_KEYS: &[&str] = &["webhook_url", "dedup_seconds"];
 const RECOVERY_KEYS: &[&str] = &["allow_hosts", "timeout_ms", "allow_http"];
+const INBOX_KEYS: &[&str] = &["retention_days", "max_entries"];
 
 impl Loader {
     fn error(&mut self, path: &str, message: impl Into<String>) {
@@ -114,6 +115,9 @@ impl Loader {
         }
         if let Some(recovery) = table.get("recovery") {
             config.recovery = self.recovery(recovery);
+        }
+        if let Some(inbox) = table.get("inbox") {
+            config.inbox = self.inbox(inbox);
         }
         config
     }
@@ -397,6 +401,26 @@ impl Loader {
             timeout_ms,
             allow_http,
         })
+    }
+}
+
+impl Loader {
+    fn inbox(&mut self, value: &Value) -> InboxSettings {
+        let defaults = InboxSettings::default();
+        let Some(table) = self.table(value, "inbox", INBOX_KEYS) else {
+            return defaults;
+        };
+        let retention_days = self
+            .integer(table, "retention_days", "inbox", (1, 3650))
+            .and_then(|days| u32::try_from(days).ok())
+            .unwrap_or(defaults.retention_days);
+        let max_entries = self
+            .integer(table, "max_entries", "inbox", (1, 100_000_000))
+            .unwrap_or(defaults.max_entries);
+        InboxSettings {
+            retention_days,
+            max_entries,
+        }
     }
 }
 

@@ -123,6 +123,32 @@ pub struct Config {
     numbers: BTreeMap<String, NumberAnswers>,
     alerts: Option<Alerts>,
     recovery: Option<Recovery>,
+    inbox: InboxSettings,
+}
+
+/// The default `[inbox] retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// The default `[inbox] max_entries`.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+
+/// How long the outage inbox keeps entries, and how many (`[inbox]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InboxSettings {
+    /// Entries received longer ago than this are purged (`retention_days`, 1–3650, default 30).
+    pub retention_days: u32,
+    /// Past this many stored entries, new ones are refused and logged (`max_entries`, default
+    /// 100,000).
+    pub max_entries: u64,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: DEFAULT_RETENTION_DAYS,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
 }
 
 /// A configured answer and its rendered TwiML.
@@ -314,6 +340,7 @@ impl Default for Config {
             numbers: BTreeMap::new(),
             alerts: None,
             recovery: None,
+            inbox: InboxSettings::default(),
         }
     }
 }
@@ -520,6 +547,11 @@ impl Config {
     /// The recovery settings, when `[recovery]` is configured.
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
+    }
+
+    /// The outage inbox's retention and cap (`[inbox]`, else the defaults).
+    pub fn inbox(&self) -> InboxSettings {
+        self.inbox
     }
 }
 

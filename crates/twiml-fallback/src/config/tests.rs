@@ -168,7 +168,7 @@ fn every_problem_is_reported_by_path() {
             "#
         ),
         [
-            "colour: unknown key (expected one of: voice, messaging, numbers, alerts, recovery)",
+            "colour: unknown key (expected one of: voice, messaging, numbers, alerts, recovery, inbox)",
             "voice.say: empty",
             "voice.language: \"english please\" is not a language tag such as en-US",
             "voice.loop: must be between 0 and 1000",
@@ -524,4 +524,36 @@ fn every_variable_belongs_to_a_section_that_loads_on_its_own() {
         assert!(path.starts_with(&format!("{section}.")), "{name} sets {path}");
     }
     assert_eq!(variables::section_of("FALLBACK_CONFIG"), None);
+}
+
+#[test]
+fn the_inbox_section_sets_retention_and_cap_and_defaults_otherwise() {
+    let config = Config::from_toml("[inbox]\nretention_days = 7\nmax_entries = 500\n").expect("valid");
+    assert_eq!(
+        config.inbox(),
+        InboxSettings {
+            retention_days: 7,
+            max_entries: 500
+        }
+    );
+    assert_eq!(
+        Config::default().inbox(),
+        InboxSettings {
+            retention_days: 30,
+            max_entries: 100_000
+        }
+    );
+    let errors = Config::from_toml("[inbox]\nretention_days = 0\nkeep = true\n")
+        .expect_err("an error")
+        .to_string();
+    assert!(
+        errors.contains("inbox.retention_days: must be between 1 and 3650"),
+        "{errors}"
+    );
+    assert!(errors.contains("inbox.keep: unknown key"), "{errors}");
+    let from_variables = Config::from_sources(None, |name| {
+        (name == "FALLBACK_INBOX_RETENTION_DAYS").then(|| "3".to_owned())
+    })
+    .expect("valid");
+    assert_eq!(from_variables.inbox().retention_days, 3);
 }

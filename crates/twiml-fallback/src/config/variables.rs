@@ -57,10 +57,16 @@ pub const VARIABLES: &[(&str, &str, VariableKind)] = &[
         "recovery.timeout_ms",
         VariableKind::Integer,
     ),
+    (
+        "FALLBACK_INBOX_RETENTION_DAYS",
+        "inbox.retention_days",
+        VariableKind::Integer,
+    ),
+    ("FALLBACK_INBOX_MAX_ENTRIES", "inbox.max_entries", VariableKind::Integer),
 ];
 
 /// The sections the [`VARIABLES`] write into, each loadable on its own.
-pub(super) const SECTIONS: [&str; 4] = ["voice", "messaging", "alerts", "recovery"];
+pub(super) const SECTIONS: [&str; 5] = ["voice", "messaging", "alerts", "recovery", "inbox"];
 
 /// The section a [`VARIABLES`] entry writes into (`None` for another name).
 pub(super) fn section_of(name: &str) -> Option<&'static str> {

@@ -239,6 +239,7 @@ mod tests {
             answer: super::super::AnswerFrom::Default,
             alert: None,
             recovery: None,
+            inbox: None,
             note: None,
             hint: None,
         }

@@ -10,13 +10,14 @@
 //!
 //! | effect | the shell | then |
 //! |---|---|---|
+//! | [`Effect::Keep`] | commits the entry with [`inbox::store`](crate::inbox::store()) through its SQLite driver, before answering | logs the outcome's line, if any; on failure [`write_failed_line`](crate::inbox::store::write_failed_line) and reports the inbox failing in health checks |
 //! | [`Effect::Log`] | writes [`LogRecord::to_json`] as one line (or [`LogRecord::to_text`] for people) | — |
 //! | [`Effect::Alert`] | sends [`Alert::request`] once per dedup window ([`AlertWindows`](super::AlertWindows) in memory, [`Alert::suppressed_by_stored`] in a shared store) | logs [`Alert::outcome_line`] |
 //! | [`Effect::Recover`] | sends [`RecoveryPlan::request`](super::RecoveryPlan::request) | feeds the [`SendOutcome`] to [`Edge::judge_recovery`](super::Edge::judge_recovery), answers its response, logs its record |
 //!
 //! and, before a request is decided, [`BodyRead::for_request`] says how much of its body to read
 //! and [`BodyRead::body`] turns what was read into the decision's input.
-//! The effects to come (the outage inbox's store writes, incident notifications, replays) extend
+//! The effects to come (incident notifications, replays) extend
 //! [`Effect`] the same way: a complete value to perform, and, where the core needs the result, an
 //! outcome handed back for the core's next decision.
 //!
@@ -48,10 +49,17 @@ use std::time::Duration;
 use http::{HeaderName, Method, StatusCode};
 
 use super::{Alert, LogRecord, MAX_REQUEST_BYTES, RecoveryPlan};
+use crate::inbox::Entry;
 
 /// Something the shell must do for a request (see the [module docs](self) for the contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant, reason = "made once per request and moved once: boxing buys nothing")]
 pub enum Effect {
+    /// Commit this entry to the outage inbox ([`inbox::store`](crate::inbox::store())) **before**
+    /// answering; write [`StoreOutcome::line`](crate::inbox::StoreOutcome::line) or, when the
+    /// write fails, [`write_failed_line`](crate::inbox::store::write_failed_line) — the answer is
+    /// the same either way. Comes first in a decision; with a recovery, the judgement carries it.
+    Keep(Box<Entry>),
     /// Write this record as one line.
     Log(LogRecord),
     /// Send this alert, unless its dedup key was seen within its window.

@@ -146,6 +146,11 @@ pub struct LogRecord {
     /// What recovery did, when it was considered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<String>,
+    /// What the outage inbox did with the request: `kept` (committed before the answer), or why
+    /// not (`not kept: a status callback`, …); absent when the endpoint keeps no inbox or the
+    /// request was not verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<&'static str>,
     /// Anything else worth knowing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'static str>,
@@ -384,6 +389,7 @@ mod tests {
             answer: AnswerFrom::Number,
             alert: None,
             recovery: None,
+            inbox: None,
             note: None,
             hint: None,
         }

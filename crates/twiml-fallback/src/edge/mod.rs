@@ -94,6 +94,7 @@ pub use recovery::{RECOVERY_USER_AGENT, RecoveryJudgement, RecoveryPlan};
 
 use crate::config::{Config, UNKNOWN_CHANNEL_TWIML};
 use crate::error_code::ErrorCode;
+use crate::inbox::{self, Capture, Entry, Source};
 use crate::signature::{Payload, SignatureError, SignatureVerifier, UrlHint};
 use crate::twiml::MAX_DOCUMENT_BYTES;
 use crate::webhook::Params;
@@ -110,6 +111,16 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// The body of a health check's answer (served as [`TEXT_CONTENT_TYPE`]).
 pub const HEALTH_BODY: &str = "ok\n";
+
+/// The body of a health check's answer (503) while inbox writes fail.
+pub const DEGRADED_BODY: &str = "degraded: the inbox cannot be written; missed messages and calls are not being kept\n";
+
+/// What the shells warn at start-up when they keep no inbox.
+pub const NO_INBOX_WARNING: &str = "no inbox: missed messages and calls are answered but not kept";
+
+/// What the shells warn at start-up when they keep an inbox but have no auth token.
+pub const INBOX_NO_TOKEN_WARNING: &str =
+    "no TWILIO_AUTH_TOKEN: nothing is kept in the inbox (only requests with a valid signature are stored)";
 
 /// Whether a request is a health check: `GET` or `HEAD` of a path whose last segment is `healthz`
 /// (`/healthz`; `/twilio/healthz` behind a proxy that adds a prefix, or with
@@ -150,6 +161,9 @@ pub struct EdgeRequest<'a> {
     pub body: Body<'a>,
     /// The current time, in milliseconds since the Unix epoch.
     pub now_ms: u64,
+    /// Whether the shell's last inbox write failed (and none has succeeded since): a health check
+    /// then answers 503 `degraded`, so a monitor sees that missed requests are being lost.
+    pub inbox_failing: bool,
 }
 
 static GET: Method = Method::GET;
@@ -164,6 +178,7 @@ impl<'a> EdgeRequest<'a> {
             content_type: None,
             body: Body::Complete(&[]),
             now_ms,
+            inbox_failing: false,
         }
     }
 }
@@ -211,12 +226,23 @@ pub struct Decision {
 
 impl Decision {
     /// A decision answering `response` whose one record is `log` or, when there is one, `plan`'s;
-    /// then `alert`.
-    fn new(response: EdgeResponse, mut log: LogRecord, plan: Option<RecoveryPlan>, alert: Option<Alert>) -> Self {
-        let mut effects = Vec::with_capacity(2);
+    /// then `alert`. The entry to keep goes first — committed before the answer — or, with a
+    /// recovery, into the plan (the recovery's outcome decides whether it is kept).
+    fn new(
+        response: EdgeResponse,
+        mut log: LogRecord,
+        plan: Option<RecoveryPlan>,
+        alert: Option<Alert>,
+        keep: Option<Box<Entry>>,
+    ) -> Self {
+        let mut effects = Vec::with_capacity(3);
         match plan {
-            Some(plan) => effects.push(Effect::Recover(plan)),
+            Some(mut plan) => {
+                plan.keep = keep;
+                effects.push(Effect::Recover(plan));
+            }
             None => {
+                effects.extend(keep.map(Effect::Keep));
                 log.status = response.status;
                 effects.push(Effect::Log(log));
             }
@@ -284,13 +310,30 @@ pub struct EdgeResponse {
 pub struct Edge {
     config: Config,
     verifier: SignatureVerifier,
+    keep_inbox: bool,
 }
 
 impl Edge {
     /// An endpoint answering from `config`, verifying with `verifier` (which may hold no token:
     /// then every request gets fallback TwiML but no alert or recovery).
     pub fn new(config: Config, verifier: SignatureVerifier) -> Self {
-        Self { config, verifier }
+        Self {
+            config,
+            verifier,
+            keep_inbox: false,
+        }
+    }
+
+    /// The same endpoint keeping (or not) an outage inbox: each verified request a person sent
+    /// ([`inbox::capture`]) becomes an [`Effect::Keep`] the shell commits before answering.
+    pub fn with_inbox(mut self, keep: bool) -> Self {
+        self.keep_inbox = keep;
+        self
+    }
+
+    /// Whether this endpoint keeps an inbox.
+    pub fn keeps_inbox(&self) -> bool {
+        self.keep_inbox
     }
 
     /// The configuration.
@@ -309,6 +352,11 @@ impl Edge {
         if self.verifier.is_empty() {
             warnings.push(NO_TOKEN_WARNING);
         }
+        match (self.keep_inbox, self.verifier.is_empty()) {
+            (false, _) => warnings.push(NO_INBOX_WARNING),
+            (true, true) => warnings.push(INBOX_NO_TOKEN_WARNING),
+            (true, false) => {}
+        }
         warnings
     }
 
@@ -316,11 +364,16 @@ impl Edge {
     pub fn decide(&self, request: &EdgeRequest<'_>) -> Decision {
         let method = request.method;
         if is_health_check(method, request.url) {
+            let (status, body) = if request.inbox_failing {
+                (StatusCode::SERVICE_UNAVAILABLE, DEGRADED_BODY)
+            } else {
+                (StatusCode::OK, HEALTH_BODY)
+            };
             return Decision {
                 response: EdgeResponse {
-                    status: StatusCode::OK,
+                    status,
                     content_type: TEXT_CONTENT_TYPE,
-                    body: HEALTH_BODY.to_owned(),
+                    body: body.to_owned(),
                 },
                 effects: Vec::new(),
             };
@@ -344,6 +397,7 @@ impl Edge {
             answer: AnswerFrom::Default,
             alert: None,
             recovery: None,
+            inbox: None,
             note: None,
             hint: None,
         };
@@ -363,7 +417,13 @@ impl Edge {
             if self.verifier.is_empty() {
                 record.signature = SignatureCheck::NoToken;
                 record.answer = AnswerFrom::UnknownChannel;
-                return Decision::new(twiml_response(UNKNOWN_CHANNEL_TWIML.to_owned()), record, None, None);
+                return Decision::new(
+                    twiml_response(UNKNOWN_CHANNEL_TWIML.to_owned()),
+                    record,
+                    None,
+                    None,
+                    None,
+                );
             }
             record.signature = SignatureCheck::UnreadableBody;
             return forbidden(record);
@@ -405,7 +465,26 @@ impl Edge {
         record.answer = fallback.source.into();
         let response = twiml_response(fallback.twiml.to_owned());
         let Some(token_index) = verified else {
-            return Decision::new(response, record, None, None);
+            return Decision::new(response, record, None, None, None);
+        };
+        let keep = match self.keep_inbox.then(|| {
+            inbox::capture(
+                &params,
+                method_for_signature.as_str(),
+                request.url,
+                request.now_ms,
+                Source::Edge,
+            )
+        }) {
+            Some(Capture::Keep(entry)) => {
+                record.inbox = Some("kept");
+                Some(entry)
+            }
+            Some(Capture::Skip(skip)) => {
+                record.inbox = Some(skip.as_str());
+                None
+            }
+            None => None,
         };
 
         let alert = notice.and_then(|notice| {
@@ -423,7 +502,7 @@ impl Edge {
             record.alert = Some(alert.dedup_key.clone());
         }
         let plan = self.recovery_plan(&mut record, is_get, &params, token_index, channel, &response);
-        Decision::new(response, record, plan, alert)
+        Decision::new(response, record, plan, alert, keep)
     }
 
     fn verify(
@@ -460,7 +539,7 @@ fn forbidden(mut record: LogRecord) -> Decision {
         content_type: TEXT_CONTENT_TYPE,
         body: "Forbidden: X-Twilio-Signature is missing or does not match this request.\n".to_owned(),
     };
-    Decision::new(response, record, None, None)
+    Decision::new(response, record, None, None, None)
 }
 
 /// The path of a URL (absolute or origin-form), without query or fragment; `/` when empty.

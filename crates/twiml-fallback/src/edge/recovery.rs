@@ -11,12 +11,16 @@ use super::effect::{OutboundRequest, Redirects, SendOutcome};
 use super::log::{AnswerFrom, LogEvent, LogRecord, clip};
 use super::{Edge, EdgeResponse, TEXT_CONTENT_TYPE, twiml_response};
 use crate::config::UNKNOWN_CHANNEL_TWIML;
+use crate::inbox::Entry;
 use crate::signature::compute_signature;
 use crate::twiml::{Accepted, AnswerRules, MAX_DOCUMENT_BYTES, TWIML_CONTENT_TYPE, resolve_relative_urls};
 use crate::webhook::{Channel, FALLBACK_PARAMS, Params};
 
 /// The User-Agent of recovery requests.
 pub const RECOVERY_USER_AGENT: &str = concat!("twiml-fallback/", env!("CARGO_PKG_VERSION"), " (recovery)");
+
+/// How the record says an entry was not kept because the primary answered on recovery.
+const NOT_KEPT_RECOVERED: &str = "not kept: the app answered it on recovery";
 
 /// [`SIGNATURE_HEADER`](crate::signature::SIGNATURE_HEADER) as a header name.
 const SIGNATURE_HEADER_NAME: HeaderName = HeaderName::from_static("x-twilio-signature");
@@ -34,6 +38,8 @@ pub struct RecoveryPlan {
     base_url: String,
     fallback: EdgeResponse,
     log: LogRecord,
+    /// The inbox entry for this request, kept unless the primary answers it on recovery.
+    pub(super) keep: Option<Box<Entry>>,
 }
 
 /// The final answer after a recovery attempt.
@@ -43,12 +49,20 @@ pub struct RecoveryJudgement {
     pub response: EdgeResponse,
     /// The request's one log record.
     pub log: LogRecord,
+    /// The inbox entry to commit before answering: the request's, unless the primary answered it
+    /// (then the app has it, and replaying it would answer the person twice).
+    pub keep: Option<Box<Entry>>,
 }
 
 impl RecoveryPlan {
     /// The record logged if the shell cannot perform the recovery at all.
     pub fn log(&self) -> &LogRecord {
         &self.log
+    }
+
+    /// The inbox entry to commit if the recovery is not performed.
+    pub fn keep(&self) -> Option<&Entry> {
+        self.keep.as_deref()
     }
 
     /// The answer to give if the recovery is not performed.
@@ -122,6 +136,7 @@ impl Edge {
             base_url,
             fallback: fallback.clone(),
             log: record.clone(),
+            keep: None,
         })
     }
 
@@ -147,13 +162,21 @@ impl Edge {
                 log.event = LogEvent::Recovered;
                 log.answer = AnswerFrom::Recovered;
                 log.recovery = Some("relayed the primary's answer".to_owned());
-                RecoveryJudgement { response, log }
+                if plan.keep.is_some() {
+                    log.inbox = Some(NOT_KEPT_RECOVERED);
+                }
+                RecoveryJudgement {
+                    response,
+                    log,
+                    keep: None,
+                }
             }
             Err(reason) => {
                 log.recovery = Some(reason);
                 RecoveryJudgement {
                     response: plan.fallback.clone(),
                     log,
+                    keep: plan.keep.clone(),
                 }
             }
         }

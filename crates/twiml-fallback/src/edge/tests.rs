@@ -32,6 +32,7 @@ fn post<'a>(body: &'a str, signature: &'a str) -> EdgeRequest<'a> {
         content_type: Some("application/x-www-form-urlencoded"),
         body: Body::Complete(body.as_bytes()),
         now_ms: NOW,
+        inbox_failing: false,
     }
 }
 
@@ -42,7 +43,7 @@ fn log_of(decision: &Decision) -> &LogRecord {
         .find_map(|effect| match effect {
             Effect::Log(record) => Some(record),
             Effect::Recover(plan) => Some(plan.log()),
-            Effect::Alert(_) => None,
+            Effect::Alert(_) | Effect::Keep(_) => None,
         })
         .expect("every decision logs")
 }
@@ -699,6 +700,7 @@ fn garbage_never_panics_and_every_200_is_valid_twiml() {
                         content_type,
                         body: Body::Complete(body),
                         now_ms: NOW,
+                        inbox_failing: false,
                     });
                     assert!(matches!(
                         decision.response.status,
@@ -780,4 +782,109 @@ fn rfc3339_formats_utc_milliseconds() {
     assert_eq!(rfc3339(1_709_164_800_123), "2024-02-29T00:00:00.123Z");
     assert_eq!(rfc3339(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
     assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+}
+
+fn kept_of(decision: &Decision) -> Option<&crate::inbox::Entry> {
+    decision.effects.iter().find_map(|effect| match effect {
+        Effect::Keep(entry) => Some(&**entry),
+        Effect::Recover(plan) => plan.keep(),
+        Effect::Log(_) | Effect::Alert(_) => None,
+    })
+}
+
+const INBOUND_SMS: &str = "MessageSid=SM42&AccountSid=AC1&From=%2B14155550100&To=%2B14155550199&Body=hi&SmsStatus=received\
+                           &ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fsms";
+
+#[test]
+fn with_an_inbox_a_verified_message_is_kept_first_so_it_is_committed_before_the_answer() {
+    let edge = edge("").with_inbox(true);
+    let decision = edge.decide(&post(INBOUND_SMS, &sign(URL, INBOUND_SMS)));
+    let Some(Effect::Keep(entry)) = decision.effects.first() else {
+        panic!("keep first: {:?}", decision.effects)
+    };
+    assert_eq!(
+        (entry.sid.as_str(), entry.url.as_str(), entry.received_at_ms),
+        ("SM42", URL, NOW)
+    );
+    assert_eq!(log_of(&decision).inbox, Some("kept"));
+    // Without an inbox nothing is kept and the record says nothing about one.
+    let without = self::edge("").decide(&post(INBOUND_SMS, &sign(URL, INBOUND_SMS)));
+    assert!(kept_of(&without).is_none());
+    assert_eq!(log_of(&without).inbox, None);
+}
+
+#[test]
+fn forged_unsigned_and_unverifiable_requests_are_never_kept() {
+    let edge = edge("").with_inbox(true);
+    for signature in [
+        "",
+        "Zm9yZ2VkIHNpZ25hdHVyZSE=",
+        &compute_signature("other-token", URL, &Params::from_form(INBOUND_SMS.as_bytes())),
+    ] {
+        let decision = edge.decide(&post(INBOUND_SMS, signature));
+        assert_eq!(decision.response.status, StatusCode::FORBIDDEN);
+        assert!(kept_of(&decision).is_none());
+    }
+    let huge = edge.decide(&EdgeRequest {
+        body: Body::TooLarge,
+        ..post("", "")
+    });
+    assert!(kept_of(&huge).is_none());
+    let no_token = Edge::new(Config::default(), SignatureVerifier::from_tokens(Vec::<String>::new())).with_inbox(true);
+    let decision = no_token.decide(&post(INBOUND_SMS, ""));
+    assert_eq!(decision.response.status, StatusCode::OK);
+    assert!(
+        kept_of(&decision).is_none(),
+        "no token: nothing can be trusted, nothing is stored"
+    );
+    assert!(no_token.startup_warnings().contains(&super::INBOX_NO_TOKEN_WARNING));
+}
+
+#[test]
+fn a_status_callback_is_answered_and_logged_but_not_kept() {
+    let edge = edge("").with_inbox(true);
+    let receipt = "MessageSid=SM1&MessageStatus=delivered&To=%2B14155550100";
+    let decision = edge.decide(&post(receipt, &sign(URL, receipt)));
+    assert_eq!(decision.response.status, StatusCode::OK);
+    assert!(kept_of(&decision).is_none());
+    assert_eq!(log_of(&decision).inbox, Some("not kept: a status callback"));
+}
+
+#[test]
+fn with_recovery_the_entry_is_kept_unless_the_primary_answered() {
+    let edge = edge(RECOVERY).with_inbox(true);
+    let decision = edge.decide(&post(INBOUND_SMS, &sign(URL, INBOUND_SMS)));
+    assert!(
+        !decision.effects.iter().any(|effect| matches!(effect, Effect::Keep(_))),
+        "the plan carries it"
+    );
+    let plan = plan_of(&decision).expect("a plan");
+    assert_eq!(plan.keep().map(|entry| entry.sid.as_str()), Some("SM42"));
+    let relayed = edge.judge_recovery(
+        plan,
+        SendOutcome::Answered {
+            status: StatusCode::OK,
+            content_type: Some("text/xml"),
+            body: b"<Response><Message>Got it</Message></Response>",
+        },
+    );
+    assert!(relayed.keep.is_none(), "the app has it: replaying would answer twice");
+    assert_eq!(relayed.log.inbox, Some("not kept: the app answered it on recovery"));
+    let failed = edge.judge_recovery(plan, SendOutcome::TimedOut);
+    assert_eq!(failed.keep.as_deref().map(|entry| entry.sid.as_str()), Some("SM42"));
+    assert_eq!(failed.log.inbox, Some("kept"));
+}
+
+#[test]
+fn a_health_check_reports_degraded_while_inbox_writes_fail() {
+    let edge = edge("").with_inbox(true);
+    let failing = edge.decide(&EdgeRequest {
+        inbox_failing: true,
+        ..EdgeRequest::get("https://fallback.example.com/healthz", NOW)
+    });
+    assert_eq!(failing.response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(failing.response.body.starts_with("degraded"));
+    assert!(failing.effects.is_empty());
+    let healthy = edge.decide(&EdgeRequest::get("https://fallback.example.com/healthz", NOW));
+    assert_eq!(healthy.response.status, StatusCode::OK);
 }

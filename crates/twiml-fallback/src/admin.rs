@@ -1,0 +1,327 @@
+//! The admin API under `/_twiml-fallback/`: routing, authentication and JSON, decided once for
+//! both backends.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /_twiml-fallback/inbox?status=&channel=&limit=&cursor=` | `{"entries": [...], "next": CURSOR\|null}`, newest first |
+//! | `GET /_twiml-fallback/inbox/{sid}` | the entry, or 404 |
+//! | `POST /_twiml-fallback/inbox/{sid}/dismiss` | the dismissed entry, or 404 |
+//! | `POST /_twiml-fallback/inbox` (JSON [`CaptureRequest`]) | the stored entry (the layer's capture sink) |
+//!
+//! Every request needs `TWIML_FALLBACK_ADMIN_TOKEN`, as `Authorization: Bearer TOKEN` or HTTP
+//! Basic with the token as the password (any user name, so a browser can open the API); it is
+//! compared in constant time. Missing or wrong: 401 with `WWW-Authenticate: Basic
+//! realm="twiml-fallback"`. With no admin token configured, every admin path answers 404, as if
+//! it did not exist. Errors are JSON: `{"error": "..."}`.
+//!
+//! A shell calls [`Admin::route`] before the fallback endpoint's decision: `None` means the
+//! request is not for the admin API. [`Routed::Inbox`] holds the [`Operation`] to perform on the
+//! shell's store with [`Operation::perform`], which runs the core's statements through the
+//! shell's [`Sql`] driver and renders the answer.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{Method, StatusCode};
+//! use twiml_fallback::admin::{Admin, AdminRequest, Routed};
+//!
+//! let admin = Admin::new(Some("admin-secret".to_owned()), true);
+//! let list = |authorization| AdminRequest {
+//!     method: &Method::GET,
+//!     url: "https://fallback.example.com/_twiml-fallback/inbox?status=pending",
+//!     authorization,
+//!     body: Some(b""),
+//! };
+//! let Some(Routed::Answer(refused)) = admin.route(&list(None), 0) else { unreachable!() };
+//! assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+//! assert!(matches!(admin.route(&list(Some("Bearer admin-secret")), 0), Some(Routed::Inbox(_))));
+//!
+//! // Not an admin path: the fallback endpoint decides.
+//! let voice = AdminRequest { url: "https://fallback.example.com/voice", ..list(None) };
+//! assert!(admin.route(&voice, 0).is_none());
+//! ```
+
+use base64::Engine as _;
+use http::{Method, StatusCode};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::InboxSettings;
+use crate::inbox::store::ListQuery;
+use crate::inbox::{self, Capture, CaptureRequest, Entry, Sql, StoreOutcome};
+
+/// The path segment every admin path starts with.
+pub const ADMIN_SEGMENT: &str = "/_twiml-fallback";
+
+/// The largest admin request body read (a capture of a 64 KB webhook, as JSON).
+pub const MAX_ADMIN_BODY_BYTES: usize = 256 * 1024;
+
+/// The environment variable (serve) or secret (Worker) holding the admin token.
+pub const ADMIN_TOKEN_VARIABLE: &str = "TWIML_FALLBACK_ADMIN_TOKEN";
+
+/// The Content-Type of every admin answer.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// The challenge a 401 carries, so a browser asks for the token.
+pub const WWW_AUTHENTICATE: &str = r#"Basic realm="twiml-fallback""#;
+
+/// A request the shell received, as far as the admin API needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminRequest<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URL (absolute or origin-form).
+    pub url: &'a str,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The body, read up to [`MAX_ADMIN_BODY_BYTES`]; `None` when it was larger or could not be
+    /// read (an authenticated request then gets 413).
+    pub body: Option<&'a [u8]>,
+}
+
+/// An admin answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers besides Content-Type ([`JSON_CONTENT_TYPE`]): `Cache-Control: no-store` on
+    /// every answer, `WWW-Authenticate` on a 401.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// The JSON body.
+    pub body: String,
+}
+
+impl AdminResponse {
+    fn json(status: StatusCode, value: &impl Serialize) -> Self {
+        Self {
+            status,
+            headers: vec![("cache-control", "no-store")],
+            body: serde_json::to_string(value).unwrap_or_else(|_| "{\"error\":\"serialisation failed\"}".to_owned()),
+        }
+    }
+
+    fn error(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::json(status, &serde_json::json!({ "error": message.into() }))
+    }
+}
+
+/// What [`Admin::route`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Answer this (401, 404, 400, 405, 503, 413).
+    Answer(AdminResponse),
+    /// Perform this on the inbox, then answer what it returns.
+    Inbox(Operation),
+}
+
+/// An authenticated inbox operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// List entries.
+    List(ListQuery),
+    /// One entry.
+    Show(String),
+    /// Dismiss one entry.
+    Dismiss(String),
+    /// Store what the layer caught.
+    Store(Box<Entry>),
+}
+
+/// The admin API: its token, and whether there is an inbox behind it.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    token_digest: Option<[u8; 32]>,
+    has_inbox: bool,
+}
+
+fn digest(text: &[u8]) -> [u8; 32] {
+    Sha256::digest(text).into()
+}
+
+impl Admin {
+    /// The API with this token (`None`: every admin path answers 404) over an inbox, when the
+    /// shell has one (else its inbox paths answer 503).
+    pub fn new(token: Option<String>, has_inbox: bool) -> Self {
+        Self {
+            token_digest: token
+                .filter(|token| !token.is_empty())
+                .map(|token| digest(token.as_bytes())),
+            has_inbox,
+        }
+    }
+
+    /// Whether an admin token is configured.
+    pub fn is_enabled(&self) -> bool {
+        self.token_digest.is_some()
+    }
+
+    /// Routes a request: `None` when its path is not under [`ADMIN_SEGMENT`], else the answer or
+    /// the operation.
+    pub fn route(&self, request: &AdminRequest<'_>, now_ms: u64) -> Option<Routed> {
+        let rest = admin_path(request.url)?;
+        let Some(expected) = &self.token_digest else {
+            return Some(Routed::Answer(AdminResponse::error(StatusCode::NOT_FOUND, "not found")));
+        };
+        if !authorized(expected, request.authorization) {
+            let mut refused = AdminResponse::error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong admin token: send Authorization: Bearer $TWIML_FALLBACK_ADMIN_TOKEN",
+            );
+            refused.headers.push(("www-authenticate", WWW_AUTHENTICATE));
+            return Some(Routed::Answer(refused));
+        }
+        let segments: Vec<&str> = rest.split('/').filter(|segment| !segment.is_empty()).collect();
+        let method = request.method;
+        let operation = match (segments.as_slice(), method) {
+            (["inbox"], &Method::GET) | (["inbox"], &Method::HEAD) => {
+                match ListQuery::from_query(crate::url::query(request.url)) {
+                    Ok(query) => Operation::List(query),
+                    Err(message) => {
+                        return Some(Routed::Answer(AdminResponse::error(StatusCode::BAD_REQUEST, message)));
+                    }
+                }
+            }
+            (["inbox"], &Method::POST) => match request
+                .body
+                .ok_or_else(too_large)
+                .and_then(|body| capture_of(body, now_ms))
+            {
+                Ok(entry) => Operation::Store(entry),
+                Err(answer) => return Some(Routed::Answer(answer)),
+            },
+            (["inbox", sid], &Method::GET) | (["inbox", sid], &Method::HEAD) => Operation::Show((*sid).to_owned()),
+            (["inbox", sid, "dismiss"], &Method::POST) => Operation::Dismiss((*sid).to_owned()),
+            (["inbox"], _) | (["inbox", _], _) | (["inbox", _, "dismiss"], _) => {
+                return Some(Routed::Answer(AdminResponse::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{method} is not allowed here"),
+                )));
+            }
+            _ => {
+                return Some(Routed::Answer(AdminResponse::error(
+                    StatusCode::NOT_FOUND,
+                    "no such admin path",
+                )));
+            }
+        };
+        if !self.has_inbox {
+            return Some(Routed::Answer(AdminResponse::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this endpoint keeps no inbox (serve --no-inbox, or a Worker without the INBOX binding)",
+            )));
+        }
+        Some(Routed::Inbox(operation))
+    }
+}
+
+fn too_large() -> AdminResponse {
+    AdminResponse::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is over {MAX_ADMIN_BODY_BYTES} bytes or could not be read"),
+    )
+}
+
+/// The part of the path after [`ADMIN_SEGMENT`], when the path has that segment (also behind a
+/// proxy's prefix: `/twilio/_twiml-fallback/inbox`).
+fn admin_path(url: &str) -> Option<&str> {
+    let path = crate::url::path(url);
+    let at = path.find(ADMIN_SEGMENT)?;
+    let rest = &path[at + ADMIN_SEGMENT.len()..];
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// Whether `authorization` carries the token (Bearer, or Basic with it as the password), compared
+/// as SHA-256 digests in constant time (so neither its bytes nor its length leak).
+fn authorized(expected: &[u8; 32], authorization: Option<&str>) -> bool {
+    let Some(header) = authorization.map(str::trim) else {
+        return false;
+    };
+    let (scheme, credentials) = header.split_once(' ').unwrap_or((header, ""));
+    let credentials = credentials.trim();
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        credentials.as_bytes().to_vec()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(credentials) else {
+            return false;
+        };
+        match decoded.iter().position(|&b| b == b':') {
+            Some(colon) => decoded[colon + 1..].to_vec(),
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    bool::from(digest(&token).ct_eq(expected))
+}
+
+fn capture_of(body: &[u8], now_ms: u64) -> Result<Box<Entry>, AdminResponse> {
+    let capture: CaptureRequest = serde_json::from_slice(body).map_err(|error| {
+        AdminResponse::error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a capture (JSON: channel, url, method, params, cause, error_code): {error}"),
+        )
+    })?;
+    match capture.into_capture(now_ms) {
+        Capture::Keep(entry) => Ok(entry),
+        Capture::Skip(skip) => Err(AdminResponse::error(StatusCode::UNPROCESSABLE_ENTITY, skip.as_str())),
+    }
+}
+
+impl Operation {
+    /// Performs the operation on the shell's inbox and renders the answer: 200 with the JSON, 404
+    /// for an unknown SID, 507 when the inbox is full, 500 when the store fails (its error in
+    /// the body — the caller is an authenticated operator). The lines to log come back with it.
+    pub fn perform<S: Sql>(self, sql: &mut S, settings: InboxSettings) -> (AdminResponse, Vec<crate::edge::LogLine>) {
+        let failed = |error: inbox::StoreError| {
+            AdminResponse::error(StatusCode::INTERNAL_SERVER_ERROR, format!("the inbox failed: {error}"))
+        };
+        let not_found =
+            |sid: &str| AdminResponse::error(StatusCode::NOT_FOUND, format!("no entry {sid:?} in the inbox"));
+        match self {
+            Operation::List(query) => match inbox::list(sql, &query) {
+                Ok(page) => (AdminResponse::json(StatusCode::OK, &page), Vec::new()),
+                Err(error) => (failed(error), Vec::new()),
+            },
+            Operation::Show(sid) => match inbox::get(sql, &sid) {
+                Ok(Some(entry)) => (AdminResponse::json(StatusCode::OK, &entry), Vec::new()),
+                Ok(None) => (not_found(&sid), Vec::new()),
+                Err(error) => (failed(error), Vec::new()),
+            },
+            Operation::Dismiss(sid) => match inbox::dismiss(sql, &sid) {
+                Ok(Some(entry)) => (AdminResponse::json(StatusCode::OK, &entry), Vec::new()),
+                Ok(None) => (not_found(&sid), Vec::new()),
+                Err(error) => (failed(error), Vec::new()),
+            },
+            Operation::Store(entry) => {
+                let stored = inbox::store(sql, &entry, settings).and_then(|outcome| {
+                    let kept = match outcome {
+                        StoreOutcome::Full { .. } => None,
+                        StoreOutcome::Stored | StoreOutcome::Duplicate => inbox::get(sql, &entry.sid)?,
+                    };
+                    Ok((outcome, kept))
+                });
+                match stored {
+                    Ok((outcome, kept)) => {
+                        let lines = outcome.line(&entry).into_iter().collect();
+                        let answer = match kept {
+                            Some(kept) => AdminResponse::json(StatusCode::OK, &kept),
+                            None => AdminResponse::error(
+                                StatusCode::INSUFFICIENT_STORAGE,
+                                "the inbox is full ([inbox] max_entries): not stored",
+                            ),
+                        };
+                        (answer, lines)
+                    }
+                    Err(error) => {
+                        let line = inbox::store::write_failed_line(&entry, &error);
+                        (failed(error), vec![line])
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
