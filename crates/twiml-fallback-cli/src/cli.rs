@@ -148,6 +148,25 @@ pub(crate) struct ServeArgs {
     /// Log format
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// The outage inbox's SQLite file (default: twiml-fallback/inbox.sqlite3 under your data
+    /// directory, e.g. ~/.local/share)
+    ///
+    /// Every verified message and call the endpoint answers is committed here before its answer
+    /// goes out, for `twiml-fallback inbox` and replay.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_inbox")]
+    pub(crate) inbox: Option<PathBuf>,
+    /// Keep no inbox: missed messages and calls are answered but not kept
+    #[arg(long)]
+    pub(crate) no_inbox: bool,
+    /// The admin API's token (else TWIML_FALLBACK_ADMIN_TOKEN); without one, /_twiml-fallback/
+    /// answers 404
+    #[arg(
+        long,
+        env = "TWIML_FALLBACK_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) admin_token: Option<String>,
     /// Close a connection whose request head (request line and headers) takes longer than this
     ///
     /// Counted from the connection's start, and on a keep-alive connection from the first byte of

@@ -7,6 +7,7 @@
 //! loop, the connection limit, the head, body and idle deadlines — are in [`connections`].
 
 mod connections;
+mod inbox;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -20,14 +21,17 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
+use twiml_fallback::admin::{self, Admin, AdminRequest, AdminResponse, Routed};
 use twiml_fallback::config::{Config, variables_in_use};
 use twiml_fallback::edge::{
-    Alert, AlertWindows, BodyRead, Edge, EdgeRequest, Effect, LogLevel, LogLine, LogRecord, OutboundRequest, Redirects,
-    SendResult,
+    Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, LogRecord,
+    OutboundRequest, Redirects, SendResult,
 };
+use twiml_fallback::inbox::Entry;
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 
 use self::connections::{Bite, LimitLog, Limits};
+use self::inbox::Inbox;
 use crate::cli::{LogFormat, ServeArgs};
 use crate::error::CliError;
 use crate::http_client;
@@ -48,6 +52,10 @@ struct Server {
     body_timeout: Duration,
     /// Where the limits that bite are counted and logged.
     limit_log: Arc<LimitLog>,
+    /// The outage inbox (`None` with `--no-inbox`).
+    inbox: Option<Inbox>,
+    /// The admin API under `/_twiml-fallback/`.
+    admin: Admin,
 }
 
 /// The configuration `serve` runs with, from the same sources as the Worker: the file (or the
@@ -88,9 +96,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         (None, true) => UrlPolicy::trust_forwarded_headers(),
         (None, false) => UrlPolicy::as_received(),
     };
-    let edge = Edge::new(config, verifier);
+    let inbox = open_inbox(&args, config.inbox())?;
+    let edge = Edge::new(config, verifier).with_inbox(inbox.is_some());
     for warning in edge.startup_warnings() {
         tracing::warn!("{warning}");
+    }
+    let admin = Admin::new(args.admin_token.clone(), inbox.is_some());
+    if !admin.is_enabled() {
+        tracing::info!("no TWIML_FALLBACK_ADMIN_TOKEN: the admin API (/_twiml-fallback/) answers 404");
     }
     let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
     let listener = crate::addr::bind(&listen).await?;
@@ -109,6 +122,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         log_format: args.log_format,
         body_timeout: limits.body_timeout(),
         limit_log: Arc::clone(&limit_log),
+        inbox,
+        admin,
     });
     // Every path, /healthz included: the core answers health checks (Edge::decide).
     let app = Router::new().fallback(handle).with_state(Arc::clone(&server));
@@ -124,6 +139,38 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     connections::serve(listener, app, limit_log, shutdown_signal()).await;
     tracing::info!("twiml-fallback serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the inbox unless `--no-inbox`: at `--inbox PATH` or the default path, said at start-up.
+/// A file that is not a database or cannot be written stops `serve` before it listens.
+fn open_inbox(args: &ServeArgs, settings: twiml_fallback::config::InboxSettings) -> Result<Option<Inbox>, CliError> {
+    if args.no_inbox {
+        tracing::warn!("--no-inbox: missed messages and calls are answered but not kept");
+        return Ok(None);
+    }
+    let path = match &args.inbox {
+        Some(path) => path.clone(),
+        None => inbox::default_path().ok_or_else(|| {
+            CliError::new("no data directory to keep the inbox in (no HOME?)")
+                .hint("choose a file with --inbox PATH, or run with --no-inbox")
+        })?,
+    };
+    let format = args.log_format;
+    let (inbox, stored) =
+        Inbox::open(&path, settings, now_ms, move |line| write_line_as(format, line)).map_err(|error| {
+            CliError::new(format!("cannot open the inbox at {}: {error}", path.display())).hint(
+                "choose another file with --inbox PATH (a damaged one can be moved aside), or run with --no-inbox",
+            )
+        })?;
+    tracing::info!(
+        path = %inbox.path().display(),
+        stored,
+        retention_days = settings.retention_days,
+        max_entries = settings.max_entries,
+        "twiml-fallback serve: inbox at {} ({stored} entries)",
+        inbox.path().display()
+    );
+    Ok(Some(inbox))
 }
 
 async fn shutdown_signal() {
@@ -158,20 +205,34 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let url = server.policy.url_to_verify(&parts);
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
+    if server.admin.claims(&url) {
+        let read = server.read_body(body, admin::MAX_ADMIN_BODY_BYTES).await;
+        let routed = server.admin.route(
+            &AdminRequest {
+                method: &parts.method,
+                url: &url,
+                authorization: header(http::header::AUTHORIZATION.as_str()),
+                body: read.as_deref().filter(|read| read.len() <= admin::MAX_ADMIN_BODY_BYTES),
+            },
+            now_ms(),
+        );
+        return match routed {
+            Some(Routed::Answer(answer)) => admin_response(answer),
+            Some(Routed::Inbox(operation)) => admin_response(server.perform(operation).await),
+            // `claims` and `route` agree on what is an admin path.
+            None => admin_response(AdminResponse {
+                status: http::StatusCode::NOT_FOUND,
+                headers: Vec::new(),
+                body: "{\"error\":\"not found\"}".to_owned(),
+            }),
+        };
+    }
     let reading = BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str()));
     let read = match reading {
         BodyRead::Skip | BodyRead::Refuse => None,
         // Stop reading past the limit; a broken body is as unverifiable as a huge one, and so is
         // one that does not arrive in time (Twilio sends a whole request at once).
-        BodyRead::UpTo(limit) => {
-            match tokio::time::timeout(server.body_timeout, Limited::new(body, limit).collect()).await {
-                Ok(collected) => collected.ok().map(|collected| collected.to_bytes()),
-                Err(_) => {
-                    server.limit_log.bit(Bite::BodyTimeout);
-                    None
-                }
-            }
-        }
+        BodyRead::UpTo(limit) => server.read_body(body, limit).await,
     };
     let decision = server
         .edge
@@ -182,25 +243,44 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
             content_type: header(CONTENT_TYPE.as_str()),
             body: reading.body(read.as_deref()),
             now_ms: now_ms(),
+            inbox_failing: server.inbox.as_ref().is_some_and(Inbox::is_failing),
         })
         .explain_mismatch(|| server.policy.mismatch_hint(&parts.headers, Some(server.listen)));
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
+            Effect::Keep(entry) => server.keep(*entry).await,
             Effect::Log(record) => server.write_record(&record),
             Effect::Alert(alert) => server.alert(alert),
             Effect::Recover(plan) => {
                 let sent = send(&server.client, &plan.request).await;
                 let judgement = server.edge.judge_recovery(&plan, sent.outcome());
+                if let Some(entry) = judgement.keep {
+                    server.keep(*entry).await;
+                }
                 server.write_record(&judgement.log);
                 answer = judgement.response;
             }
         }
     }
+    edge_response(answer)
+}
+
+fn edge_response(answer: EdgeResponse) -> Response {
     let mut response = (answer.status, answer.body).into_response();
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    response
+}
+
+fn admin_response(answer: AdminResponse) -> Response {
+    let mut response = (answer.status, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(admin::JSON_CONTENT_TYPE));
+    for (name, value) in answer.headers {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }
 
@@ -228,6 +308,66 @@ async fn send(client: &reqwest::Client, request: &OutboundRequest) -> SendResult
 }
 
 impl Server {
+    /// The body read up to `limit` within `--body-timeout-ms`: `None` when it was larger, broke
+    /// or did not arrive in time.
+    async fn read_body(&self, body: axum::body::Body, limit: usize) -> Option<bytes::Bytes> {
+        match tokio::time::timeout(self.body_timeout, Limited::new(body, limit).collect()).await {
+            Ok(collected) => collected.ok().map(|collected| collected.to_bytes()),
+            Err(_) => {
+                self.limit_log.bit(Bite::BodyTimeout);
+                None
+            }
+        }
+    }
+
+    /// Commits `entry` to the inbox before the answer goes out; a failed write is logged with the
+    /// entry's SID (and reported by health checks), and the answer is the same.
+    async fn keep(&self, entry: Entry) {
+        let Some(inbox) = &self.inbox else {
+            return;
+        };
+        let settings = inbox.settings();
+        let stored = {
+            let entry = entry.clone();
+            inbox
+                .run(move |sql| twiml_fallback::inbox::store(sql, &entry, settings))
+                .await
+        };
+        match stored {
+            Ok(outcome) => {
+                if let Some(line) = outcome.line(&entry) {
+                    self.write_line(&line);
+                }
+            }
+            Err(error) => self.write_line(&twiml_fallback::inbox::store::write_failed_line(&entry, &error)),
+        }
+    }
+
+    /// Performs an authenticated admin operation on the inbox, and writes its lines.
+    async fn perform(&self, operation: admin::Operation) -> AdminResponse {
+        let Some(inbox) = &self.inbox else {
+            return AdminResponse {
+                status: http::StatusCode::SERVICE_UNAVAILABLE,
+                headers: Vec::new(),
+                body: "{\"error\":\"no inbox\"}".to_owned(),
+            };
+        };
+        let settings = inbox.settings();
+        match inbox.run(move |sql| Ok(operation.perform(sql, settings))).await {
+            Ok((answer, lines)) => {
+                for line in &lines {
+                    self.write_line(line);
+                }
+                answer
+            }
+            Err(error) => AdminResponse {
+                status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                headers: vec![("cache-control", "no-store")],
+                body: serde_json::json!({ "error": format!("the inbox failed: {error}") }).to_string(),
+            },
+        }
+    }
+
     /// Writes the request's record: the core's JSON line (the Worker's, byte for byte), or its
     /// text rendering.
     fn write_record(&self, record: &LogRecord) {
@@ -240,6 +380,17 @@ impl Server {
     }
 
     fn write(&self, line: &LogLine, text: impl FnOnce() -> String) {
+        write_as(self.log_format, line, text);
+    }
+}
+
+/// Writes a line the core composed, from a thread without the server (the inbox writer's purges).
+fn write_line_as(format: LogFormat, line: &LogLine) {
+    write_as(format, line, || line.to_text_at(now_ms()));
+}
+
+fn write_as(format: LogFormat, line: &LogLine, text: impl FnOnce() -> String) {
+    {
         let enabled = match line.level() {
             LogLevel::Info => tracing::enabled!(target: "twiml_fallback::request", tracing::Level::INFO),
             LogLevel::Warn => tracing::enabled!(target: "twiml_fallback::request", tracing::Level::WARN),
@@ -249,12 +400,14 @@ impl Server {
             return;
         }
         let mut stderr = std::io::stderr().lock();
-        let _ = match self.log_format {
+        let _ = match format {
             LogFormat::Json => writeln!(stderr, "{}", line.to_json()),
             LogFormat::Text => writeln!(stderr, "{}", text()),
         };
     }
+}
 
+impl Server {
     /// Sends an alert in the background, unless one with the same key went out within its window.
     fn alert(self: &Arc<Self>, alert: Alert) {
         if !self.first_in_window(&alert) {

@@ -151,6 +151,12 @@ impl Admin {
         }
     }
 
+    /// Whether `url`'s path is under [`ADMIN_SEGMENT`]: the shell then reads the body up to
+    /// [`MAX_ADMIN_BODY_BYTES`] and calls [`Admin::route`], which answers it.
+    pub fn claims(&self, url: &str) -> bool {
+        admin_path(url).is_some()
+    }
+
     /// Whether an admin token is configured.
     pub fn is_enabled(&self) -> bool {
         self.token_digest.is_some()

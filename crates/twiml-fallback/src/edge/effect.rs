@@ -53,7 +53,10 @@ use crate::inbox::Entry;
 
 /// Something the shell must do for a request (see the [module docs](self) for the contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[allow(clippy::large_enum_variant, reason = "made once per request and moved once: boxing buys nothing")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per request and moved once: boxing buys nothing"
+)]
 pub enum Effect {
     /// Commit this entry to the outage inbox ([`inbox::store`](crate::inbox::store())) **before**
     /// answering; write [`StoreOutcome::line`](crate::inbox::StoreOutcome::line) or, when the

@@ -274,6 +274,18 @@ pub fn write_failed_line(entry: &Entry, error: &StoreError) -> LogLine {
     )
 }
 
+/// The line a shell writes when purging old entries failed (they stay until the next purge).
+pub fn purge_failed_line(error: &StoreError) -> LogLine {
+    LogLine::new(
+        LogLevel::Error,
+        &serde_json::json!({
+            "event": "inbox-purge-failed",
+            "error": error.to_string(),
+            "note": "entries past [inbox] retention_days stay until a purge succeeds (retried hourly)",
+        }),
+    )
+}
+
 fn entry_values(entry: &Entry) -> Vec<SqlValue> {
     vec![
         SqlValue::text(&entry.sid),

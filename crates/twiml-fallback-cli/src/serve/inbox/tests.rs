@@ -1,0 +1,276 @@
+//! The core's statements, run by this driver on real SQLite files.
+
+use std::sync::Arc;
+
+use twiml_fallback::Channel;
+use twiml_fallback::inbox::store::{Cursor, ListQuery, SCHEMA_VERSION, count};
+use twiml_fallback::inbox::{
+    Capture, Entry, Source, Status, StoreOutcome, capture, dismiss, get, list, migrate, purge, store,
+};
+use twiml_fallback::webhook::Params;
+
+use super::*;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("twiml-fallback-inbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        Self(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("inbox.sqlite3")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn entry(sid: &str, at_ms: u64) -> Entry {
+    let form = if sid.starts_with("CA") {
+        format!("CallSid={sid}&From=%2B14155550100&To=%2B14155550199&CallStatus=ringing")
+    } else {
+        format!(
+            "MessageSid={sid}&From=%2B14155550100&To=%2B14155550199&Body=hello+{sid}&MediaUrl0=https%3A%2F%2Fm%2F{sid}"
+        )
+    };
+    match capture(
+        &Params::from_form(form.as_bytes()),
+        "POST",
+        "https://f.example.com/sms",
+        at_ms,
+        Source::Edge,
+    ) {
+        Capture::Keep(entry) => *entry,
+        Capture::Skip(skip) => panic!("{skip:?}"),
+    }
+}
+
+fn settings(max_entries: u64) -> InboxSettings {
+    InboxSettings {
+        retention_days: 30,
+        max_entries,
+    }
+}
+
+#[test]
+fn an_entry_reads_back_exactly_as_stored_and_a_second_copy_is_a_duplicate() {
+    let dir = TempDir::new("roundtrip");
+    let connection = open(&dir.file()).expect("opens");
+    let mut sql = Driver(&connection);
+    let stored = entry("SM1", 1_700_000_000_000);
+    assert_eq!(store(&mut sql, &stored, settings(10)), Ok(StoreOutcome::Stored));
+    assert_eq!(store(&mut sql, &stored, settings(10)), Ok(StoreOutcome::Duplicate));
+    assert_eq!(get(&mut sql, "SM1"), Ok(Some(stored)));
+    assert_eq!(get(&mut sql, "SM2"), Ok(None));
+    assert_eq!(count(&mut sql), Ok(1));
+}
+
+#[test]
+fn past_the_cap_new_entries_are_refused_and_counted_as_full() {
+    let dir = TempDir::new("cap");
+    let connection = open(&dir.file()).expect("opens");
+    let mut sql = Driver(&connection);
+    for index in 0..3 {
+        assert_eq!(
+            store(&mut sql, &entry(&format!("SM{index}"), index), settings(3)),
+            Ok(StoreOutcome::Stored)
+        );
+    }
+    assert_eq!(
+        store(&mut sql, &entry("SM9", 9), settings(3)),
+        Ok(StoreOutcome::Full { max_entries: 3 })
+    );
+    assert_eq!(
+        store(&mut sql, &entry("SM0", 0), settings(3)),
+        Ok(StoreOutcome::Duplicate),
+        "a duplicate is not lost"
+    );
+    assert_eq!(count(&mut sql), Ok(3));
+}
+
+#[test]
+fn listing_is_newest_first_by_page_and_filters_by_status_and_channel() {
+    let dir = TempDir::new("list");
+    let connection = open(&dir.file()).expect("opens");
+    let mut sql = Driver(&connection);
+    // Two at the same millisecond: the SID breaks the tie, so no page repeats or skips one.
+    for (sid, at) in [("SM1", 10), ("SM2", 20), ("SM3", 20), ("CA4", 30), ("SM5", 40)] {
+        store(&mut sql, &entry(sid, at), settings(100)).expect("stored");
+    }
+    let mut seen = Vec::new();
+    let mut query = ListQuery {
+        limit: 2,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = list(&mut sql, &query).expect("a page");
+        seen.extend(page.entries.iter().map(|entry| entry.sid.clone()));
+        match page.next {
+            Some(next) => query.cursor = Some(next.parse::<Cursor>().expect("a cursor")),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["SM5", "CA4", "SM3", "SM2", "SM1"]);
+    let voice = list(
+        &mut sql,
+        &ListQuery {
+            channel: Some(Channel::Voice),
+            ..ListQuery::default()
+        },
+    )
+    .expect("a page");
+    assert_eq!(
+        voice.entries.iter().map(|e| e.sid.as_str()).collect::<Vec<_>>(),
+        ["CA4"]
+    );
+    assert_eq!(voice.entries[0].status, Status::Missed);
+    dismiss(&mut sql, "SM3").expect("dismissed");
+    let pending = list(
+        &mut sql,
+        &ListQuery {
+            status: Some(Status::Pending),
+            ..ListQuery::default()
+        },
+    )
+    .expect("a page");
+    assert_eq!(
+        pending.entries.iter().map(|e| e.sid.as_str()).collect::<Vec<_>>(),
+        ["SM5", "SM2", "SM1"]
+    );
+    assert_eq!(pending.next, None);
+}
+
+#[test]
+fn dismissing_deletes_the_body_and_media_on_disk() {
+    let dir = TempDir::new("dismiss");
+    let connection = open(&dir.file()).expect("opens");
+    let mut sql = Driver(&connection);
+    store(&mut sql, &entry("SM1", 1), settings(100)).expect("stored");
+    let dismissed = dismiss(&mut sql, "SM1").expect("works").expect("found");
+    assert_eq!(
+        (dismissed.status, dismissed.body.as_deref(), dismissed.media.len()),
+        (Status::Dismissed, None, 0)
+    );
+    assert_eq!(get(&mut sql, "SM1").expect("works"), Some(dismissed));
+    assert_eq!(dismiss(&mut sql, "SM404").expect("works"), None);
+    drop(connection);
+    // Not in a row, not in the WAL's latest state: the text is gone from what the store returns.
+    let reopened = open(&dir.file()).expect("reopens");
+    let body: Option<String> = reopened
+        .query_row("SELECT body FROM inbox_entries WHERE sid = 'SM1'", [], |row| row.get(0))
+        .expect("a row");
+    let params: String = reopened
+        .query_row("SELECT params FROM inbox_entries WHERE sid = 'SM1'", [], |row| {
+            row.get(0)
+        })
+        .expect("a row");
+    assert_eq!(body, None);
+    assert!(!params.contains("hello") && !params.contains("https://m/"), "{params}");
+}
+
+#[test]
+fn purging_removes_entries_past_retention_only() {
+    let dir = TempDir::new("purge");
+    let connection = open(&dir.file()).expect("opens");
+    let mut sql = Driver(&connection);
+    let day = 86_400_000;
+    let now = 100 * day;
+    store(&mut sql, &entry("SM_old", now - 31 * day), settings(100)).expect("stored");
+    store(&mut sql, &entry("SM_new", now - 29 * day), settings(100)).expect("stored");
+    assert_eq!(purge(&mut sql, now, settings(100)), Ok(1));
+    assert_eq!(get(&mut sql, "SM_old"), Ok(None));
+    assert!(get(&mut sql, "SM_new").expect("works").is_some());
+    assert_eq!(count(&mut sql), Ok(1), "the count follows deletes");
+}
+
+#[test]
+fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
+    let dir = TempDir::new("migrate");
+    drop(open(&dir.file()).expect("creates"));
+    let connection = open(&dir.file()).expect("reopens");
+    let version: i64 = connection
+        .query_row(
+            "SELECT version FROM twiml_fallback_schema WHERE component = 'inbox'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("a version");
+    assert_eq!(version, SCHEMA_VERSION);
+    assert!(migrate(&mut Driver(&connection)).is_ok());
+    connection
+        .execute(
+            "UPDATE twiml_fallback_schema SET version = 99 WHERE component = 'inbox'",
+            [],
+        )
+        .expect("updated");
+    drop(connection);
+    let error = open(&dir.file()).expect_err("refused");
+    assert!(error.contains("newer twiml-fallback"), "{error}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_or_cannot_be_created_is_a_clear_error() {
+    let dir = TempDir::new("corrupt");
+    std::fs::write(dir.file(), vec![b'x'; 8192]).expect("written");
+    let error = open(&dir.file()).expect_err("refused");
+    assert!(error.contains("not a database"), "{error}");
+    let blocked = dir.0.join("a-file");
+    std::fs::write(&blocked, b"").expect("written");
+    let error = open(&blocked.join("inbox.sqlite3")).expect_err("refused");
+    assert!(error.contains("cannot create"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_share_commits_and_every_one_is_durable_when_it_returns() {
+    let dir = TempDir::new("group");
+    let (inbox, stored) = Inbox::open(&dir.file(), settings(10_000), || 1, |_| {}).expect("opens");
+    assert_eq!(stored, 0);
+    let inbox = Arc::new(inbox);
+    let mut tasks = Vec::new();
+    for index in 0..400 {
+        let inbox = Arc::clone(&inbox);
+        tasks.push(tokio::spawn(async move {
+            let entry = entry(&format!("SM{index}"), index);
+            inbox.run(move |sql| store(sql, &entry, settings(10_000))).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("joined"), Ok(StoreOutcome::Stored));
+    }
+    // Each store returned after its commit: a second connection sees all of them.
+    let other = Connection::open(dir.file()).expect("opens");
+    let rows: i64 = other
+        .query_row("SELECT count(*) FROM inbox_entries", [], |row| row.get(0))
+        .expect("a count");
+    assert_eq!(rows, 400);
+    assert!(!inbox.is_failing());
+}
+
+#[tokio::test]
+async fn a_failing_job_is_rolled_back_alone_and_reported_as_failing() {
+    let dir = TempDir::new("rollback");
+    let (inbox, _) = Inbox::open(&dir.file(), settings(100), || 1, |_| {}).expect("opens");
+    let failed = inbox
+        .run(|sql| {
+            store(sql, &entry("SM1", 1), settings(100))?;
+            Err::<(), _>(StoreError::Driver("disk full".to_owned()))
+        })
+        .await;
+    assert_eq!(failed, Err(StoreError::Driver("disk full".to_owned())));
+    assert!(inbox.is_failing());
+    let stored = inbox.run(|sql| store(sql, &entry("SM2", 2), settings(100))).await;
+    assert_eq!(stored, Ok(StoreOutcome::Stored));
+    assert!(!inbox.is_failing(), "a write that succeeds clears it");
+    assert_eq!(
+        inbox.run(|sql| get(sql, "SM1")).await,
+        Ok(None),
+        "the failed job left nothing behind"
+    );
+}
