@@ -37,6 +37,8 @@ pub(crate) enum Command {
     Numbers(NumbersArgs),
     /// Exit 0 when a fallback endpoint answers its health check (a container's HEALTHCHECK)
     Healthcheck(HealthcheckArgs),
+    /// List, show, dismiss and export what the fallback endpoint kept during an outage
+    Inbox(InboxArgs),
 }
 
 /// Output formats.
@@ -415,6 +417,114 @@ pub(crate) struct HealthcheckArgs {
     /// How long to wait for the answer, in milliseconds
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub(crate) timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  export TWIML_FALLBACK_ADMIN_TOKEN=...        # the token the endpoint was started with
+  twiml-fallback inbox list
+  twiml-fallback inbox list --status pending --channel messaging --format json
+  twiml-fallback inbox show SM0123456789abcdef0123456789abcdef
+  twiml-fallback inbox dismiss SM0123456789abcdef0123456789abcdef
+  twiml-fallback inbox export --format csv > missed.csv
+  twiml-fallback inbox --endpoint https://twiml-fallback.example.workers.dev list
+
+Exit status: 0 success, 1 an entry that is not there, 2 usage errors, a wrong token or an endpoint
+that cannot be reached.")]
+pub(crate) struct InboxArgs {
+    /// The fallback endpoint (serve or the Worker)
+    #[arg(
+        long,
+        global = true,
+        env = "TWIML_FALLBACK_ENDPOINT",
+        default_value = "http://127.0.0.1:8787",
+        value_name = "URL"
+    )]
+    pub(crate) endpoint: String,
+    /// The admin token (else TWIML_FALLBACK_ADMIN_TOKEN)
+    #[arg(
+        long,
+        global = true,
+        env = "TWIML_FALLBACK_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) admin_token: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: InboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InboxCommand {
+    /// The entries, newest first
+    List(InboxListArgs),
+    /// One entry, whole
+    Show(InboxShowArgs),
+    /// Remove entries from replay and delete their body and media URLs
+    Dismiss(InboxDismissArgs),
+    /// Every entry (all pages) as JSON lines or CSV
+    Export(InboxExportArgs),
+}
+
+/// Which entries.
+#[derive(Debug, Args)]
+pub(crate) struct InboxFilter {
+    /// Only entries in this status (pending, replaying, replayed, failed, needs-attention, missed,
+    /// voicemail, dismissed)
+    #[arg(long, value_name = "STATUS")]
+    pub(crate) status: Option<String>,
+    /// Only messaging or voice entries
+    #[arg(long, value_name = "CHANNEL")]
+    pub(crate) channel: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InboxListArgs {
+    #[command(flatten)]
+    pub(crate) filter: InboxFilter,
+    /// At most this many (1 to 1000)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) limit: u32,
+    /// Continue after this cursor (printed under a page that has more)
+    #[arg(long, value_name = "CURSOR")]
+    pub(crate) cursor: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InboxShowArgs {
+    /// The entry's MessageSid or CallSid
+    pub(crate) sid: String,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InboxDismissArgs {
+    /// The entries' MessageSid or CallSid
+    #[arg(required = true)]
+    pub(crate) sids: Vec<String>,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One entry's JSON per line, every field
+    Jsonl,
+    /// A header row, then one row per entry (media URLs space-separated, parameters as JSON)
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InboxExportArgs {
+    #[command(flatten)]
+    pub(crate) filter: InboxFilter,
+    /// Output format
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub(crate) format: ExportFormat,
 }
 
 #[cfg(test)]

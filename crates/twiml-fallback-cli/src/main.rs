@@ -5,7 +5,9 @@
 //! - `simulate`: act as Twilio against a primary URL and its fallback, without a phone;
 //! - `numbers audit` / `numbers set`: find numbers without a fallback URL and set one, through
 //!   Twilio's REST API;
-//! - `healthcheck`: exit 0 when an endpoint answers `GET /healthz` (the container's HEALTHCHECK).
+//! - `healthcheck`: exit 0 when an endpoint answers `GET /healthz` (the container's HEALTHCHECK);
+//! - `inbox list` / `show` / `dismiss` / `export`: what the endpoint kept during an outage, through
+//!   its admin API.
 //!
 //! Exit status: 0 success, 1 a negative result (invalid TwiML, a call Twilio would fail, an
 //! unprotected number, a failed update), 2 usage, I/O or configuration errors.
@@ -16,6 +18,7 @@ mod cli;
 mod error;
 mod healthcheck;
 mod http_client;
+mod inbox;
 mod logging;
 mod numbers;
 mod serve;
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
                         NumbersCommand::Set(args) => numbers::set(args).await,
                     },
                     Command::Healthcheck(args) => healthcheck::run(args).await,
+                    Command::Inbox(args) => inbox::run(args).await,
                     Command::Check(args) => check::run(&args),
                 }
             }),

@@ -1151,3 +1151,53 @@ async fn a_corrected_content_type_is_logged_once_per_path() {
     );
     assert!(warnings[1].contains("path=/sms/created"), "{log}");
 }
+
+/// A capture sink that remembers what it was handed.
+#[derive(Clone, Default)]
+struct CaptureLog(Arc<Mutex<Vec<twiml_fallback::inbox::CaptureRequest>>>);
+
+impl twiml_fallback::layer::CaptureSink for CaptureLog {
+    fn capture(&self, request: twiml_fallback::inbox::CaptureRequest) {
+        self.0.lock().expect("not poisoned").push(request);
+    }
+}
+
+#[tokio::test]
+async fn failures_are_handed_to_the_capture_sink_with_every_parameter_and_passes_are_not() {
+    let captured = CaptureLog::default();
+    let service = FallbackLayer::new()
+        .capture(captured.clone())
+        .layer(ChaosService::new(Channel::Messaging));
+    let sms = "MessageSid=SM9&From=%2B14155550100&To=%2B14155550199&Body=hi&Tag=a&Tag=b";
+    for path in ["/panic", "/ok", "/panic"] {
+        let (status, ..) = read(
+            service
+                .clone()
+                .oneshot(form_request(Method::POST, path, sms))
+                .await
+                .expect("ok"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Without a SID there is nothing to keep: not handed over.
+    let _ = service
+        .clone()
+        .oneshot(form_request(Method::POST, "/panic", "From=%2B1"))
+        .await;
+    let captured = captured.0.lock().expect("not poisoned").clone();
+    assert_eq!(captured.len(), 2, "the two failures, not the pass: {captured:?}");
+    let first = &captured[0];
+    assert_eq!((first.url.as_str(), first.method.as_str()), ("/panic", "POST"));
+    assert_eq!(
+        (first.cause.as_deref(), first.error_code, first.channel),
+        (Some("panic"), Some(11200), Some(Channel::Messaging))
+    );
+    assert_eq!(
+        first.params,
+        Params::from_form(sms.as_bytes())
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    );
+}

@@ -16,23 +16,36 @@
 //! - `ALERT_DEDUP` (KV namespace binding, optional): alert dedup windows shared across isolates and
 //!   locations. KV rather than the Cache API: the cache is per data centre and does nothing on
 //!   `*.workers.dev` hostnames, while KV is global, expires keys itself, and is written only when
-//!   an alert is actually sent.
+//!   an alert is actually sent;
+//! - `INBOX` (Durable Object namespace binding of the class `Inbox`, optional): the outage inbox
+//!   ([`inbox`]). With it, each verified message or call a person sent is committed to the inbox
+//!   before the answer goes out; without it, nothing is kept (the `config` line says which);
+//! - `TWIML_FALLBACK_ADMIN_TOKEN` (secret, optional): the admin API under `/_twiml-fallback/`
+//!   (`twiml_fallback::admin`), which lists, shows and dismisses inbox entries; without it those
+//!   paths answer 404.
 //!
 //! A configuration with errors does not take the endpoint down: the variables that load are
 //! served over the embedded defaults (`Config::from_sources_or_defaults`) and every problem is
 //! logged with each request's record, until it is fixed. Health checks (`GET /healthz`) are
 //! answered by the core without a record, so they add no lines.
 
-use std::cell::{OnceCell, RefCell};
+mod inbox;
+
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use twiml_fallback::config::Config;
+use twiml_fallback::admin::{
+    ADMIN_TOKEN_VARIABLE, Admin, AdminRequest, AdminResponse, JSON_CONTENT_TYPE, MAX_ADMIN_BODY_BYTES, Routed,
+};
+use twiml_fallback::config::{Config, ServedConfig};
 use twiml_fallback::edge::{
     Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
     Redirects, SendResult, method_of,
 };
+use twiml_fallback::inbox::Entry;
+use twiml_fallback::inbox::store::write_failed_line;
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
 use worker::js_sys::{Date, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -47,6 +60,7 @@ const KV_MIN_TTL_SECONDS: u64 = 60;
 /// The endpoint as configured for this isolate.
 struct Loaded {
     edge: Edge,
+    admin: Admin,
     /// The configuration's problems, when it could not be used as it is (the variables that load
     /// are served over the defaults).
     config_errors: Option<String>,
@@ -61,8 +75,12 @@ thread_local! {
     static RESPONSE_INITS: RefCell<Vec<(u16, &'static str, web_sys::ResponseInit)>> = const { RefCell::new(Vec::new()) };
     /// The alerts this isolate sent, per dedup key and window.
     static ALERT_WINDOWS: RefCell<AlertWindows> = RefCell::default();
+    /// Whether this isolate's last inbox write failed (and none has succeeded since): health
+    /// checks then answer `degraded`.
+    static INBOX_FAILING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// A text binding (a `[vars]` entry or a secret), when set and not empty.
 fn text_binding(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .ok()
@@ -70,16 +88,25 @@ fn text_binding(env: &Env, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
+/// The configuration from `FALLBACK_CONFIG` and the `FALLBACK_*` variables (the Worker's and the
+/// inbox object's, read the same way).
+fn served_config(env: &Env) -> ServedConfig {
+    let document = text_binding(env, "FALLBACK_CONFIG");
+    Config::from_sources_or_defaults(document.as_deref(), |name| text_binding(env, name))
+}
+
 fn load(env: &Env) -> Rc<Loaded> {
     LOADED.with(|cell| {
         Rc::clone(cell.get_or_init(|| {
             let document = text_binding(env, "FALLBACK_CONFIG");
-            let served = Config::from_sources_or_defaults(document.as_deref(), |name| text_binding(env, name));
+            let served = served_config(env);
             let tokens = ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"]
                 .into_iter()
                 .filter_map(|name| text_binding(env, name));
+            let has_inbox = env.durable_object(inbox::BINDING).is_ok();
             let loaded = Loaded {
-                edge: Edge::new(served.config, SignatureVerifier::from_tokens(tokens)),
+                edge: Edge::new(served.config, SignatureVerifier::from_tokens(tokens)).with_inbox(has_inbox),
+                admin: Admin::new(text_binding(env, ADMIN_TOKEN_VARIABLE), has_inbox),
                 config_errors: served.errors.map(|errors| errors.to_string()),
                 variables: served.variables,
                 dedup: env.kv(DEDUP_BINDING).is_ok(),
@@ -92,6 +119,8 @@ fn load(env: &Env) -> Rc<Loaded> {
                     "variables": loaded.variables,
                     "tokens": loaded.edge.verifier().tokens().len(),
                     "alert_dedup": if loaded.dedup { "isolate + KV" } else { "isolate only (no ALERT_DEDUP binding)" },
+                    "inbox": if has_inbox { "Durable Object INBOX" } else { "none (no INBOX binding)" },
+                    "admin": if loaded.admin.is_enabled() { "on" } else { "off (no TWIML_FALLBACK_ADMIN_TOKEN secret)" },
                     "warnings": loaded.edge.startup_warnings(),
                     "errors": loaded.config_errors,
                 }),
@@ -101,22 +130,63 @@ fn load(env: &Env) -> Rc<Loaded> {
     })
 }
 
+/// What a request is answered with.
+enum Answer {
+    /// The fallback endpoint's answer.
+    Edge(EdgeResponse),
+    /// The admin API's own answer (401, 404, 400, …).
+    Admin(AdminResponse),
+    /// The inbox object's answer to an admin request, relayed as it is.
+    Relayed(web_sys::Response),
+}
+
 // The raw `web_sys` request and response: `worker::Request` would read the `cf` object and the
 // URL into a `Url` on every request, which we never use (a measurable share of each request).
 #[event(fetch)]
 async fn fetch(request: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let loaded = load(&env);
-    let answer = handle(request, &env, &ctx, &loaded).await;
-    respond(&answer)
+    match handle(request, &env, &ctx, &loaded).await {
+        Answer::Edge(answer) => respond(&answer),
+        Answer::Admin(answer) => respond_admin(&answer),
+        Answer::Relayed(answer) => Ok(answer),
+    }
 }
 
 /// Reads the request, lets the core decide, performs the effects; the answer to send.
-async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Loaded) -> EdgeResponse {
+async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Loaded) -> Answer {
     // The URL exactly as received: Twilio signed these bytes, so no parsing or normalisation.
     let url = request.url();
     let method = method_of(&request.method());
     let headers = request.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
+    // The admin API first: the core says whether the path is one of its own (before any body is
+    // read), then routes it with the body read to the admin API's limit.
+    let authorization = header("Authorization");
+    let unread = AdminRequest {
+        method: &method,
+        url: &url,
+        authorization: authorization.as_deref(),
+        body: None,
+    };
+    if let Some(routed) = loaded.admin.route(&unread, now_ms()) {
+        let body = read_limited(request, MAX_ADMIN_BODY_BYTES)
+            .await
+            .filter(|body| body.len() <= MAX_ADMIN_BODY_BYTES);
+        let admin = AdminRequest {
+            body: body.as_deref(),
+            ..unread
+        };
+        let routed = loaded.admin.route(&admin, now_ms()).unwrap_or(routed);
+        return match routed {
+            Routed::Answer(answer) => Answer::Admin(answer),
+            Routed::Inbox(operation) => {
+                match inbox::forward(env, operation, loaded.edge.config().inbox(), &admin).await {
+                    Ok(relayed) => Answer::Relayed(relayed),
+                    Err(answer) => Answer::Admin(answer),
+                }
+            }
+        };
+    }
     let signature = header(SIGNATURE_HEADER);
     let content_type = header("Content-Type");
     let content_length = header("Content-Length");
@@ -135,21 +205,44 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
         content_type: content_type.as_deref(),
         body: reading.body(body.as_deref()),
         now_ms: now_ms(),
+        inbox_failing: INBOX_FAILING.get(),
     });
     let mut answer = decision.response;
     for effect in decision.effects {
         match effect {
+            Effect::Keep(entry) => keep(&entry, env).await,
             Effect::Log(record) => write_record(&record.line(), loaded),
             Effect::Alert(alert) => send_alert(alert, env, ctx, loaded.dedup),
             Effect::Recover(plan) => {
                 let sent = send(&plan.request).await;
                 let judgement = loaded.edge.judge_recovery(&plan, sent.outcome());
+                if let Some(entry) = &judgement.keep {
+                    keep(entry, env).await;
+                }
                 write_record(&judgement.log.line(), loaded);
                 answer = judgement.response;
             }
         }
     }
-    answer
+    Answer::Edge(answer)
+}
+
+/// Commits `entry` to the inbox object, awaiting it (the answer goes out after), and writes what
+/// came of it. The answer is the same either way; a failure is logged loudly, and health checks
+/// answer `degraded` until a write succeeds.
+async fn keep(entry: &Entry, env: &Env) {
+    match inbox::store(env, entry).await {
+        Ok(outcome) => {
+            INBOX_FAILING.set(false);
+            if let Some(line) = outcome.line(entry) {
+                write(&line);
+            }
+        }
+        Err(error) => {
+            INBOX_FAILING.set(true);
+            write(&write_failed_line(entry, &error));
+        }
+    }
 }
 
 /// The whole body in one read, or `None` on a read error.
@@ -205,6 +298,19 @@ fn respond(answer: &EdgeResponse) -> worker::Result<web_sys::Response> {
         inits.push((status, answer.content_type, init.clone()));
         Ok(init)
     })?;
+    Ok(web_sys::Response::new_with_opt_str_and_init(Some(&answer.body), &init)?)
+}
+
+/// An admin answer: its status, JSON, and the core's headers.
+fn respond_admin(answer: &AdminResponse) -> worker::Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", JSON_CONTENT_TYPE)?;
+    for (name, value) in &answer.headers {
+        headers.set(name, value)?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(answer.status.as_u16());
+    init.set_headers(&headers);
     Ok(web_sys::Response::new_with_opt_str_and_init(Some(&answer.body), &init)?)
 }
 

@@ -29,7 +29,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Entry, Source, Status};
 use crate::config::InboxSettings;
@@ -514,7 +514,7 @@ impl ListQuery {
 }
 
 /// One page of entries, newest first, and where the next begins (`null` on the last).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {
     /// The entries.
     pub entries: Vec<Entry>,

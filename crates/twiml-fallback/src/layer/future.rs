@@ -29,6 +29,7 @@ use super::requested_uri::requested_uri;
 use super::timer::Sleep;
 use crate::edge::TWIML_CONTENT_TYPE;
 use crate::error_code::ErrorCode;
+use crate::inbox::CaptureRequest;
 use crate::twiml::{AnswerRules, Rejection};
 use crate::webhook::{Channel, Params, channel_of_form, is_form_content_type};
 
@@ -81,6 +82,8 @@ struct RequestContext {
     /// The URI Twilio requested (before any `Router::nest` stripped a prefix; cheap to clone, the
     /// path is only copied out for a fallback).
     uri: http::Uri,
+    /// The request's method, for a capture.
+    method: Method,
     channel: Option<Channel>,
     /// The parameters, decoded only if a fallback needs the called number and the SID.
     params: Option<TwilioParams>,
@@ -108,6 +111,7 @@ where
             shared,
             started,
             uri: requested_uri(&parts).clone(),
+            method: parts.method.clone(),
             params: None,
         };
         Self {
@@ -364,6 +368,23 @@ impl RequestContext {
         );
         if let Some(hook) = &self.shared.on_fallback {
             let _ = catch_unwind(AssertUnwindSafe(|| hook(&event)));
+        }
+        if let (Some(sink), Some(params)) = (&self.shared.capture, &self.params) {
+            if params.is_complete() && params.params().sid_for(self.channel).is_some() {
+                let request = CaptureRequest {
+                    channel: self.channel,
+                    url: self.uri.to_string(),
+                    method: self.method.as_str().to_owned(),
+                    params: params
+                        .params()
+                        .iter()
+                        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                        .collect(),
+                    cause: Some(cause_name.to_owned()),
+                    error_code: Some(error_code.as_u32()),
+                };
+                let _ = catch_unwind(AssertUnwindSafe(|| sink.capture(request)));
+            }
         }
         let twiml = self.shared.config.fallback(self.channel, to.as_deref()).twiml;
         let mut response = Response::new(FallbackBody::new(Bytes::copy_from_slice(twiml.as_bytes())));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tower_layer::Layer;
 
+use super::capture::CaptureSink;
 use super::event::FallbackEvent;
 use super::service::Fallback;
 use super::timer::{SharedTimer, Timer};
@@ -49,6 +50,7 @@ pub(crate) struct Shared {
     pub(crate) request_body_limit: usize,
     pub(crate) response_body_limit: usize,
     pub(crate) on_fallback: Option<Hook>,
+    pub(crate) capture: Option<Arc<dyn CaptureSink>>,
 }
 
 impl fmt::Debug for Shared {
@@ -62,6 +64,7 @@ impl fmt::Debug for Shared {
             .field("marker_header", &self.marker_header)
             .field("request_body_limit", &self.request_body_limit)
             .field("on_fallback", &self.on_fallback.as_ref().map(|_| "Fn(&FallbackEvent)"))
+            .field("capture", &self.capture.as_ref().map(|_| "CaptureSink"))
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +100,7 @@ impl FallbackLayer {
                 request_body_limit: DEFAULT_REQUEST_BODY_LIMIT,
                 response_body_limit: MAX_DOCUMENT_BYTES,
                 on_fallback: None,
+                capture: None,
             }),
         }
     }
@@ -179,6 +183,14 @@ impl FallbackLayer {
     /// caught and ignored.
     pub fn on_fallback(self, hook: impl Fn(&FallbackEvent) + Send + Sync + 'static) -> Self {
         self.with(|shared| shared.on_fallback = Some(Arc::new(hook)))
+    }
+
+    /// Hands every request answered with the fallback (whose parameters were read whole and
+    /// carry a `CallSid` or `MessageSid`) to `sink`, for the outage inbox — e.g. an
+    /// [`HttpCaptureSink`](super::HttpCaptureSink) posting to a fallback endpoint's admin API. The
+    /// answer never waits for the sink. See [`CaptureSink`].
+    pub fn capture(self, sink: impl CaptureSink) -> Self {
+        self.with(|shared| shared.capture = Some(Arc::new(sink)))
     }
 }
 

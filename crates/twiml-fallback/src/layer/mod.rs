@@ -82,6 +82,7 @@
 //! ```
 
 pub mod body;
+mod capture;
 mod event;
 pub mod future;
 #[allow(clippy::module_inception)] // tower-http's layout: layer.rs, service.rs, future.rs, body.rs
@@ -93,6 +94,10 @@ mod signature;
 mod timer;
 
 pub use body::RequestBody;
+#[cfg(feature = "capture-http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "capture-http")))]
+pub use capture::HttpCaptureSink;
+pub use capture::{CAPTURE_QUEUE, CaptureSink};
 pub use event::{FallbackCause, FallbackEvent};
 pub use layer::{DEFAULT_DEADLINE, DEFAULT_REQUEST_BODY_LIMIT, FALLBACK_HEADER, FallbackLayer};
 #[cfg(feature = "axum")]

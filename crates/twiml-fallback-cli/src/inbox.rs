@@ -1,0 +1,476 @@
+//! `twiml-fallback inbox list | show | dismiss | export`: what a fallback endpoint kept during an
+//! outage, read through its admin API (`/_twiml-fallback/inbox`, the same on `serve` and the
+//! Worker) with `TWIML_FALLBACK_ADMIN_TOKEN`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use twiml_fallback::Channel;
+use twiml_fallback::inbox::store::Page;
+use twiml_fallback::inbox::{Entry, Status};
+use twiml_fallback::webhook::encode_form;
+
+use crate::cli::{ExportFormat, Format, InboxArgs, InboxCommand, InboxFilter};
+use crate::error::CliError;
+use crate::http_client;
+
+/// How long one admin request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest admin answer read (a page of 1000 entries of up to 64 KB each would be more; the
+/// CLI asks for pages of at most 200 when exporting).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// The page size `export` walks the inbox with.
+const EXPORT_PAGE: u32 = 200;
+
+/// The admin API of one endpoint.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// What an admin request came back with.
+enum Answer {
+    Found(Vec<u8>),
+    NotFound(String),
+}
+
+pub(crate) async fn run(args: InboxArgs) -> Result<ExitCode, CliError> {
+    let api = Api::new(&args)?;
+    match args.command {
+        InboxCommand::List(list) => {
+            let query = filter_query(&list.filter, list.limit, list.cursor.as_deref())?;
+            let page = api.page(&query).await?;
+            match list.format {
+                Format::Json => println!("{}", to_json(&page)?),
+                Format::Text => print!("{}", table(&page)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        InboxCommand::Show(show) => match api.get(&entry_path(&show.sid)?).await? {
+            Answer::Found(body) => {
+                let entry = parse::<Entry>(&body)?;
+                match show.format {
+                    Format::Json => println!("{}", to_json(&entry)?),
+                    Format::Text => print!("{}", details(&entry)),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Answer::NotFound(message) => {
+                eprintln!("{message}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        InboxCommand::Dismiss(dismiss) => {
+            let mut missing = 0;
+            for sid in &dismiss.sids {
+                match api.post(&format!("{}/dismiss", entry_path(sid)?)).await? {
+                    Answer::Found(body) => {
+                        let entry = parse::<Entry>(&body)?;
+                        println!(
+                            "dismissed {} ({} from {})",
+                            entry.sid,
+                            entry.channel,
+                            entry.from.as_deref().unwrap_or("?")
+                        );
+                    }
+                    Answer::NotFound(message) => {
+                        eprintln!("{message}");
+                        missing += 1;
+                    }
+                }
+            }
+            Ok(if missing == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        InboxCommand::Export(export) => {
+            let mut stdout = std::io::stdout().lock();
+            let mut write = |text: &str| {
+                stdout
+                    .write_all(text.as_bytes())
+                    .map_err(|error| CliError::new(format!("cannot write the export: {error}")))
+            };
+            if export.format == ExportFormat::Csv {
+                write(&csv_row(CSV_HEADER.iter().map(|field| (*field).to_owned())))?;
+            }
+            let mut cursor: Option<String> = None;
+            let mut exported = 0usize;
+            loop {
+                let query = filter_query(&export.filter, EXPORT_PAGE, cursor.as_deref())?;
+                let page = api.page(&query).await?;
+                for entry in &page.entries {
+                    match export.format {
+                        ExportFormat::Jsonl => {
+                            write(&format!("{}\n", serde_json::to_string(entry).map_err(json_error)?))?
+                        }
+                        ExportFormat::Csv => write(&csv_row(csv_fields(entry)))?,
+                    }
+                }
+                exported += page.entries.len();
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            eprintln!("exported {exported} entries");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+impl Api {
+    fn new(args: &InboxArgs) -> Result<Self, CliError> {
+        let base = args.endpoint.trim_end_matches('/').to_owned();
+        if !twiml_fallback::url::is_absolute_http_url(&base) {
+            return Err(
+                CliError::new(format!("--endpoint {:?} is not an absolute http(s) URL", args.endpoint))
+                    .hint("e.g. --endpoint http://127.0.0.1:8787 or https://twiml-fallback.example.workers.dev"),
+            );
+        }
+        let token = args
+            .admin_token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                CliError::new("no admin token").hint(
+                    "set TWIML_FALLBACK_ADMIN_TOKEN (or --admin-token) to the token the endpoint was started with",
+                )
+            })?;
+        let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
+        Ok(Self { client, base, token })
+    }
+
+    async fn page(&self, query: &str) -> Result<Page, CliError> {
+        match self.get(&format!("/_twiml-fallback/inbox{query}")).await? {
+            Answer::Found(body) => parse::<Page>(&body),
+            Answer::NotFound(message) => Err(CliError::new(message)),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Answer, CliError> {
+        self.send(self.client.get(format!("{}{path}", self.base)), path).await
+    }
+
+    async fn post(&self, path: &str) -> Result<Answer, CliError> {
+        self.send(self.client.post(format!("{}{path}", self.base)), path).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Answer, CliError> {
+        let url = format!("{}{path}", self.base);
+        let request = request.bearer_auth(&self.token);
+        let answer = match http_client::fetch_limited(request, MAX_ANSWER_BYTES, TIMEOUT).await {
+            Some(Ok(answer)) => answer,
+            Some(Err(error)) => {
+                return Err(CliError::new(format!("cannot reach {}: {}", self.base, http_client::describe(&error)))
+                    .hint("is the endpoint running there? serve listens on http://127.0.0.1:8787 by default; use --endpoint for another"));
+            }
+            None => {
+                return Err(CliError::new(format!(
+                    "{url}: no answer within {} s",
+                    TIMEOUT.as_secs()
+                )));
+            }
+        };
+        let message = || error_message(&answer.body);
+        match answer.status.as_u16() {
+            200 => Ok(Answer::Found(answer.body)),
+            401 => Err(CliError::new(format!("{}: the admin token was refused (401)", self.base))
+                .hint("use the TWIML_FALLBACK_ADMIN_TOKEN the endpoint was started with")),
+            404 if is_entry_path(path) && answer.body.starts_with(b"{\"error\":\"no entry") => {
+                Ok(Answer::NotFound(message()))
+            }
+            404 => Err(CliError::new(format!("{url}: 404, the endpoint has no admin API"))
+                .hint("start it with TWIML_FALLBACK_ADMIN_TOKEN set (serve: the environment; the Worker: wrangler secret put TWIML_FALLBACK_ADMIN_TOKEN)")),
+            503 => Err(CliError::new(format!("{url}: {}", message()))
+                .hint("serve keeps an inbox unless --no-inbox; the Worker needs its INBOX Durable Object binding")),
+            status => Err(CliError::new(format!("{url}: {status}: {}", message()))),
+        }
+    }
+}
+
+fn is_entry_path(path: &str) -> bool {
+    path.starts_with("/_twiml-fallback/inbox/")
+}
+
+/// The admin API's `{"error": "…"}`, or the body as text.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("error").and_then(|error| error.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
+}
+
+fn entry_path(sid: &str) -> Result<String, CliError> {
+    if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(CliError::new(format!("{sid:?} is not a MessageSid or CallSid"))
+            .hint("e.g. SM0123456789abcdef0123456789abcdef"));
+    }
+    Ok(format!("/_twiml-fallback/inbox/{sid}"))
+}
+
+/// `?status=…&channel=…&limit=…&cursor=…`, each checked here first so a typo is a clear error.
+fn filter_query(filter: &InboxFilter, limit: u32, cursor: Option<&str>) -> Result<String, CliError> {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if let Some(status) = &filter.status {
+        let status: Status = status
+            .parse()
+            .map_err(|error: String| CliError::new(format!("--status: {error}")))?;
+        pairs.push(("status", status.as_str().to_owned()));
+    }
+    if let Some(channel) = &filter.channel {
+        let channel: Channel = channel
+            .parse()
+            .map_err(|_| CliError::new(format!("--channel {channel:?}: messaging or voice")))?;
+        pairs.push(("channel", channel.as_str().to_owned()));
+    }
+    pairs.push(("limit", limit.to_string()));
+    if let Some(cursor) = cursor {
+        pairs.push(("cursor", cursor.to_owned()));
+    }
+    Ok(format!("?{}", encode_form(pairs)))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CliError> {
+    serde_json::from_slice(body).map_err(|error| {
+        CliError::new(format!(
+            "the endpoint's answer is not what the admin API sends: {error}"
+        ))
+        .hint("is --endpoint a twiml-fallback endpoint of this version?")
+    })
+}
+
+fn json_error(error: serde_json::Error) -> CliError {
+    CliError::new(format!("cannot write JSON: {error}"))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value).map_err(json_error)
+}
+
+/// A text cell: one line, at most `width` characters.
+fn cell(text: &str, width: usize) -> String {
+    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if line.chars().count() > width {
+        let mut clipped: String = line.chars().take(width.saturating_sub(1)).collect();
+        clipped.push('…');
+        clipped
+    } else {
+        line
+    }
+}
+
+/// The page as a table, newest first, and where the next page starts.
+fn table(page: &Page) -> String {
+    let mut out = String::new();
+    if page.entries.is_empty() {
+        out.push_str("no entries\n");
+        return out;
+    }
+    let rows: Vec<[String; 7]> = page
+        .entries
+        .iter()
+        .map(|entry| {
+            [
+                entry.received_at.chars().take(19).collect::<String>().replace('T', " "),
+                entry.sid.clone(),
+                entry.status.as_str().to_owned(),
+                entry.from.clone().unwrap_or_default(),
+                entry.to.clone().unwrap_or_default(),
+                entry.error_code.map(|code| code.to_string()).unwrap_or_default(),
+                cell(
+                    &match (entry.channel, &entry.body) {
+                        (Channel::Voice, _) => "(call)".to_owned(),
+                        (Channel::Messaging, Some(body)) if entry.media.is_empty() => body.clone(),
+                        (Channel::Messaging, Some(body)) => format!("{body} [+{} media]", entry.media.len()),
+                        (Channel::Messaging, None) => format!("[{} media]", entry.media.len()),
+                    },
+                    48,
+                ),
+            ]
+        })
+        .collect();
+    let header = ["RECEIVED (UTC)", "SID", "STATUS", "FROM", "TO", "ERROR", "BODY"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(value.chars().count());
+        }
+    }
+    let mut line = |values: &[String]| {
+        let mut text = String::new();
+        for (index, value) in values.iter().enumerate() {
+            if index + 1 == values.len() {
+                text.push_str(value);
+            } else {
+                let _ = write!(text, "{value:<width$}  ", width = widths[index]);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header.map(str::to_owned));
+    for row in &rows {
+        line(row);
+    }
+    if let Some(next) = &page.next {
+        let _ = writeln!(out, "more: --cursor {next}");
+    }
+    out
+}
+
+/// One entry, field by field.
+fn details(entry: &Entry) -> String {
+    let mut out = String::new();
+    let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    let fields: Vec<(&str, String)> = vec![
+        ("sid", entry.sid.clone()),
+        ("channel", entry.channel.as_str().to_owned()),
+        ("status", entry.status.as_str().to_owned()),
+        ("received_at", entry.received_at.clone()),
+        ("from", optional(&entry.from)),
+        ("to", optional(&entry.to)),
+        ("body", optional(&entry.body)),
+        (
+            "media",
+            if entry.media.is_empty() {
+                "-".to_owned()
+            } else {
+                entry.media.join(" ")
+            },
+        ),
+        (
+            "error_code",
+            entry.error_code.map_or("-".to_owned(), |code| code.to_string()),
+        ),
+        ("error_url", optional(&entry.error_url)),
+        ("cause", optional(&entry.cause)),
+        ("url", format!("{} {}", entry.method, entry.url)),
+        ("attempts", entry.attempts.to_string()),
+        ("last_error", optional(&entry.last_error)),
+        ("source", entry.source.as_str().to_owned()),
+        ("account_sid", optional(&entry.account_sid)),
+    ];
+    for (name, value) in fields {
+        let _ = writeln!(out, "{name:<12} {value}");
+    }
+    out.push_str("params\n");
+    for (key, value) in &entry.params {
+        let _ = writeln!(out, "  {key}={value}");
+    }
+    out
+}
+
+const CSV_HEADER: [&str; 18] = [
+    "sid",
+    "channel",
+    "status",
+    "received_at",
+    "from",
+    "to",
+    "body",
+    "media",
+    "error_code",
+    "error_url",
+    "cause",
+    "url",
+    "method",
+    "attempts",
+    "last_error",
+    "source",
+    "account_sid",
+    "params",
+];
+
+fn csv_fields(entry: &Entry) -> impl Iterator<Item = String> {
+    let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+    [
+        entry.sid.clone(),
+        entry.channel.as_str().to_owned(),
+        entry.status.as_str().to_owned(),
+        entry.received_at.clone(),
+        optional(&entry.from),
+        optional(&entry.to),
+        optional(&entry.body),
+        entry.media.join(" "),
+        entry.error_code.map(|code| code.to_string()).unwrap_or_default(),
+        optional(&entry.error_url),
+        optional(&entry.cause),
+        entry.url.clone(),
+        entry.method.clone(),
+        entry.attempts.to_string(),
+        optional(&entry.last_error),
+        entry.source.as_str().to_owned(),
+        optional(&entry.account_sid),
+        serde_json::to_string(&entry.params).unwrap_or_default(),
+    ]
+    .into_iter()
+}
+
+/// One RFC 4180 row: a field with a comma, quote or line break is quoted, its quotes doubled.
+fn csv_row(fields: impl Iterator<Item = String>) -> String {
+    let mut row = String::new();
+    for (index, field) in fields.enumerate() {
+        if index > 0 {
+            row.push(',');
+        }
+        if field.contains([',', '"', '\n', '\r']) {
+            row.push('"');
+            row.push_str(&field.replace('"', "\"\""));
+            row.push('"');
+        } else {
+            row.push_str(&field);
+        }
+    }
+    row.push_str("\r\n");
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_only_what_needs_it_and_doubles_quotes() {
+        let row = csv_row(
+            ["SM1", "a,b", "say \"hi\"", "two\nlines", ""]
+                .into_iter()
+                .map(str::to_owned),
+        );
+        assert_eq!(row, "SM1,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\r\n");
+    }
+
+    #[test]
+    fn filters_are_checked_before_any_request() {
+        let filter = InboxFilter {
+            status: Some("sent".to_owned()),
+            channel: None,
+        };
+        let error = filter_query(&filter, 10, None).expect_err("refused").to_string();
+        assert!(
+            error.contains("--status") && error.contains("needs-attention"),
+            "{error}"
+        );
+        let filter = InboxFilter {
+            status: Some("needs-attention".to_owned()),
+            channel: Some("voice".to_owned()),
+        };
+        assert_eq!(
+            filter_query(&filter, 10, Some("5.SM1")).expect("valid"),
+            "?status=needs-attention&channel=voice&limit=10&cursor=5.SM1"
+        );
+        assert!(entry_path("SM1/../x").is_err());
+    }
+
+    #[test]
+    fn cells_are_one_line_and_clipped() {
+        assert_eq!(cell("a\nb", 10), "a b");
+        assert_eq!(cell("abcdefghij", 5), "abcd…");
+    }
+}

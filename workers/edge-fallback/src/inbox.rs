@@ -1,0 +1,354 @@
+//! The outage inbox in a SQLite-backed Durable Object: the class `Inbox`, bound as `INBOX`.
+//!
+//! The core owns the schema, the migrations and every statement (`twiml_fallback::inbox`); this
+//! file owns only the driver — the core's [`Sql`] over the object's `ctx.storage.sql` — and the
+//! plumbing between the Worker and the object:
+//!
+//! - `POST` [`STORE_URL`] with an entry's JSON: the object stores it ([`inbox::store`]) and
+//!   answers the outcome; the Worker awaits it before answering Twilio, writes the outcome's line
+//!   and, when the write failed, [`write_failed_line`](inbox::store::write_failed_line).
+//! - An admin request (`/_twiml-fallback/inbox…`), forwarded as it came (method, URL,
+//!   `Authorization`, body) once the Worker's own [`Admin::route`] said it is one for the inbox:
+//!   the object routes it again (the core's [`Operation`] has no wire form) and answers what
+//!   [`Operation::perform`] renders, writing its lines.
+//!
+//! Each event's writes commit atomically before the object's answer leaves it (the output gate),
+//! so a stored entry is durable when the Worker hears `stored`. No `BEGIN`/`COMMIT` is sent: the
+//! Durable Object SQL API forbids them, and the core's statements need none.
+//!
+//! Old entries are purged ([`inbox::purge`]) when the object starts and then at most hourly
+//! ([`PurgeSchedule`]), checked as requests arrive; the schedule lives in the object's memory, so
+//! an object that was evicted and started again purges on its first request.
+//!
+//! **One object holds every number's inbox** ([`OBJECT_NAME`]): a Durable Object takes far more
+//! writes per second than an outage of a few numbers produces (every entry is one webhook a person
+//! sent). When one object's throughput is reached, the path is sharding by called number — one
+//! object per `To` (`get_by_name(to)`), the admin API listing across them.
+
+use std::cell::Cell;
+
+use twiml_fallback::admin::{ADMIN_TOKEN_VARIABLE, Admin, AdminRequest, AdminResponse, Operation, Routed};
+use twiml_fallback::config::InboxSettings;
+use twiml_fallback::edge::method_of;
+use twiml_fallback::inbox::{self, Entry, PurgeSchedule, Sql, SqlValue, Statement, StoreError, StoreOutcome};
+use worker::js_sys::{self, Array, ArrayBuffer, Number, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
+use worker::{DurableObject, Env, Method, Request, RequestInit, Response, State, durable_object, web_sys};
+
+use crate::{now_ms, served_config, text_binding, write};
+
+/// The Durable Object namespace binding (`[[durable_objects.bindings]]` in wrangler.toml).
+pub(crate) const BINDING: &str = "INBOX";
+
+/// The name of the one object that holds the inbox (`get_by_name`).
+pub(crate) const OBJECT_NAME: &str = "inbox";
+
+/// The URL the Worker posts an entry to (a Durable Object answers any URL; this one is ours).
+const STORE_URL: &str = "https://inbox.twiml-fallback.internal/store";
+
+/// The outage inbox: one SQLite database, the core's schema.
+#[durable_object(fetch)]
+pub struct Inbox {
+    /// `ctx.storage.sql`, or why there is none (a class not declared in `new_sqlite_classes`).
+    sql: Result<SqlStorage, String>,
+    /// Whether the schema is current (migrated in `new`; retried on a request after a failure).
+    migrated: Cell<bool>,
+    settings: InboxSettings,
+    admin: Admin,
+    purge: Cell<PurgeSchedule>,
+}
+
+impl DurableObject for Inbox {
+    fn new(state: State, env: Env) -> Self {
+        let inbox = Self {
+            sql: sql_storage(&state),
+            migrated: Cell::new(false),
+            settings: served_config(&env).config.inbox(),
+            admin: Admin::new(text_binding(&env, ADMIN_TOKEN_VARIABLE), true),
+            purge: Cell::default(),
+        };
+        // A failure here is retried by the first request, which then answers it.
+        let _ = inbox.driver();
+        inbox.purge_if_due();
+        inbox
+    }
+
+    async fn fetch(&self, mut request: Request) -> worker::Result<Response> {
+        let raw = request.inner();
+        let url = raw.url();
+        let method = method_of(&raw.method());
+        let authorization = raw.headers().get("Authorization").ok().flatten();
+        // The Worker read the body to its limit before forwarding it.
+        let body = request.bytes().await.ok();
+        self.purge_if_due();
+        if url == STORE_URL {
+            let answer = match body.as_deref().map(serde_json::from_slice::<Entry>) {
+                Some(Ok(entry)) => self.store(&entry),
+                Some(Err(error)) => Err(StoreError::Driver(format!("the Worker sent no entry: {error}"))),
+                None => Err(StoreError::Driver("the entry could not be read".to_owned())),
+            };
+            return store_answer(answer).map(Response::from);
+        }
+        let admin = AdminRequest {
+            method: &method,
+            url: &url,
+            authorization: authorization.as_deref(),
+            body: body.as_deref(),
+        };
+        let answer = match self.admin.route(&admin, now_ms()) {
+            Some(Routed::Inbox(operation)) => self.perform(operation),
+            Some(Routed::Answer(answer)) => answer,
+            None => return Response::error("not an inbox request", 404),
+        };
+        crate::respond_admin(&answer).map(Response::from)
+    }
+}
+
+impl Inbox {
+    /// The core's driver over this object's SQL storage, the schema migrated first.
+    fn driver(&self) -> Result<Driver<'_>, StoreError> {
+        let sql = self.sql.as_ref().map_err(|error| StoreError::Driver(error.clone()))?;
+        let mut driver = Driver(sql);
+        if !self.migrated.get() {
+            inbox::migrate(&mut driver)?;
+            self.migrated.set(true);
+        }
+        Ok(driver)
+    }
+
+    fn store(&self, entry: &Entry) -> Result<StoreOutcome, StoreError> {
+        inbox::store(&mut self.driver()?, entry, self.settings)
+    }
+
+    /// Performs an admin operation: on the store, or, when it cannot be opened, on a driver that
+    /// fails every statement with why (the core renders that answer too).
+    fn perform(&self, operation: Operation) -> AdminResponse {
+        let (answer, lines) = match self.driver() {
+            Ok(mut driver) => operation.perform(&mut driver, self.settings),
+            Err(error) => operation.perform(&mut Unavailable(error.to_string()), self.settings),
+        };
+        for line in &lines {
+            write(line);
+        }
+        answer
+    }
+
+    /// Purges old entries when the schedule says so.
+    fn purge_if_due(&self) {
+        let now = now_ms();
+        let mut schedule = self.purge.get();
+        let due = schedule.due(now);
+        self.purge.set(schedule);
+        if !due {
+            return;
+        }
+        let purged = self
+            .driver()
+            .and_then(|mut driver| inbox::purge(&mut driver, now, self.settings));
+        match purged {
+            Ok(purged) => {
+                if let Some(line) = PurgeSchedule::purged_line(purged, self.settings) {
+                    write(&line);
+                }
+            }
+            Err(error) => write(&inbox::store::purge_failed_line(&error)),
+        }
+    }
+}
+
+/// `ctx.storage.sql`, read so that a class without SQLite storage is an error, not a throw.
+fn sql_storage(state: &State) -> Result<SqlStorage, String> {
+    let storage = state.as_raw().storage().map_err(|error| js_error(&error))?;
+    let sql = js_sys::Reflect::get(&storage, &JsValue::from_str("sql")).map_err(|error| js_error(&error))?;
+    if sql.is_object() {
+        Ok(sql.unchecked_into())
+    } else {
+        Err(
+            "this Durable Object has no SQL storage (declare the class in new_sqlite_classes, not new_classes)"
+                .to_owned(),
+        )
+    }
+}
+
+fn js_error(error: &JsValue) -> String {
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|error| String::from(error.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| format!("{error:?}"))
+}
+
+/// The core's [`Sql`] over a Durable Object's SQL storage. Every call that may throw is one that
+/// catches (`exec`, the row iterator), so a failing statement is an error, never an abort.
+struct Driver<'s>(&'s SqlStorage);
+
+impl Sql for Driver<'_> {
+    type Error = String;
+
+    fn run(&mut self, statement: &Statement) -> Result<Vec<Vec<SqlValue>>, String> {
+        let bindings = Array::new_with_length(statement.params.len() as u32);
+        for (index, value) in statement.params.iter().enumerate() {
+            let value = match value {
+                SqlValue::Null => JsValue::NULL,
+                // Integers as JavaScript numbers: exact up to 2^53, and the schema's are
+                // milliseconds, counts and codes. Never a boolean (it would bind as TEXT 'true').
+                SqlValue::Integer(number) => JsValue::from_f64(*number as f64),
+                SqlValue::Text(text) => JsValue::from_str(text),
+            };
+            bindings.set(index as u32, value);
+        }
+        let cursor: SqlStorageCursor = self.0.exec(statement.sql, bindings).map_err(|error| js_error(&error))?;
+        let mut rows = Vec::new();
+        let iterator = cursor.raw();
+        loop {
+            let next = iterator.next().map_err(|error| js_error(&error))?;
+            if next.done() {
+                return Ok(rows);
+            }
+            let columns: Array = next
+                .value()
+                .dyn_into()
+                .map_err(|value| format!("a row that is not an array: {value:?}"))?;
+            let mut row = Vec::with_capacity(columns.length() as usize);
+            for column in columns.iter() {
+                row.push(value_of(&column)?);
+            }
+            rows.push(row);
+        }
+    }
+}
+
+/// A column's value as the core reads it: whole numbers (what SQLite's integers become in
+/// JavaScript) as integers; the schema stores no floats or blobs.
+fn value_of(value: &JsValue) -> Result<SqlValue, String> {
+    if value.is_null() || value.is_undefined() {
+        return Ok(SqlValue::Null);
+    }
+    if let Some(text) = value.as_string() {
+        return Ok(SqlValue::Text(text));
+    }
+    if let Some(number) = value.as_f64() {
+        return Ok(if Number::is_safe_integer(value) {
+            SqlValue::Integer(number as i64)
+        } else {
+            SqlValue::Text(number.to_string())
+        });
+    }
+    let bytes = if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        array.to_vec()
+    } else if let Some(buffer) = value.dyn_ref::<ArrayBuffer>() {
+        Uint8Array::new(buffer).to_vec()
+    } else {
+        return Err(format!("a column value of an unexpected type: {value:?}"));
+    };
+    Ok(SqlValue::Text(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A driver whose every statement fails with one reason: the inbox cannot be reached or opened.
+/// Performing an operation on it lets the core render the answer (and lines) of a failed store.
+pub(crate) struct Unavailable(pub(crate) String);
+
+impl Sql for Unavailable {
+    type Error = String;
+
+    fn run(&mut self, _statement: &Statement) -> Result<Vec<Vec<SqlValue>>, String> {
+        Err(self.0.clone())
+    }
+}
+
+/// The object's answer to a store: `200 {"outcome": …}`, or `500 {"error": …}`.
+fn store_answer(outcome: Result<StoreOutcome, StoreError>) -> worker::Result<web_sys::Response> {
+    let (status, body) = match outcome {
+        Ok(StoreOutcome::Stored) => (200, serde_json::json!({ "outcome": "stored" })),
+        Ok(StoreOutcome::Duplicate) => (200, serde_json::json!({ "outcome": "duplicate" })),
+        Ok(StoreOutcome::Full { max_entries }) => (
+            200,
+            serde_json::json!({ "outcome": "full", "max_entries": max_entries }),
+        ),
+        Err(error) => (500, serde_json::json!({ "error": error.to_string() })),
+    };
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    Ok(web_sys::Response::new_with_opt_str_and_init(
+        Some(&body.to_string()),
+        &init,
+    )?)
+}
+
+/// The outcome the object answered, or why there is none.
+fn store_outcome(status: u16, body: &str) -> Result<StoreOutcome, StoreError> {
+    let json: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| StoreError::Driver(format!("the inbox answered HTTP {status}: {body}")))?;
+    if let Some(error) = json["error"].as_str() {
+        return Err(StoreError::Driver(error.to_owned()));
+    }
+    match (json["outcome"].as_str(), json["max_entries"].as_u64()) {
+        (Some("stored"), _) => Ok(StoreOutcome::Stored),
+        (Some("duplicate"), _) => Ok(StoreOutcome::Duplicate),
+        (Some("full"), Some(max_entries)) => Ok(StoreOutcome::Full { max_entries }),
+        _ => Err(StoreError::Driver(format!("the inbox answered HTTP {status}: {body}"))),
+    }
+}
+
+/// The stub of the one inbox object.
+fn stub(env: &Env) -> worker::Result<worker::Stub> {
+    env.durable_object(BINDING)?.get_by_name(OBJECT_NAME)
+}
+
+/// Stores `entry` in the inbox object; its outcome once committed.
+pub(crate) async fn store(env: &Env, entry: &Entry) -> Result<StoreOutcome, StoreError> {
+    let driver = |error: worker::Error| StoreError::Driver(format!("the inbox cannot be reached: {error}"));
+    let json = serde_json::to_string(entry).map_err(|error| StoreError::Driver(error.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&json)));
+    let request = Request::new_with_init(STORE_URL, &init).map_err(driver)?;
+    let mut response = stub(env)
+        .map_err(driver)?
+        .fetch_with_request(request)
+        .await
+        .map_err(driver)?;
+    let status = response.status_code();
+    let body = response.text().await.map_err(driver)?;
+    store_outcome(status, &body)
+}
+
+/// Forwards an admin request to the inbox object; its answer, or, when the object cannot be
+/// reached, the core's answer to an inbox that fails (with its lines written).
+pub(crate) async fn forward(
+    env: &Env,
+    operation: Operation,
+    settings: InboxSettings,
+    request: &AdminRequest<'_>,
+) -> Result<web_sys::Response, AdminResponse> {
+    let forwarded = async {
+        let headers = worker::Headers::new();
+        if let Some(authorization) = request.authorization {
+            headers.set("Authorization", authorization)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(request.method.as_str().to_owned()))
+            .with_headers(headers);
+        // The fetch API refuses a body on GET and HEAD; the admin API reads none there.
+        if let Some(body) = request
+            .body
+            .filter(|body| !body.is_empty() && request.method != http::Method::GET && request.method != http::Method::HEAD)
+        {
+            init.with_body(Some(Uint8Array::from(body).into()));
+        }
+        let forwarded = Request::new_with_init(request.url, &init)?;
+        stub(env)?.fetch_with_request(forwarded).await
+    };
+    match forwarded.await {
+        Ok(answer) => Ok(answer.into()),
+        Err(error) => {
+            let reason = format!("the inbox cannot be reached: {error}");
+            let (answer, lines) = operation.perform(&mut Unavailable(reason), settings);
+            for line in &lines {
+                write(line);
+            }
+            Err(answer)
+        }
+    }
+}
