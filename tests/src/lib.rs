@@ -10,6 +10,7 @@
 //! official libraries.
 
 mod fakes;
+mod inbox_table;
 pub mod slow_clients;
 mod table;
 pub mod worker;
@@ -21,6 +22,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 pub use fakes::{AlertReceiver, HEALTHY_TWIML, Hit, Primary};
+pub use inbox_table::{ADMIN_TOKEN, AdminAnswer, InboxLauncher, admin, run_inbox_table};
 pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send, send_chunked, voice as voice_params};
 
 /// The tokens the table's signed requests use.

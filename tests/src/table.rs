@@ -496,7 +496,7 @@ pub async fn send(base_url: &str, request: &CaseRequest) -> Answer {
 }
 
 /// The backend's log, read before it is stopped (its files may go with it).
-fn log_text(running: &Running) -> String {
+pub(crate) fn log_text(running: &Running) -> String {
     running
         .logs
         .as_ref()

@@ -33,7 +33,14 @@ fn command(args: &[&str]) -> Command {
         .env_remove("TWILIO_AUTH_TOKEN_SECONDARY")
         .env_remove("TWILIO_ACCOUNT_SID")
         .env_remove("TWILIO_API_KEY")
-        .env_remove("TWILIO_API_SECRET");
+        .env_remove("TWILIO_API_SECRET")
+        .env_remove("TWIML_FALLBACK_ADMIN_TOKEN")
+        .env_remove("TWIML_FALLBACK_ENDPOINT")
+        // serve's default inbox lives under the data directory: the tests' own, never the user's.
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join(format!("twiml-fallback-cli-data-{}", std::process::id())),
+        );
     command
 }
 
@@ -1444,4 +1451,176 @@ fn http_with_headers(url: &str, body: &str, signature: &str, headers: &[(&str, &
         .chain(headers.iter().copied())
         .collect();
     exchange(url, "POST", body, &all)
+}
+
+fn inbox(endpoint: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = command(&[&["inbox", "--endpoint", endpoint], args].concat());
+    if let Some(token) = token {
+        command.env("TWIML_FALLBACK_ADMIN_TOKEN", token);
+    }
+    command.output().expect("run twiml-fallback inbox")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_lists_shows_exports_and_dismisses_what_serve_kept() {
+    let file = temp_file(&format!("inbox-{}.sqlite3", rand_suffix()), "");
+    std::fs::remove_file(&file).expect("an empty path");
+    let path = file.to_str().expect("path").to_owned();
+    let (_serve, base, _log) = {
+        let mut command = command(&["serve", "--addr", "127.0.0.1:0", "--inbox", &path]);
+        command
+            .env("TWILIO_AUTH_TOKEN", "tok")
+            .env("TWIML_FALLBACK_ADMIN_TOKEN", "adm");
+        let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start serve");
+        let guard = KillOnDrop(child);
+        let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).expect("serve starts");
+        (guard, format!("http://{addr}"), log)
+    };
+    let sid = "SM0123456789abcdef0123456789abcdef";
+    let params = [
+        ("MessageSid", sid),
+        ("From", "+14155550100"),
+        ("To", "+14155550199"),
+        ("Body", "Table for 4, \"tonight\"?"),
+        ("SmsStatus", "received"),
+        ("ErrorCode", "11200"),
+    ];
+    let request = twiml_fallback_e2e::CaseRequest {
+        method: "POST",
+        path: "/sms",
+        params: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        signing: twiml_fallback_e2e::Signing::Token("tok"),
+        raw_body: None,
+    };
+    assert_eq!(twiml_fallback_e2e::send(&base, &request).await.status, 200);
+
+    let list = inbox(&base, Some("adm"), &["list"]);
+    assert_eq!(code(&list), 0, "{}", stderr(&list));
+    let table = stdout(&list);
+    assert!(table.starts_with("RECEIVED (UTC)"), "{table}");
+    assert!(
+        table.contains(sid) && table.contains("pending") && table.contains("+14155550100") && table.contains("11200"),
+        "{table}"
+    );
+
+    let json: Value =
+        serde_json::from_str(&stdout(&inbox(&base, Some("adm"), &["list", "--format", "json"]))).expect("JSON");
+    assert_eq!(json["entries"][0]["sid"], sid);
+    assert_eq!(json["next"], Value::Null);
+
+    let show = stdout(&inbox(&base, Some("adm"), &["show", sid]));
+    assert!(show.contains("body         Table for 4, \"tonight\"?"), "{show}");
+    assert!(show.contains("  Body=Table for 4"), "{show}");
+
+    let csv = inbox(&base, Some("adm"), &["export", "--format", "csv"]);
+    let csv_text = stdout(&csv);
+    let rows: Vec<&str> = csv_text.split("\r\n").filter(|row| !row.is_empty()).collect();
+    assert_eq!(rows.len(), 2, "{csv_text}");
+    assert!(
+        rows[0].starts_with("sid,channel,status,received_at,from,to,body,"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains("\"Table for 4, \"\"tonight\"\"?\""),
+        "quoted as RFC 4180: {}",
+        rows[1]
+    );
+    assert!(stderr(&csv).contains("exported 1 entries"));
+    let jsonl = stdout(&inbox(&base, Some("adm"), &["export"]));
+    let lines: Vec<Value> = jsonl
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["params"][0], json!(["MessageSid", sid]));
+
+    let dismissed = inbox(&base, Some("adm"), &["dismiss", sid]);
+    assert_eq!(code(&dismissed), 0, "{}", stderr(&dismissed));
+    assert!(stdout(&dismissed).contains(&format!("dismissed {sid}")));
+    let after: Value =
+        serde_json::from_str(&stdout(&inbox(&base, Some("adm"), &["show", sid, "--format", "json"]))).expect("JSON");
+    assert_eq!(
+        (after["status"].as_str(), after["body"].as_str()),
+        (Some("dismissed"), None)
+    );
+
+    // Errors: an unknown entry is 1; a wrong or missing token, an unreachable endpoint, a bad filter 2.
+    let missing = inbox(&base, Some("adm"), &["show", "SM99999999999999999999999999999999"]);
+    assert_eq!(code(&missing), 1);
+    assert!(stderr(&missing).contains("no entry"), "{}", stderr(&missing));
+    let wrong = inbox(&base, Some("nope"), &["list"]);
+    assert_eq!(code(&wrong), 2);
+    assert!(stderr(&wrong).contains("refused (401)"), "{}", stderr(&wrong));
+    let no_token = inbox(&base, None, &["list"]);
+    assert_eq!(code(&no_token), 2);
+    assert!(
+        stderr(&no_token).contains("TWIML_FALLBACK_ADMIN_TOKEN"),
+        "{}",
+        stderr(&no_token)
+    );
+    let unreachable = inbox("http://127.0.0.1:9", Some("adm"), &["list"]);
+    assert_eq!(code(&unreachable), 2);
+    assert!(
+        stderr(&unreachable).contains("cannot reach"),
+        "{}",
+        stderr(&unreachable)
+    );
+    let bad = inbox(&base, Some("adm"), &["list", "--status", "sent"]);
+    assert_eq!(code(&bad), 2);
+    assert!(stderr(&bad).contains("--status"), "{}", stderr(&bad));
+}
+
+#[test]
+fn serve_refuses_an_inbox_that_is_not_a_database_and_says_where() {
+    let file = temp_file(&format!("corrupt-{}.sqlite3", rand_suffix()), &"garbage ".repeat(1024));
+    let output = run(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--inbox",
+        file.to_str().expect("path"),
+    ]);
+    assert_eq!(code(&output), 2);
+    let error = stderr(&output);
+    assert!(
+        error.contains("cannot open the inbox at") && error.contains("not a database"),
+        "{error}"
+    );
+    assert!(error.contains("--no-inbox"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_an_inbox_says_so_and_its_admin_api_answers_503() {
+    let mut command = command(&["serve", "--addr", "127.0.0.1:0", "--no-inbox"]);
+    command
+        .env("TWILIO_AUTH_TOKEN", "tok")
+        .env("TWIML_FALLBACK_ADMIN_TOKEN", "adm");
+    let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start serve");
+    let _guard = KillOnDrop(child);
+    let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).expect("serve starts");
+    let answer = twiml_fallback_e2e::admin(
+        &format!("http://{addr}"),
+        "GET",
+        "/_twiml-fallback/inbox",
+        Some("Bearer adm"),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 503, "{}", answer.json);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("--no-inbox: missed messages and calls are answered but not kept"),
+        "{text}"
+    );
 }
