@@ -10,6 +10,7 @@
 //! official libraries.
 
 mod fakes;
+pub mod inbox_load;
 mod inbox_table;
 pub mod slow_clients;
 mod table;
