@@ -1624,3 +1624,79 @@ async fn serve_without_an_inbox_says_so_and_its_admin_api_answers_503() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layers_http_capture_sink_puts_what_the_app_failed_into_serves_inbox() {
+    use tower::ServiceExt as _;
+    use twiml_fallback::layer::HttpCaptureSink;
+
+    let file = temp_file(&format!("capture-{}.sqlite3", rand_suffix()), "");
+    std::fs::remove_file(&file).expect("an empty path");
+    let mut command = command(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--inbox",
+        file.to_str().expect("path"),
+    ]);
+    command
+        .env("TWILIO_AUTH_TOKEN", "tok")
+        .env("TWIML_FALLBACK_ADMIN_TOKEN", "adm");
+    let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start serve");
+    let _guard = KillOnDrop(child);
+    let base = format!(
+        "http://{}",
+        twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).expect("serve starts")
+    );
+
+    async fn broken() -> &'static str {
+        panic!("the app's database is down")
+    }
+    let sink = HttpCaptureSink::new(&base, "adm").expect("a sink");
+    let app: Router = Router::new()
+        .route("/sms", post(broken))
+        .layer(FallbackLayer::new().capture(sink.clone()));
+    let sid = "SM77777777777777777777777777777777";
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/sms")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!(
+            "MessageSid={sid}&From=%2B14155550100&To=%2B14155550199&Body=hello"
+        )))
+        .expect("a request");
+    let answer = app.oneshot(request).await.expect("an answer");
+    assert_eq!(answer.status(), StatusCode::OK, "the person still gets the fallback");
+
+    let mut entry = Value::Null;
+    for _ in 0..100 {
+        let found = twiml_fallback_e2e::admin(
+            &base,
+            "GET",
+            &format!("/_twiml-fallback/inbox/{sid}"),
+            Some("Bearer adm"),
+            None,
+        )
+        .await;
+        if found.status == 200 {
+            entry = found.json;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(entry["source"], "layer", "{entry}");
+    assert_eq!(
+        (entry["cause"].as_str(), entry["error_code"].as_u64()),
+        (Some("panic"), Some(11200))
+    );
+    assert_eq!(
+        (entry["body"].as_str(), entry["url"].as_str()),
+        (Some("hello"), Some("/sms"))
+    );
+    assert_eq!(sink.dropped(), 0);
+}
