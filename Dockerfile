@@ -15,7 +15,7 @@
 # scripts/check-dockerfile.sh builds and runs this image where a container engine works, and checks
 # this file strictly where none does.
 
-FROM rust:1.86.0-slim-bookworm AS build
+FROM rust:1.89.0-slim-bookworm AS build
 WORKDIR /src
 # The workspace: its manifest and lock, and its members (the e2e tests crate is a member, so cargo
 # needs it to load the workspace; it is not built).
@@ -34,6 +34,10 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin twiml-fallback
 COPY --from=build /usr/local/bin/twiml-fallback /usr/local/bin/twiml-fallback
+# The outage inbox (SQLite): every missed message and call, kept across restarts in a volume
+# owned by the runtime user (`docker run -v twiml-fallback-data:/data …`).
+RUN install -d -o 10001 -g 10001 -m 0700 /data
+VOLUME ["/data"]
 # Numeric, so a runtime can check it is not root (Kubernetes' runAsNonRoot).
 USER 10001:10001
 # serve's default port.
@@ -45,4 +49,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
 # SIGTERM (docker stop) makes serve finish its requests and exit 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/twiml-fallback"]
-CMD ["serve", "--addr", "0.0.0.0:8787"]
+CMD ["serve", "--addr", "0.0.0.0:8787", "--inbox", "/data/inbox.sqlite3"]

@@ -72,16 +72,37 @@ read -ra command <<<"$exec_start"
 if [ "${command[0]:-}" != /usr/local/bin/twiml-fallback ] || [ "${command[1]:-}" != serve ]; then
   problem "ExecStart must run /usr/local/bin/twiml-fallback serve (got: $exec_start)"
 fi
+inbox=""
+for ((i = 0; i < ${#command[@]}; i++)); do
+  case "${command[$i]}" in
+    --inbox) inbox=${command[$((i + 1))]:-} ;;
+    --inbox=*) inbox=${command[$i]#--inbox=} ;;
+  esac
+done
+state=$(value StateDirectory)
+if [[ " ${command[*]} " == *" --no-inbox "* ]]; then
+  ok "the service keeps no inbox (--no-inbox)"
+elif [ -z "$inbox" ]; then
+  problem "ExecStart has no --inbox: with DynamicUser and no home, serve's default inbox path is not writable"
+elif [ -z "$state" ] || [[ "$inbox" != "/var/lib/$state/"* ]]; then
+  problem "the inbox $inbox is not under the StateDirectory (/var/lib/${state:-?}): ProtectSystem=strict makes it unwritable, and it would not be kept"
+else
+  ok "the inbox $inbox is in StateDirectory=$state (writable, kept across restarts)"
+fi
 kill_signal=$(value KillSignal)
 case "${kill_signal:-SIGTERM}" in SIGTERM|TERM|15) ;; *) problem "KillSignal=$kill_signal: serve stops gracefully on SIGTERM" ;; esac
 
 if [ "${command[1]:-}" = serve ]; then
   log "$UNIT: its ExecStart, run here: ${command[*]}"
+  inbox_dir=$(mktemp -d)
   run=("$BIN" serve)
   for ((i = 2; i < ${#command[@]}; i++)); do
     case "${command[$i]}" in
       --addr) run+=(--addr 127.0.0.1:0); i=$((i + 1)) ;;
       --addr=*) run+=(--addr=127.0.0.1:0) ;;
+      # The StateDirectory systemd would create: a temporary folder here.
+      --inbox) run+=(--inbox "$inbox_dir/inbox.sqlite3"); i=$((i + 1)) ;;
+      --inbox=*) run+=("--inbox=$inbox_dir/inbox.sqlite3") ;;
       *) run+=("${command[$i]}") ;;
     esac
   done
@@ -109,6 +130,7 @@ if [ "${command[1]:-}" = serve ]; then
     [ "$code" = 0 ] && ok "it stops with exit 0 on SIGTERM" || problem "it exited $code on SIGTERM, not 0"
   fi
   rm -f "$serve_log"
+  rm -rf "$inbox_dir"
 fi
 
 if command -v systemd-analyze >/dev/null 2>&1; then

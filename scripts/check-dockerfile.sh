@@ -17,6 +17,7 @@
 #   - HEALTHCHECK is present and, in exec form, calls an existing subcommand of the binary
 #     (`--help` parses), aimed at 127.0.0.1 on that port, within Docker's --timeout; it is run
 #     against a `serve` started here (exit 0) and against a closed port (exit 1);
+#   - the CMD's --inbox is inside a VOLUME (the outage inbox outlives the container);
 #   - ENTRYPOINT + CMD (exec form) run `twiml-fallback serve --addr 0.0.0.0:PORT` (every interface,
 #     the exposed port); that command is started here, on a free loopback port, with
 #     TWILIO_AUTH_TOKEN from the environment as the image gets it, must refuse an unsigned request
@@ -344,6 +345,21 @@ if entry_args is not None and cmd_args is not None:
                 problem(f"the CMD's serve listens on port {port}, not the exposed {exposed}")
             if host in ("0.0.0.0", "[::]") and port == exposed:
                 ok(f"ENTRYPOINT + CMD: {' '.join(full)}")
+# The inbox: its file must be inside a VOLUME (else it is lost with the container).
+if serve_args is not None:
+    inbox = next((serve_args[i + 1] for i, arg in enumerate(serve_args[:-1]) if arg == "--inbox"), None)
+    inbox = inbox or next((arg.split("=", 1)[1] for arg in serve_args if arg.startswith("--inbox=")), None)
+    volumes = []
+    for _, text in [(line, text) for line, word, text in runtime["instructions"] if word == "VOLUME"]:
+        volumes += json.loads(text) if text.startswith("[") else text.split()
+    if "--no-inbox" in serve_args:
+        ok("the image keeps no inbox (--no-inbox)")
+    elif inbox is None:
+        problem("the CMD's serve has no --inbox: its default under $HOME is not writable in the image, and not in a volume")
+    elif not any(inbox == volume or inbox.startswith(volume.rstrip("/") + "/") for volume in volumes):
+        problem(f"the inbox {inbox} is not inside a VOLUME ({volumes}): it would be lost with the container")
+    else:
+        ok(f"the inbox {inbox} is inside VOLUME {volumes}")
 stop_line, stop = last(runtime, "STOPSIGNAL")
 if stop is not None and stop.upper() not in ("SIGTERM", "TERM", "15"):
     problem(f"{DOCKERFILE}:{stop_line}: STOPSIGNAL {stop}: serve stops gracefully on SIGTERM")
@@ -415,6 +431,13 @@ if serve_args is not None:
             args[index + 1] = "127.0.0.1:0"
         elif arg.startswith("--addr="):
             args[index] = "--addr=127.0.0.1:0"
+    # The image's inbox path is inside its volume; here, a temporary folder stands in for it.
+    inbox_dir = tempfile.TemporaryDirectory(prefix="check-dockerfile-inbox-")
+    for index, arg in enumerate(args):
+        if arg == "--inbox":
+            args[index + 1] = os.path.join(inbox_dir.name, "inbox.sqlite3")
+        elif arg.startswith("--inbox="):
+            args[index] = "--inbox=" + os.path.join(inbox_dir.name, "inbox.sqlite3")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TWILIO_", "FALLBACK_"))}
     env["TWILIO_AUTH_TOKEN"] = "check-dockerfile-token"
     log_file = tempfile.NamedTemporaryFile("w+", prefix="check-dockerfile-serve-", suffix=".log")
