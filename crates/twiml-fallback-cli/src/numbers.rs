@@ -528,13 +528,13 @@ fn check_set_args(args: &SetArgs) -> Result<(), CliError> {
         ("--voice-fallback-url", &args.voice_fallback_url),
         ("--sms-fallback-url", &args.sms_fallback_url),
     ] {
-        if let Some(url) = url {
-            if !twiml_fallback::url::is_absolute_http_url(url) {
-                return Err(
-                    CliError::new(format!("{option} {url:?} is not an absolute http(s) URL"))
-                        .hint(format!("e.g. {option} https://fallback.example.com/voice")),
-                );
-            }
+        if let Some(url) = url
+            && !twiml_fallback::url::is_absolute_http_url(url)
+        {
+            return Err(
+                CliError::new(format!("{option} {url:?} is not an absolute http(s) URL"))
+                    .hint(format!("e.g. {option} https://fallback.example.com/voice")),
+            );
         }
     }
     for number in &args.number {
