@@ -12,7 +12,7 @@
 //!   and the entry each becomes;
 //! - [`Entry`] and its JSON (the admin API's contract), [`Status`] and its transitions
 //!   ([`Entry::dismissed`]);
-//! - [`store`]: the one SQLite schema both backends use, its migrations and every statement, run
+//! - [`store`](mod@store): the one SQLite schema both backends use, its migrations and every statement, run
 //!   through a shell's driver (the [`Sql`] trait: `rusqlite` in `serve`, a Durable Object's SQL
 //!   storage in the Worker).
 //!
