@@ -163,7 +163,7 @@ fn open_inbox(args: &ServeArgs, settings: twiml_fallback::config::InboxSettings)
             )
         })?;
     tracing::info!(
-        path = %inbox.path().display(),
+        file = %inbox.path().display(),
         stored,
         retention_days = settings.retention_days,
         max_entries = settings.max_entries,

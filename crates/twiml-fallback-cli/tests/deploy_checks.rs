@@ -76,6 +76,8 @@ fn the_repositorys_dockerfile_and_systemd_unit_pass_their_checks() {
         "✓ and fails (exit 1) when nothing answers",
         "✓ the files the build stage copies load as the workspace, with --locked",
         "✓ the token comes from EnvironmentFile=/etc/twiml-fallback/env",
+        "✓ the inbox /data/inbox.sqlite3 is inside VOLUME ['/data']",
+        "✓ the inbox /var/lib/twiml-fallback/inbox.sqlite3 is in StateDirectory=twiml-fallback",
         "✓ it starts and answers its health check",
     ] {
         assert!(text.contains(expected), "{expected:?} missing:\n{text}");
@@ -89,12 +91,12 @@ fn each_kind_of_dockerfile_mistake_is_caught_and_named() {
     let cases: &[Mutation<'_>] = &[
         (
             "latest",
-            &[("FROM rust:1.86.0-slim-bookworm AS build", "FROM rust:latest AS build")],
+            &[("FROM rust:1.89.0-slim-bookworm AS build", "FROM rust:latest AS build")],
             "the tag 'latest' moves; pin a version",
         ),
         (
             "old-rust",
-            &[("rust:1.86.0-slim-bookworm", "rust:1.80.0-slim-bookworm")],
+            &[("rust:1.89.0-slim-bookworm", "rust:1.80.0-slim-bookworm")],
             "Rust 1.80.0 cannot build the locked dependencies",
         ),
         (
@@ -139,6 +141,19 @@ fn each_kind_of_dockerfile_mistake_is_caught_and_named() {
             "ignored-source",
             &[("COPY tests ./tests\n", "COPY tests ./tests\nCOPY benches ./benches\n")],
             "COPY benches: .dockerignore leaves",
+        ),
+        (
+            "inbox-outside-the-volume",
+            &[(
+                r#""--inbox", "/data/inbox.sqlite3""#,
+                r#""--inbox", "/tmp/inbox.sqlite3""#,
+            )],
+            "the inbox /tmp/inbox.sqlite3 is not inside a VOLUME",
+        ),
+        (
+            "no-inbox-path",
+            &[(r#", "--inbox", "/data/inbox.sqlite3""#, "")],
+            "the CMD's serve has no --inbox",
         ),
         (
             "missing-member",
@@ -204,6 +219,11 @@ fn each_kind_of_systemd_unit_mistake_is_caught_and_named() {
             "weaker",
             &[("ProtectSystem=strict\n", "ProtectSystem=full\n")],
             "hardening: ProtectSystem=strict is missing",
+        ),
+        (
+            "inbox-not-in-state-directory",
+            &[("StateDirectory=twiml-fallback\n", "")],
+            "is not under the StateDirectory",
         ),
         (
             "bad-command",
