@@ -61,6 +61,7 @@
 //!     content_type: Some("application/x-www-form-urlencoded"),
 //!     body: Body::Complete(body.as_bytes()),
 //!     now_ms: 1_700_000_000_000,
+//!     inbox_failing: false,
 //! });
 //! assert_eq!(decision.response.status, http::StatusCode::OK);
 //! assert!(decision.response.body.contains("<Message>We're sorry."));
