@@ -11,7 +11,8 @@
 #   scripts/worker.sh deploy                  build and deploy (wrangler login / CLOUDFLARE_API_TOKEN);
 #                                             refused while wrangler.toml has the placeholder KV id
 #   scripts/worker.sh wrangler ARGS...        the pinned wrangler, from the repository root
-#                                             (e.g. `secret put TWILIO_AUTH_TOKEN`, `tail`, `login`)
+#                                             (e.g. `secret put TWILIO_AUTH_TOKEN`,
+#                                             `secret put TWIML_FALLBACK_ADMIN_TOKEN`, `tail`, `login`)
 #   scripts/worker.sh env                     print the toolchain's paths (to set TWIML_FALLBACK_WRANGLER etc. by hand)
 #
 # On a laptop with `rustup target add wasm32-unknown-unknown` this is the standard worker-build
@@ -61,8 +62,9 @@ dev_usage() {
 Usage: scripts/worker.sh dev [--port $DEV_PORT] [--config FILE] [--var NAME=VALUE]... [-- WRANGLER-ARGS...]
 
 Runs the built Worker locally under workerd (wrangler dev --local) on http://127.0.0.1:PORT, with
-a local KV namespace under target/worker-dev-state, rebuilding the bundle first when its sources
-changed.
+a local KV namespace and the outage inbox's Durable Object (SQLite) under target/worker-dev-state
+(kept across runs: delete the directory to start empty), rebuilding the bundle first when its
+sources changed.
 
   --port PORT          the port (default $DEV_PORT; twiml-fallback serve's default is 8787)
   --config FILE        the configuration document (TOML or JSON), as FALLBACK_CONFIG
@@ -72,8 +74,10 @@ $(fallback_variables | sed 's/^/                         /')
                        (also read from the environment; --var wins)
   -- WRANGLER-ARGS     passed to wrangler dev as they are (e.g. --inspector-port 9230)
 
-Secrets come from the environment — TWILIO_AUTH_TOKEN, TWILIO_AUTH_TOKEN_SECONDARY — or from
-.dev.vars (git-ignored; see .dev.vars.example), never from the command line, where ps shows them.
+Secrets come from the environment — TWILIO_AUTH_TOKEN, TWILIO_AUTH_TOKEN_SECONDARY, and
+TWIML_FALLBACK_ADMIN_TOKEN for the admin API (/_twiml-fallback/inbox, as Authorization: Bearer
+TOKEN; without it those paths answer 404) — or from .dev.vars (git-ignored; see
+.dev.vars.example), never from the command line, where ps shows them.
 They reach wrangler, with FALLBACK_CONFIG and the variables, through a private env file
 (--env-file; mode 0600, in a private temporary directory removed when dev stops), so no command
 line holds them (wrangler loads the file into its environment, which its workerd inherits: like
@@ -83,6 +87,8 @@ this script's own command line: put a secret one (an alert webhook URL) in the e
 
 Examples:
   TWILIO_AUTH_TOKEN=... scripts/worker.sh dev
+  TWILIO_AUTH_TOKEN=... TWIML_FALLBACK_ADMIN_TOKEN=... scripts/worker.sh dev
+      then: curl -H "Authorization: Bearer \$TWIML_FALLBACK_ADMIN_TOKEN" http://127.0.0.1:$DEV_PORT/_twiml-fallback/inbox
   scripts/worker.sh dev --config fallback.toml --var FALLBACK_VOICE_SAY='Back in five minutes.'
   FALLBACK_ALERT_WEBHOOK_URL=https://hooks.example.com/... scripts/worker.sh dev --port 9000
 USAGE
@@ -144,7 +150,7 @@ dev() {
   known=$(fallback_variables)
   for name in "${names[@]}"; do
     case "$name" in
-      TWILIO_AUTH_TOKEN|TWILIO_AUTH_TOKEN_SECONDARY)
+      TWILIO_AUTH_TOKEN|TWILIO_AUTH_TOKEN_SECONDARY|TWIML_FALLBACK_ADMIN_TOKEN)
         usage_error "--var $name: a token on the command line is visible in ps" \
           "pass it in the environment: $name=... scripts/worker.sh dev (or put it in .dev.vars)" ;;
       FALLBACK_CONFIG)
@@ -180,7 +186,7 @@ dev() {
     { sed 's/\$/\\$/g' "$REPO_ROOT/.dev.vars"; echo; } >>"$env_file"
     passed+=(".dev.vars")
   fi
-  for name in TWILIO_AUTH_TOKEN TWILIO_AUTH_TOKEN_SECONDARY; do
+  for name in TWILIO_AUTH_TOKEN TWILIO_AUTH_TOKEN_SECONDARY TWIML_FALLBACK_ADMIN_TOKEN; do
     if [ -n "${!name:-}" ]; then
       env_file_line "$name" "${!name}" >>"$env_file"
       passed+=("$name")
@@ -307,5 +313,5 @@ case "${1:-}" in
     setup_worker_toolchain >&2
     printf 'WRANGLER=%s\nWORKERD=%s\nWORKER_BUNDLE=%s\nNODE=%s\n' "$WRANGLER" "$WORKERD" "$BUNDLE" "$(command -v node)"
     ;;
-  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

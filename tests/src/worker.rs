@@ -1,5 +1,6 @@
 //! Starting the built Worker under workerd (`wrangler dev --local`, which also simulates its KV
-//! namespace), for the end-to-end tests and the robustness run.
+//! namespace and runs its inbox's Durable Object on SQLite), for the end-to-end tests and the
+//! robustness run; and under raw `workerd serve`, for load runs.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::{Launcher, Running, wait_until_up};
+use crate::{InboxLauncher, Launcher, Running, wait_until_up};
 
 /// The built Worker and the wrangler that runs it.
 pub struct Worker {
@@ -75,17 +76,71 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The `INBOX` binding and the migration that creates its class (`new_sqlite_classes` or
+/// `new_classes`), as wrangler.toml declares them.
+fn inbox_manifest(migration: &str) -> String {
+    format!(
+        "[[durable_objects.bindings]]\nname = \"INBOX\"\nclass_name = \"Inbox\"\n\n\
+         [[migrations]]\ntag = \"v1\"\n{migration} = [\"Inbox\"]\n\n"
+    )
+}
+
 /// `value` as a TOML multi-line literal string (no escapes; our configurations never hold `'''`).
 fn literal(value: &str) -> String {
     assert!(!value.contains("'''"), "configuration cannot contain '''");
     format!("'''\n{value}'''")
 }
 
+/// What backs the Worker's `INBOX` binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboxBinding {
+    /// The `Inbox` class on SQLite (`new_sqlite_classes`), as wrangler.toml deploys it.
+    Sqlite,
+    /// No binding: the Worker keeps no inbox.
+    None,
+    /// The `Inbox` class without SQLite storage (`new_classes`): every inbox write fails, as when
+    /// the storage breaks.
+    WithoutSql,
+}
+
+/// How to start the Worker under `wrangler dev`.
+#[derive(Clone, Copy, Debug)]
+pub struct Start<'a> {
+    /// `FALLBACK_CONFIG`.
+    pub config: &'a str,
+    /// `TWILIO_AUTH_TOKEN` and `TWILIO_AUTH_TOKEN_SECONDARY`, as secrets.
+    pub tokens: &'a [&'a str],
+    /// Where its KV namespace and Durable Objects are kept (`--persist-to`): Workers started on
+    /// the same directory share them, one after the other.
+    pub state: &'a Path,
+    /// More `[vars]` (the per-field settings).
+    pub vars: &'a [(&'a str, &'a str)],
+    /// `TWIML_FALLBACK_ADMIN_TOKEN`, as a secret (`None`: the admin API answers 404).
+    pub admin_token: Option<&'a str>,
+    /// What backs `INBOX`.
+    pub inbox: InboxBinding,
+}
+
+impl<'a> Start<'a> {
+    /// The Worker with `config` and `tokens`, its state in `state`, the inbox on SQLite, no admin
+    /// token and no more variables.
+    pub fn new(config: &'a str, tokens: &'a [&'a str], state: &'a Path) -> Self {
+        Self {
+            config,
+            tokens,
+            state,
+            vars: &[],
+            admin_token: None,
+            inbox: InboxBinding::Sqlite,
+        }
+    }
+}
+
 impl Worker {
     /// Starts the Worker with `config` as `FALLBACK_CONFIG`, `tokens` as its secrets, and its KV
-    /// namespace stored in `state` (shared by Workers started on the same directory).
+    /// namespace and inbox stored in `state` (shared by Workers started on the same directory).
     pub async fn start(&self, config: &str, tokens: &[&str], state: &Path) -> Running {
-        self.start_with_vars(config, tokens, state, &[]).await
+        self.start_with(Start::new(config, tokens, state)).await
     }
 
     /// As [`Worker::start`], with more `[vars]` (the per-field settings).
@@ -96,22 +151,40 @@ impl Worker {
         state: &Path,
         extra: &[(&str, &str)],
     ) -> Running {
+        self.start_with(Start {
+            vars: extra,
+            ..Start::new(config, tokens, state)
+        })
+        .await
+    }
+
+    /// Starts the Worker as `start` says.
+    pub async fn start_with(&self, start: Start<'_>) -> Running {
         let dir = TempDir::new("dev");
         std::fs::create_dir_all(dir.0.join("xdg")).expect("temp dir");
-        let mut vars = format!("FALLBACK_CONFIG = {}\n", literal(config));
-        for (name, value) in extra {
+        let mut vars = format!("FALLBACK_CONFIG = {}\n", literal(start.config));
+        for (name, value) in start.vars {
             vars.push_str(&format!("{name} = {}\n", literal(value)));
         }
         // The tokens as secrets, the way a deployment has them (wrangler shows them as hidden).
-        let secrets: String = ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"]
+        let mut secrets: String = ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"]
             .iter()
-            .zip(tokens)
+            .zip(start.tokens)
             .map(|(name, token)| format!("{name}={token}\n"))
             .collect();
+        if let Some(token) = start.admin_token {
+            secrets.push_str(&format!("TWIML_FALLBACK_ADMIN_TOKEN={token}\n"));
+        }
         std::fs::write(dir.0.join(".dev.vars"), secrets).expect("write .dev.vars");
+        // The inbox as wrangler.toml declares it (or not, or without SQLite storage).
+        let inbox = match start.inbox {
+            InboxBinding::Sqlite => inbox_manifest("new_sqlite_classes"),
+            InboxBinding::WithoutSql => inbox_manifest("new_classes"),
+            InboxBinding::None => String::new(),
+        };
         let manifest = format!(
             "name = \"twiml-fallback-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-11-01\"\n\n\
-             [[kv_namespaces]]\nbinding = \"ALERT_DEDUP\"\nid = \"e2e-alert-dedup\"\n\n[vars]\n{vars}",
+             [[kv_namespaces]]\nbinding = \"ALERT_DEDUP\"\nid = \"e2e-alert-dedup\"\n\n{inbox}[vars]\n{vars}",
             self.bundle.join("index.js").display()
         );
         std::fs::write(dir.0.join("wrangler.toml"), manifest).expect("write wrangler.toml");
@@ -138,7 +211,7 @@ impl Worker {
                 "--show-interactive-dev-session=false",
             ])
             .arg("--persist-to")
-            .arg(state)
+            .arg(start.state)
             .env("XDG_CONFIG_HOME", dir.0.join("xdg"))
             .env("WRANGLER_SEND_METRICS", "false")
             .env("NO_COLOR", "1")
@@ -202,6 +275,21 @@ impl Launcher for Worker {
     }
 }
 
+impl InboxLauncher for Worker {
+    fn launch_with_inbox<'a>(
+        &'a self,
+        config: &'a str,
+        tokens: &'a [&'a str],
+        admin_token: &'a str,
+        state: &'a Path,
+    ) -> Pin<Box<dyn Future<Output = Running> + Send + 'a>> {
+        Box::pin(self.start_with(Start {
+            admin_token: Some(admin_token),
+            ..Start::new(config, tokens, state)
+        }))
+    }
+}
+
 impl Worker {
     /// The Worker named by `TWIML_FALLBACK_WRANGLER` and `TWIML_FALLBACK_WORKER_BUNDLE` (which
     /// `scripts/test.sh` sets, after building the bundle). Panics, naming what is missing and how
@@ -235,10 +323,13 @@ impl Worker {
 
 /// The built Worker under raw `workerd serve` — no wrangler, no dev proxy in front (which fails
 /// some concurrent requests whose large bodies the Worker does not read), no KV namespace (alert
-/// dedup is then per isolate, and there is one isolate). For load and robustness runs.
+/// dedup is then per isolate, and there is one isolate). Its inbox is the `Inbox` Durable Object on
+/// SQLite, stored on local disk under the run's folder, unless [`Workerd::without_inbox`] says
+/// otherwise (to measure what the inbox costs). For load and robustness runs.
 pub struct Workerd {
     workerd: PathBuf,
     bundle: PathBuf,
+    inbox: bool,
 }
 
 /// `workerd serve`; killed (then its files removed) when dropped.
@@ -277,11 +368,21 @@ impl Workerd {
     pub fn from_env() -> Option<Workerd> {
         let workerd = PathBuf::from(std::env::var_os("TWIML_FALLBACK_WORKERD")?);
         let bundle = PathBuf::from(std::env::var_os("TWIML_FALLBACK_WORKER_BUNDLE")?);
-        (workerd.exists() && bundle.join("index_bg.wasm").exists()).then_some(Workerd { workerd, bundle })
+        (workerd.exists() && bundle.join("index_bg.wasm").exists()).then_some(Workerd {
+            workerd,
+            bundle,
+            inbox: true,
+        })
+    }
+
+    /// The same Worker without the `INBOX` binding: it keeps no inbox.
+    pub fn without_inbox(self) -> Self {
+        Self { inbox: false, ..self }
     }
 
     /// Starts it with `config` as `FALLBACK_CONFIG` and `tokens` as its secrets, outbound fetches
-    /// allowed to local addresses (the alert receiver, a primary).
+    /// allowed to local addresses (the alert receiver, a primary), its inbox (unless
+    /// [`Workerd::without_inbox`]) in a fresh folder.
     pub async fn start(&self, config: &str, tokens: &[&str]) -> Running {
         let dir = TempDir::new("workerd");
         for module in ["index.js", "index_bg.wasm"] {
@@ -291,13 +392,30 @@ impl Workerd {
         for (name, token) in ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"].iter().zip(tokens) {
             bindings.push(format!("(name = \"{name}\", text = {})", capnp_text(token)));
         }
+        // The inbox: the Durable Object class the Worker exports, on SQLite, on local disk.
+        let (disk, inbox) = if self.inbox {
+            let storage = dir.0.join("durable-objects");
+            std::fs::create_dir_all(&storage).expect("the Durable Objects' folder");
+            bindings.push("(name = \"INBOX\", durableObjectNamespace = \"Inbox\")".to_owned());
+            (
+                format!(
+                    "\n    (name = \"do-disk\", disk = (path = {}, writable = true)),",
+                    capnp_text(&storage.display().to_string())
+                ),
+                "\n  durableObjectNamespaces = [ (className = \"Inbox\", uniqueKey = \"twiml-fallback-inbox\", enableSql = true) ],\
+                 \n  durableObjectStorage = (localDisk = \"do-disk\"),"
+                    .to_owned(),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let port = free_port();
         let capnp = format!(
             r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .worker),
-    (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "internet", network = (allow = ["public", "private", "local"])),{disk}
   ],
   sockets = [ (name = "main", address = "127.0.0.1:{port}", http = (), service = "main") ],
 );
@@ -307,7 +425,7 @@ const worker :Workerd.Worker = (
     (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
   ],
   compatibilityDate = "2026-11-01",
-  bindings = [ {} ],
+  bindings = [ {} ],{inbox}
 );
 "#,
             bindings.join(", ")

@@ -1,6 +1,8 @@
-//! The shared end-to-end table against the built Worker, running under workerd (`wrangler dev
-//! --local`, which also simulates the `ALERT_DEDUP` KV namespace), plus what only the Worker has:
-//! alert dedup across isolates through KV, and its JSON log lines.
+//! The shared end-to-end tables against the built Worker, running under workerd (`wrangler dev
+//! --local`, which also simulates the `ALERT_DEDUP` KV namespace and runs the inbox's Durable
+//! Object on SQLite) — the fallback endpoint's and the outage inbox's — plus what only the Worker
+//! has: alert dedup across isolates through KV, its JSON log lines, and its inbox binding (absent,
+//! or failing).
 //!
 //! `scripts/test.sh` builds the Worker, sets `TWIML_FALLBACK_WRANGLER` (the wrangler binary) and
 //! `TWIML_FALLBACK_WORKER_BUNDLE` (the bundle directory) and runs these tests with
@@ -11,15 +13,25 @@ use std::path::Path;
 use std::time::Duration;
 
 use twiml_fallback::config::Config;
+use twiml_fallback::edge::{DEGRADED_BODY, HEALTH_BODY, NO_INBOX_WARNING};
 use twiml_fallback::webhook::Channel;
-use twiml_fallback_e2e::worker::{TempDir, Worker};
-use twiml_fallback_e2e::{AlertReceiver, CaseRequest, Signing, TOKEN, run_table, send, voice_params};
+use twiml_fallback_e2e::worker::{InboxBinding, Start, TempDir, Worker};
+use twiml_fallback_e2e::{
+    ADMIN_TOKEN, AlertReceiver, CaseRequest, Signing, TOKEN, admin, run_inbox_table, run_table, send, voice_params,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
 async fn the_end_to_end_table_passes_against_the_worker_under_workerd() {
     let worker = Worker::from_env();
     run_table(&worker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn the_inbox_table_passes_against_the_worker_and_its_durable_object() {
+    let worker = Worker::from_env();
+    run_inbox_table(&worker).await;
 }
 
 fn notice(error_url: &str) -> CaseRequest {
@@ -216,6 +228,13 @@ async fn per_field_vars_set_the_common_answers_over_the_document() {
         loaded["variables"],
         serde_json::json!(["FALLBACK_VOICE_SAY", "FALLBACK_VOICE_LANGUAGE"])
     );
+    // The inbox is the binding's Durable Object; no admin token, no admin API.
+    assert_eq!(loaded["inbox"], "Durable Object INBOX", "{loaded}");
+    assert_eq!(
+        loaded["admin"], "off (no TWIML_FALLBACK_ADMIN_TOKEN secret)",
+        "{loaded}"
+    );
+    assert_eq!(loaded["warnings"], serde_json::json!([]), "{loaded}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,4 +296,128 @@ async fn a_broken_configuration_keeps_the_valid_variables_and_names_every_proble
     );
     assert_eq!(config_errors[0]["variables"], serde_json::json!(["FALLBACK_VOICE_SAY"]));
     assert_eq!(config_errors[0]["serving"], "embedded defaults");
+}
+
+/// A signed inbound SMS with `sid`, as Twilio sends it to the fallback URL.
+fn inbound_sms(sid: &str) -> CaseRequest {
+    let params = [
+        ("MessageSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("From", "+14155550100"),
+        ("To", "+14155550199"),
+        ("Body", "Is order 42 ready?"),
+        ("SmsStatus", "received"),
+        ("ErrorCode", "11200"),
+        ("ErrorUrl", "https://app.example.com/sms"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    CaseRequest {
+        method: "POST",
+        path: "/sms",
+        params,
+        signing: Signing::Token(TOKEN),
+        raw_body: None,
+    }
+}
+
+async fn health(base_url: &str) -> (u16, String) {
+    let answer = twiml_fallback_e2e::client()
+        .get(format!("{base_url}/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz");
+    (answer.status().as_u16(), answer.text().await.expect("a body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn a_failing_inbox_answers_the_same_logs_the_lost_sid_and_turns_the_health_check_degraded() {
+    let worker = Worker::from_env();
+    let state = TempDir::new("inbox-without-sql");
+    // The Inbox class declared without SQLite storage: every write fails.
+    let running = worker
+        .start_with(Start {
+            admin_token: Some(ADMIN_TOKEN),
+            inbox: InboxBinding::WithoutSql,
+            ..Start::new("", &[TOKEN], &state.0)
+        })
+        .await;
+    let logs = running.logs.clone().expect("logs");
+    assert_eq!(health(&running.base_url).await, (200, HEALTH_BODY.to_owned()));
+    let sid = "SM60000000000000000000000000000001";
+    let answer = send(&running.base_url, &inbound_sms(sid)).await;
+    let defaults = Config::default();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, defaults.fallback(Some(Channel::Messaging), None).twiml);
+    eventually("the inbox-write-failed line", &logs, || {
+        json_lines(&logs)
+            .iter()
+            .any(|line| line["event"] == "inbox-write-failed" && line["sid"] == sid)
+    })
+    .await;
+    assert_eq!(health(&running.base_url).await, (503, DEGRADED_BODY.to_owned()));
+    // The admin API says the inbox failed, in the core's words.
+    let listed = admin(
+        &running.base_url,
+        "GET",
+        "/_twiml-fallback/inbox",
+        Some(&format!("Bearer {ADMIN_TOKEN}")),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 500, "{}", listed.json);
+    assert!(
+        listed.json["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("SQL is not enabled")),
+        "{}",
+        listed.json
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn without_the_inbox_binding_nothing_is_kept_and_the_config_line_says_so() {
+    let worker = Worker::from_env();
+    let state = TempDir::new("no-inbox");
+    let running = worker
+        .start_with(Start {
+            admin_token: Some(ADMIN_TOKEN),
+            inbox: InboxBinding::None,
+            ..Start::new("", &[TOKEN], &state.0)
+        })
+        .await;
+    let logs = running.logs.clone().expect("logs");
+    let answer = send(&running.base_url, &inbound_sms("SM70000000000000000000000000000001")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let listed = admin(
+        &running.base_url,
+        "GET",
+        "/_twiml-fallback/inbox",
+        Some(&format!("Bearer {ADMIN_TOKEN}")),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 503, "{}", listed.json);
+    eventually("the request's record", &logs, || {
+        json_lines(&logs).iter().any(|line| line["event"] == "fallback")
+    })
+    .await;
+    let lines = json_lines(&logs);
+    let loaded = lines
+        .iter()
+        .find(|line| line["event"] == "config")
+        .expect("a config line");
+    assert_eq!(loaded["inbox"], "none (no INBOX binding)", "{loaded}");
+    assert_eq!(loaded["admin"], "on", "{loaded}");
+    assert!(
+        loaded["warnings"]
+            .as_array()
+            .is_some_and(|warnings| warnings.iter().any(|warning| warning == NO_INBOX_WARNING)),
+        "{loaded}"
+    );
+    let record = lines.iter().find(|line| line["event"] == "fallback").expect("a record");
+    assert!(record.get("inbox").is_none(), "{record}");
 }

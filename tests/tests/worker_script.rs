@@ -27,6 +27,7 @@ fn worker_sh() -> Command {
     command
         .env_remove("TWILIO_AUTH_TOKEN")
         .env_remove("TWILIO_AUTH_TOKEN_SECONDARY")
+        .env_remove("TWIML_FALLBACK_ADMIN_TOKEN")
         .stdin(Stdio::null());
     for (name, ..) in twiml_fallback::config::VARIABLES {
         command.env_remove(name);
@@ -69,6 +70,11 @@ fn dev_has_help_and_refuses_bad_arguments_before_building_anything() {
         (
             vec!["dev", "--var", "TWILIO_AUTH_TOKEN=abc"],
             "error: --var TWILIO_AUTH_TOKEN: a token on the command line is visible in ps",
+            "hint: pass it in the environment",
+        ),
+        (
+            vec!["dev", "--var", "TWIML_FALLBACK_ADMIN_TOKEN=abc"],
+            "error: --var TWIML_FALLBACK_ADMIN_TOKEN: a token on the command line is visible in ps",
             "hint: pass it in the environment",
         ),
         (
@@ -254,6 +260,7 @@ fn processes_in_group(group: u32) -> Vec<(u32, Vec<String>, Vec<u8>)> {
 }
 
 const DEV_TOKEN: &str = "worker-dev-script-token-7f3a";
+const DEV_ADMIN_TOKEN: &str = "worker-dev-script-admin-token-c41e";
 
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,6 +289,7 @@ async fn dev_passes_the_token_configuration_and_variables_through_a_private_file
         .args(["--", "--inspector-port", &free_port().to_string()])
         .arg("--show-interactive-dev-session=false")
         .env("TWILIO_AUTH_TOKEN", DEV_TOKEN)
+        .env("TWIML_FALLBACK_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
         // A variable from the environment, too.
         .env("FALLBACK_VOICE_LANGUAGE", "en-GB")
         .env("NO_COLOR", "1")
@@ -350,6 +358,22 @@ async fn dev_passes_the_token_configuration_and_variables_through_a_private_file
     )
     .await;
     assert_eq!(unsigned.status, 403, "the token is in force");
+    // The admin token is in force too: the message is in the inbox (the Durable Object under
+    // target/worker-dev-state), behind it.
+    let inbox = format!("{base_url}/_twiml-fallback/inbox/SM1");
+    let client = twiml_fallback_e2e::client();
+    let refused = client.get(&inbox).send().await.expect("GET the entry");
+    assert_eq!(refused.status(), 401);
+    let entry = client
+        .get(&inbox)
+        .bearer_auth(DEV_ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("GET the entry");
+    assert_eq!(entry.status(), 200, "{}", log_text());
+    let entry: serde_json::Value =
+        serde_json::from_slice(&entry.bytes().await.expect("the entry")).expect("the entry as JSON");
+    assert_eq!(entry["sid"], "SM1", "{entry}");
 
     // No command line holds the token or the document; wrangler's and workerd's not the --var value.
     let group = processes_in_group(dev.child.id());
@@ -366,6 +390,10 @@ async fn dev_passes_the_token_configuration_and_variables_through_a_private_file
     for (pid, argv, _) in &group {
         let line = argv.join(" ");
         assert!(!line.contains(DEV_TOKEN), "the token is in the argv of {pid}: {line}");
+        assert!(
+            !line.contains(DEV_ADMIN_TOKEN),
+            "the admin token is in the argv of {pid}: {line}"
+        );
         assert!(
             !line.contains("It costs"),
             "the document is in the argv of {pid}: {line}"
@@ -388,12 +416,13 @@ async fn dev_passes_the_token_configuration_and_variables_through_a_private_file
     let mode = |path: &Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&env_file), 0o600, "{}", env_file.display());
     assert_eq!(mode(&private_dir), 0o700, "{}", private_dir.display());
-    assert!(
-        std::fs::read_to_string(&env_file)
-            .expect("readable")
-            .contains(DEV_TOKEN)
-    );
+    let private = std::fs::read_to_string(&env_file).expect("readable");
+    assert!(private.contains(DEV_TOKEN) && private.contains(DEV_ADMIN_TOKEN));
     assert!(!log_text().contains(DEV_TOKEN), "the token is in dev's output");
+    assert!(
+        !log_text().contains(DEV_ADMIN_TOKEN),
+        "the admin token is in dev's output"
+    );
 
     // Stopped as Ctrl-C or a service manager stops it: the private directory goes with it.
     dev.stop();

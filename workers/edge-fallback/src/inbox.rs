@@ -109,7 +109,7 @@ impl Inbox {
     /// The core's driver over this object's SQL storage, the schema migrated first.
     fn driver(&self) -> Result<Driver<'_>, StoreError> {
         let sql = self.sql.as_ref().map_err(|error| StoreError::Driver(error.clone()))?;
-        let mut driver = Driver(sql);
+        let mut driver = Driver::Storage(sql);
         if !self.migrated.get() {
             inbox::migrate(&mut driver)?;
             self.migrated.set(true);
@@ -126,7 +126,7 @@ impl Inbox {
     fn perform(&self, operation: Operation) -> AdminResponse {
         let (answer, lines) = match self.driver() {
             Ok(mut driver) => operation.perform(&mut driver, self.settings),
-            Err(error) => operation.perform(&mut Unavailable(error.to_string()), self.settings),
+            Err(error) => operation.perform(&mut Driver::Unavailable(error.to_string()), self.settings),
         };
         for line in &lines {
             write(line);
@@ -181,12 +181,25 @@ fn js_error(error: &JsValue) -> String {
 
 /// The core's [`Sql`] over a Durable Object's SQL storage. Every call that may throw is one that
 /// catches (`exec`, the row iterator), so a failing statement is an error, never an abort.
-struct Driver<'s>(&'s SqlStorage);
+///
+/// Or, when the storage cannot be opened or reached, a driver whose every statement fails with
+/// why: performing an operation on it lets the core render the answer (and the lines) of a failed
+/// store. (One type for both, so the core's operations are compiled once.)
+pub(crate) enum Driver<'s> {
+    /// The object's SQL storage.
+    Storage(&'s SqlStorage),
+    /// No storage, and why.
+    Unavailable(String),
+}
 
 impl Sql for Driver<'_> {
     type Error = String;
 
     fn run(&mut self, statement: &Statement) -> Result<Vec<Vec<SqlValue>>, String> {
+        let sql = match self {
+            Driver::Storage(sql) => sql,
+            Driver::Unavailable(reason) => return Err(reason.clone()),
+        };
         let bindings = Array::new_with_length(statement.params.len() as u32);
         for (index, value) in statement.params.iter().enumerate() {
             let value = match value {
@@ -198,7 +211,7 @@ impl Sql for Driver<'_> {
             };
             bindings.set(index as u32, value);
         }
-        let cursor: SqlStorageCursor = self.0.exec(statement.sql, bindings).map_err(|error| js_error(&error))?;
+        let cursor: SqlStorageCursor = sql.exec(statement.sql, bindings).map_err(|error| js_error(&error))?;
         let mut rows = Vec::new();
         let iterator = cursor.raw();
         loop {
@@ -245,48 +258,30 @@ fn value_of(value: &JsValue) -> Result<SqlValue, String> {
     Ok(SqlValue::Text(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// A driver whose every statement fails with one reason: the inbox cannot be reached or opened.
-/// Performing an operation on it lets the core render the answer (and lines) of a failed store.
-pub(crate) struct Unavailable(pub(crate) String);
-
-impl Sql for Unavailable {
-    type Error = String;
-
-    fn run(&mut self, _statement: &Statement) -> Result<Vec<Vec<SqlValue>>, String> {
-        Err(self.0.clone())
-    }
-}
-
-/// The object's answer to a store: `200 {"outcome": …}`, or `500 {"error": …}`.
+/// The object's answer to a store, in plain text: `200 stored`, `200 duplicate`,
+/// `200 full MAX_ENTRIES`, or `500` and the error.
 fn store_answer(outcome: Result<StoreOutcome, StoreError>) -> worker::Result<web_sys::Response> {
     let (status, body) = match outcome {
-        Ok(StoreOutcome::Stored) => (200, serde_json::json!({ "outcome": "stored" })),
-        Ok(StoreOutcome::Duplicate) => (200, serde_json::json!({ "outcome": "duplicate" })),
-        Ok(StoreOutcome::Full { max_entries }) => (
-            200,
-            serde_json::json!({ "outcome": "full", "max_entries": max_entries }),
-        ),
-        Err(error) => (500, serde_json::json!({ "error": error.to_string() })),
+        Ok(StoreOutcome::Stored) => (200, "stored".to_owned()),
+        Ok(StoreOutcome::Duplicate) => (200, "duplicate".to_owned()),
+        Ok(StoreOutcome::Full { max_entries }) => (200, format!("full {max_entries}")),
+        Err(error) => (500, error.to_string()),
     };
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
-    Ok(web_sys::Response::new_with_opt_str_and_init(
-        Some(&body.to_string()),
-        &init,
-    )?)
+    Ok(web_sys::Response::new_with_opt_str_and_init(Some(&body), &init)?)
 }
 
-/// The outcome the object answered, or why there is none.
+/// The outcome the object answered ([`store_answer`]), or why there is none.
 fn store_outcome(status: u16, body: &str) -> Result<StoreOutcome, StoreError> {
-    let json: serde_json::Value = serde_json::from_str(body)
-        .map_err(|_| StoreError::Driver(format!("the inbox answered HTTP {status}: {body}")))?;
-    if let Some(error) = json["error"].as_str() {
-        return Err(StoreError::Driver(error.to_owned()));
-    }
-    match (json["outcome"].as_str(), json["max_entries"].as_u64()) {
-        (Some("stored"), _) => Ok(StoreOutcome::Stored),
-        (Some("duplicate"), _) => Ok(StoreOutcome::Duplicate),
-        (Some("full"), Some(max_entries)) => Ok(StoreOutcome::Full { max_entries }),
+    let full = body
+        .strip_prefix("full ")
+        .and_then(|max_entries| max_entries.parse().ok());
+    match (status, body, full) {
+        (200, "stored", _) => Ok(StoreOutcome::Stored),
+        (200, "duplicate", _) => Ok(StoreOutcome::Duplicate),
+        (200, _, Some(max_entries)) => Ok(StoreOutcome::Full { max_entries }),
+        (500, ..) => Err(StoreError::Driver(body.to_owned())),
         _ => Err(StoreError::Driver(format!("the inbox answered HTTP {status}: {body}"))),
     }
 }
@@ -301,8 +296,7 @@ pub(crate) async fn store(env: &Env, entry: &Entry) -> Result<StoreOutcome, Stor
     let driver = |error: worker::Error| StoreError::Driver(format!("the inbox cannot be reached: {error}"));
     let json = serde_json::to_string(entry).map_err(|error| StoreError::Driver(error.to_string()))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&json)));
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&json)));
     let request = Request::new_with_init(STORE_URL, &init).map_err(driver)?;
     let mut response = stub(env)
         .map_err(driver)?
@@ -331,10 +325,9 @@ pub(crate) async fn forward(
         init.with_method(Method::from(request.method.as_str().to_owned()))
             .with_headers(headers);
         // The fetch API refuses a body on GET and HEAD; the admin API reads none there.
-        if let Some(body) = request
-            .body
-            .filter(|body| !body.is_empty() && request.method != http::Method::GET && request.method != http::Method::HEAD)
-        {
+        if let Some(body) = request.body.filter(|body| {
+            !body.is_empty() && request.method != http::Method::GET && request.method != http::Method::HEAD
+        }) {
             init.with_body(Some(Uint8Array::from(body).into()));
         }
         let forwarded = Request::new_with_init(request.url, &init)?;
@@ -344,7 +337,7 @@ pub(crate) async fn forward(
         Ok(answer) => Ok(answer.into()),
         Err(error) => {
             let reason = format!("the inbox cannot be reached: {error}");
-            let (answer, lines) = operation.perform(&mut Unavailable(reason), settings);
+            let (answer, lines) = operation.perform(&mut Driver::Unavailable(reason), settings);
             for line in &lines {
                 write(line);
             }

@@ -1,12 +1,15 @@
 //! The twiml-fallback Cloudflare Worker: a Twilio number's "Primary handler fails" URL.
 //!
-//! A thin shell over `twiml_fallback::edge`: the core decides the answer and the effects
-//! (`twiml_fallback::edge::effect` is the contract); this file only performs them on the Workers
-//! runtime — reading the request body as `BodyRead` says, writing the core's log lines with
-//! `console.log` / `console.error`, sending the core's outbound requests under a `worker::Delay`
-//! deadline (alerts from `ctx.wait_until`, once per dedup window: checked in the isolate, then in
-//! the `ALERT_DEDUP` KV namespace by the core's rule) and handing their outcome back. It never
-//! panics on input (a panic aborts the wasm instance): every request gets an answer.
+//! A thin shell over `twiml_fallback::edge` and `twiml_fallback::admin`: the core decides the
+//! answer and the effects (`twiml_fallback::edge::effect` is the contract); this file only
+//! performs them on the Workers runtime — reading the request body as `BodyRead` says, writing the
+//! core's log lines with `console.log` / `console.error`, committing inbox entries to the `INBOX`
+//! Durable Object before answering ([`inbox`]), sending the core's outbound requests under a
+//! `worker::Delay` deadline (alerts from `ctx.wait_until`, once per dedup window: checked in the
+//! isolate, then in the `ALERT_DEDUP` KV namespace by the core's rule) and handing their outcome
+//! back. Admin requests (`/_twiml-fallback/…`) are routed by the core before the endpoint decides
+//! anything, and performed in the inbox object. It never panics on input (a panic aborts the wasm
+//! instance): every request gets an answer.
 //!
 //! Configuration, read once per isolate:
 //! - `FALLBACK_CONFIG` (`[vars]`): the configuration document, TOML or JSON;
