@@ -278,7 +278,8 @@ fn table(page: &Page) -> String {
         .iter()
         .map(|entry| {
             [
-                entry.received_at.chars().take(19).collect::<String>().replace('T', " "),
+                // RFC 3339 to the second: sortable, and unambiguous about its zone.
+                format!("{}Z", entry.received_at.chars().take(19).collect::<String>()),
                 entry.sid.clone(),
                 entry.status.as_str().to_owned(),
                 entry.from.clone().unwrap_or_default(),
@@ -296,7 +297,7 @@ fn table(page: &Page) -> String {
             ]
         })
         .collect();
-    let header = ["RECEIVED (UTC)", "SID", "STATUS", "FROM", "TO", "ERROR", "BODY"];
+    let header = ["RECEIVED", "SID", "STATUS", "FROM", "TO", "ERROR", "BODY"];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (width, value) in widths.iter_mut().zip(row) {
