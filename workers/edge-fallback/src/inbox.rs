@@ -22,8 +22,11 @@
 //!
 //! **One object holds every number's inbox** ([`OBJECT_NAME`]): a Durable Object takes far more
 //! writes per second than an outage of a few numbers produces (every entry is one webhook a person
-//! sent). When one object's throughput is reached, the path is sharding by called number — one
-//! object per `To` (`get_by_name(to)`), the admin API listing across them.
+//! sent; Cloudflare documents a soft limit of about 1,000 requests per second per object, and
+//! under local workerd on 2 shared cores one object stored ~1,200 distinct entries per second at
+//! 16 connections, against ~6,500 fallback answers per second without the inbox). When one
+//! object's throughput is reached, the path is sharding by called number — one object per `To`
+//! (`get_by_name(to)`), the admin API listing across them.
 
 use std::cell::Cell;
 
