@@ -261,13 +261,11 @@ fn value_of(value: &JsValue) -> Result<SqlValue, String> {
     Ok(SqlValue::Text(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// The object's answer to a store, in plain text: `200 stored`, `200 duplicate`,
-/// `200 full MAX_ENTRIES`, or `500` and the error.
+/// The object's answer to a store: `200` and the outcome as the core writes it (`stored`,
+/// `duplicate`, `full MAX_ENTRIES`), or `500` and the error.
 fn store_answer(outcome: Result<StoreOutcome, StoreError>) -> worker::Result<web_sys::Response> {
     let (status, body) = match outcome {
-        Ok(StoreOutcome::Stored) => (200, "stored".to_owned()),
-        Ok(StoreOutcome::Duplicate) => (200, "duplicate".to_owned()),
-        Ok(StoreOutcome::Full { max_entries }) => (200, format!("full {max_entries}")),
+        Ok(outcome) => (200, outcome.to_string()),
         Err(error) => (500, error.to_string()),
     };
     let init = web_sys::ResponseInit::new();
@@ -277,14 +275,9 @@ fn store_answer(outcome: Result<StoreOutcome, StoreError>) -> worker::Result<web
 
 /// The outcome the object answered ([`store_answer`]), or why there is none.
 fn store_outcome(status: u16, body: &str) -> Result<StoreOutcome, StoreError> {
-    let full = body
-        .strip_prefix("full ")
-        .and_then(|max_entries| max_entries.parse().ok());
-    match (status, body, full) {
-        (200, "stored", _) => Ok(StoreOutcome::Stored),
-        (200, "duplicate", _) => Ok(StoreOutcome::Duplicate),
-        (200, _, Some(max_entries)) => Ok(StoreOutcome::Full { max_entries }),
-        (500, ..) => Err(StoreError::Driver(body.to_owned())),
+    match status {
+        200 => body.parse().map_err(StoreError::Driver),
+        500 => Err(StoreError::Driver(body.to_owned())),
         _ => Err(StoreError::Driver(format!("the inbox answered HTTP {status}: {body}"))),
     }
 }

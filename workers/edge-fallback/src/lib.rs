@@ -47,8 +47,8 @@ use twiml_fallback::edge::{
     Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
     Redirects, SendResult, method_of,
 };
-use twiml_fallback::inbox::Entry;
 use twiml_fallback::inbox::store::write_failed_line;
+use twiml_fallback::inbox::{Entry, STORE_DEADLINE, StoreError};
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
 use worker::js_sys::{Date, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -230,11 +230,14 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
     Answer::Edge(answer)
 }
 
-/// Commits `entry` to the inbox object, awaiting it (the answer goes out after), and writes what
+/// Commits `entry` to the inbox object, awaiting it at most `STORE_DEADLINE` (the answer goes out after), and writes what
 /// came of it. The answer is the same either way; a failure is logged loudly, and health checks
 /// answer `degraded` until a write succeeds.
 async fn keep(entry: &Entry, env: &Env) {
-    match inbox::store(env, entry).await {
+    let stored = with_deadline(inbox::store(env, entry), STORE_DEADLINE)
+        .await
+        .unwrap_or(Err(StoreError::TimedOut));
+    match stored {
         Ok(outcome) => {
             INBOX_FAILING.set(false);
             if let Some(line) = outcome.line(entry) {

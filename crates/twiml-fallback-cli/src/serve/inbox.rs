@@ -197,6 +197,11 @@ impl Inbox {
         self.failing.load(Ordering::Relaxed)
     }
 
+    /// Reports the inbox as failing (a write that did not finish in time) until one succeeds.
+    pub(crate) fn mark_failing(&self) {
+        self.failing.store(true, Ordering::Relaxed);
+    }
+
     /// Runs `work` in the writer's next transaction; its result once that is committed.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where

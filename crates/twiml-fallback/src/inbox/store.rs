@@ -93,6 +93,8 @@ pub enum StoreError {
     Driver(String),
     /// A stored row could not be read back as an entry.
     BadRow(String),
+    /// The store did not answer within [`STORE_DEADLINE`]: the entry may or may not be kept.
+    TimedOut,
     /// The database was written by a newer twiml-fallback.
     NewerSchema {
         /// The version found.
@@ -107,6 +109,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Driver(error) => write!(f, "{error}"),
             StoreError::BadRow(error) => write!(f, "a stored entry cannot be read: {error}"),
+            StoreError::TimedOut => write!(
+                f,
+                "the inbox did not answer within {} ms: the entry may or may not be kept",
+                STORE_DEADLINE.as_millis()
+            ),
             StoreError::NewerSchema { found, known } => write!(
                 f,
                 "the inbox was written by a newer twiml-fallback (schema version {found}; this one knows up to {known})"
@@ -212,6 +219,11 @@ pub fn migrate<S: Sql>(sql: &mut S) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long a shell waits for a store before it answers Twilio anyway (and logs the entry as not
+/// known to be kept, [`StoreError::TimedOut`]). A commit takes milliseconds; 2 s leaves Twilio's
+/// 15 s budget room for a recovery's 10 s at most.
+pub const STORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What storing an entry did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {
@@ -225,6 +237,35 @@ pub enum StoreOutcome {
         /// The cap.
         max_entries: u64,
     },
+}
+
+/// The outcome as text, for a shell that carries it between processes (the Worker's Durable
+/// Object answers it): `stored`, `duplicate`, `full MAX_ENTRIES`; [`FromStr`](std::str::FromStr)
+/// reads it back.
+impl fmt::Display for StoreOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreOutcome::Stored => f.write_str("stored"),
+            StoreOutcome::Duplicate => f.write_str("duplicate"),
+            StoreOutcome::Full { max_entries } => write!(f, "full {max_entries}"),
+        }
+    }
+}
+
+impl std::str::FromStr for StoreOutcome {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "stored" => Ok(StoreOutcome::Stored),
+            "duplicate" => Ok(StoreOutcome::Duplicate),
+            _ => text
+                .strip_prefix("full ")
+                .and_then(|max_entries| max_entries.parse().ok())
+                .map(|max_entries| StoreOutcome::Full { max_entries })
+                .ok_or_else(|| format!("not a store outcome: {text:?}")),
+        }
+    }
 }
 
 impl StoreOutcome {

@@ -189,3 +189,25 @@ fn a_layer_capture_is_kept_by_the_same_rule_and_marked_as_the_layers() {
     };
     assert!(matches!(receipt.into_capture(5), Capture::Skip(Skip::StatusCallback)));
 }
+
+#[test]
+fn store_outcomes_read_back_from_their_text() {
+    use super::store::StoreOutcome;
+    for outcome in [
+        StoreOutcome::Stored,
+        StoreOutcome::Duplicate,
+        StoreOutcome::Full { max_entries: 100_000 },
+    ] {
+        assert_eq!(outcome.to_string().parse::<StoreOutcome>(), Ok(outcome));
+    }
+    assert!("full".parse::<StoreOutcome>().is_err());
+    assert!("kept".parse::<StoreOutcome>().is_err());
+}
+
+#[test]
+fn a_purge_is_due_at_start_then_hourly() {
+    let mut schedule = PurgeSchedule::default();
+    assert!(schedule.due(1_000));
+    assert!(!schedule.due(1_000 + store::PURGE_EVERY_MS - 1));
+    assert!(schedule.due(1_000 + store::PURGE_EVERY_MS));
+}
