@@ -330,6 +330,7 @@ pub struct Workerd {
     workerd: PathBuf,
     bundle: PathBuf,
     inbox: bool,
+    admin_token: Option<String>,
 }
 
 /// `workerd serve`; killed (then its files removed) when dropped.
@@ -372,7 +373,16 @@ impl Workerd {
             workerd,
             bundle,
             inbox: true,
+            admin_token: None,
         })
+    }
+
+    /// The same Worker with `TWIML_FALLBACK_ADMIN_TOKEN` set: its admin API answers.
+    pub fn with_admin_token(self, token: &str) -> Self {
+        Self {
+            admin_token: Some(token.to_owned()),
+            ..self
+        }
     }
 
     /// The same Worker without the `INBOX` binding: it keeps no inbox.
@@ -391,6 +401,12 @@ impl Workerd {
         let mut bindings = vec![format!("(name = \"FALLBACK_CONFIG\", text = {})", capnp_text(config))];
         for (name, token) in ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"].iter().zip(tokens) {
             bindings.push(format!("(name = \"{name}\", text = {})", capnp_text(token)));
+        }
+        if let Some(token) = &self.admin_token {
+            bindings.push(format!(
+                "(name = \"TWIML_FALLBACK_ADMIN_TOKEN\", text = {})",
+                capnp_text(token)
+            ));
         }
         // The inbox: the Durable Object class the Worker exports, on SQLite, on local disk.
         let (disk, inbox) = if self.inbox {

@@ -6,6 +6,11 @@
 //! latency (p50, p99, max). With `--admin-token`, then reads the inbox back and checks that every
 //! answered message is in it exactly once. Used by `benches/inbox-load.sh`.
 //!
+//! `inbox-load --workerd with-inbox|without-inbox [--requests N] [--concurrency C]` starts the built
+//! Worker under raw `workerd serve` itself (`TWIML_FALLBACK_WORKERD`, `TWIML_FALLBACK_WORKER_BUNDLE`),
+//! with its `INBOX` Durable Object on SQLite on local disk or without the binding, and sends the
+//! same burst (with the inbox, then checks it). Used by `benches/worker-inbox-load.sh`.
+//!
 //! Exit status 0 when every check held, 1 otherwise, 2 for usage errors.
 
 use std::collections::HashMap;
@@ -22,6 +27,7 @@ struct Options {
     token: String,
     admin_token: Option<String>,
     prefix: String,
+    workerd: Option<bool>,
 }
 
 fn options() -> Result<Options, String> {
@@ -32,6 +38,7 @@ fn options() -> Result<Options, String> {
         token: twiml_fallback_e2e::TOKEN.to_owned(),
         admin_token: None,
         prefix: format!("{:x}", std::process::id() % 0xffff),
+        workerd: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -48,6 +55,13 @@ fn options() -> Result<Options, String> {
             "--token" => options.token = value,
             "--admin-token" => options.admin_token = Some(value),
             "--prefix" => options.prefix = value,
+            "--workerd" => {
+                options.workerd = Some(match value.as_str() {
+                    "with-inbox" => true,
+                    "without-inbox" => false,
+                    other => return Err(format!("--workerd {other:?}: with-inbox or without-inbox")),
+                });
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -56,11 +70,32 @@ fn options() -> Result<Options, String> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let options = match options() {
+    let mut options = match options() {
         Ok(options) => options,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
+        }
+    };
+    // The Worker under raw workerd, started here: with its Durable Object, or without the binding.
+    let _workerd = match options.workerd {
+        None => None,
+        Some(with_inbox) => {
+            let Some(workerd) = twiml_fallback_e2e::worker::Workerd::from_env() else {
+                eprintln!(
+                    "error: TWIML_FALLBACK_WORKERD / TWIML_FALLBACK_WORKER_BUNDLE must name workerd and the built Worker"
+                );
+                return ExitCode::from(2);
+            };
+            let workerd = if with_inbox {
+                options.admin_token = Some("inbox-load-admin".to_owned());
+                workerd.with_admin_token("inbox-load-admin")
+            } else {
+                workerd.without_inbox()
+            };
+            let running = workerd.start("", &[&options.token]).await;
+            options.url = running.base_url.clone();
+            Some(running)
         }
     };
     let result = burst(
