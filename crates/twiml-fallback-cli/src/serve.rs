@@ -156,7 +156,7 @@ fn open_inbox(args: &ServeArgs, settings: twiml_fallback::config::InboxSettings)
         })?,
     };
     let format = args.log_format;
-    let (inbox, stored) =
+    let (inbox, counts) =
         Inbox::open(&path, settings, now_ms, move |line| write_line_as(format, line)).map_err(|error| {
             CliError::new(format!("cannot open the inbox at {}: {error}", path.display())).hint(
                 "choose another file with --inbox PATH (a damaged one can be moved aside), or run with --no-inbox",
@@ -164,12 +164,21 @@ fn open_inbox(args: &ServeArgs, settings: twiml_fallback::config::InboxSettings)
         })?;
     tracing::info!(
         file = %inbox.path().display(),
-        stored,
+        stored = counts.stored,
+        refused_when_full = counts.refused,
         retention_days = settings.retention_days,
         max_entries = settings.max_entries,
-        "twiml-fallback serve: inbox at {} ({stored} entries)",
-        inbox.path().display()
+        "twiml-fallback serve: inbox at {} ({} entries)",
+        inbox.path().display(),
+        counts.stored
     );
+    if counts.refused > 0 {
+        tracing::warn!(
+            refused_when_full = counts.refused,
+            "twiml-fallback serve: the inbox has refused {} entries because it was full ([inbox] max_entries)",
+            counts.refused
+        );
+    }
     Ok(Some(inbox))
 }
 

@@ -115,6 +115,15 @@ where
     }
 }
 
+/// What an inbox holds when it is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Entries stored.
+    pub(crate) stored: u64,
+    /// Entries refused so far because it was full.
+    pub(crate) refused: u64,
+}
+
 /// The inbox as `serve` holds it: a handle to the writer thread.
 pub(crate) struct Inbox {
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
@@ -162,9 +171,12 @@ impl Inbox {
         settings: InboxSettings,
         now_ms: fn() -> u64,
         log: impl Fn(&LogLine) + Send + 'static,
-    ) -> Result<(Self, u64), String> {
+    ) -> Result<(Self, Counts), String> {
         let connection = open(path)?;
-        let stored = inbox::store::count(&mut Driver(&connection)).map_err(|error| error.to_string())?;
+        let counts = Counts {
+            stored: inbox::store::count(&mut Driver(&connection)).map_err(|error| error.to_string())?,
+            refused: inbox::store::refused(&mut Driver(&connection)).map_err(|error| error.to_string())?,
+        };
         let (jobs, receive) = mpsc::channel::<Box<dyn Job>>();
         let writer = std::thread::Builder::new()
             .name("inbox-writer".to_owned())
@@ -178,7 +190,7 @@ impl Inbox {
                 path: path.to_owned(),
                 settings,
             },
-            stored,
+            counts,
         ))
     }
 

@@ -130,8 +130,9 @@ fn run<S: Sql>(sql: &mut S, statement: &Statement) -> Result<Vec<Vec<SqlValue>>,
 }
 
 /// Each migration: the statements that take the schema from the version before to this one.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE inbox_entries (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE inbox_entries (
         sid TEXT PRIMARY KEY NOT NULL,
         channel TEXT NOT NULL,
         account_sid TEXT,
@@ -151,16 +152,21 @@ const MIGRATIONS: &[&[&str]] = &[&[
         source TEXT NOT NULL,
         params TEXT NOT NULL
     )",
-    "CREATE INDEX inbox_entries_by_time ON inbox_entries (received_at_ms DESC, sid DESC)",
-    "CREATE INDEX inbox_entries_by_status ON inbox_entries (status, received_at_ms DESC, sid DESC)",
-    // How many entries are stored, kept by triggers so the cap costs one row read per insert.
-    "CREATE TABLE inbox_count (id INTEGER PRIMARY KEY CHECK (id = 1), stored INTEGER NOT NULL)",
-    "INSERT INTO inbox_count (id, stored) VALUES (1, 0)",
-    "CREATE TRIGGER inbox_entries_added AFTER INSERT ON inbox_entries
+        "CREATE INDEX inbox_entries_by_time ON inbox_entries (received_at_ms DESC, sid DESC)",
+        "CREATE INDEX inbox_entries_by_status ON inbox_entries (status, received_at_ms DESC, sid DESC)",
+        // How many entries are stored, kept by triggers so the cap costs one row read per insert.
+        "CREATE TABLE inbox_count (id INTEGER PRIMARY KEY CHECK (id = 1), stored INTEGER NOT NULL)",
+        "INSERT INTO inbox_count (id, stored) VALUES (1, 0)",
+        "CREATE TRIGGER inbox_entries_added AFTER INSERT ON inbox_entries
         BEGIN UPDATE inbox_count SET stored = stored + 1 WHERE id = 1; END",
-    "CREATE TRIGGER inbox_entries_removed AFTER DELETE ON inbox_entries
+        "CREATE TRIGGER inbox_entries_removed AFTER DELETE ON inbox_entries
         BEGIN UPDATE inbox_count SET stored = stored - 1 WHERE id = 1; END",
-]];
+    ],
+    &[
+        // How many entries were refused because the inbox was full: counted, never silent.
+        "ALTER TABLE inbox_count ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+    ],
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -292,7 +298,7 @@ impl StoreOutcome {
                     "from": entry.from,
                     "to": entry.to,
                     "max_entries": max_entries,
-                    "note": "NOT KEPT: the inbox holds [inbox] max_entries entries; dismiss or export old ones, or raise the cap",
+                    "note": "NOT KEPT (counted in the inbox's refused total): the inbox holds [inbox] max_entries entries; dismiss or export old ones, or raise the cap",
                 }),
             )),
         }
@@ -404,7 +410,7 @@ fn entry_from_row(row: &[SqlValue]) -> Result<Entry, StoreError> {
 }
 
 /// Stores `entry` once: a second entry with its SID changes nothing; past `settings.max_entries`
-/// nothing is stored. The outcome says which.
+/// nothing is stored, and the refusal is counted ([`refused`]). The outcome says which.
 pub fn store<S: Sql>(sql: &mut S, entry: &Entry, settings: InboxSettings) -> Result<StoreOutcome, StoreError> {
     let mut params = entry_values(entry);
     params.push(SqlValue::integer(settings.max_entries));
@@ -431,13 +437,28 @@ pub fn store<S: Sql>(sql: &mut S, entry: &Entry, settings: InboxSettings) -> Res
             vec![SqlValue::text(&entry.sid)],
         ),
     )?;
-    Ok(if existing.is_empty() {
-        StoreOutcome::Full {
-            max_entries: settings.max_entries,
-        }
-    } else {
-        StoreOutcome::Duplicate
+    if !existing.is_empty() {
+        return Ok(StoreOutcome::Duplicate);
+    }
+    run(
+        sql,
+        &Statement::new("UPDATE inbox_count SET refused = refused + 1 WHERE id = 1", Vec::new()),
+    )?;
+    Ok(StoreOutcome::Full {
+        max_entries: settings.max_entries,
     })
+}
+
+/// How many entries were refused since the inbox was created because it was full.
+pub fn refused<S: Sql>(sql: &mut S) -> Result<u64, StoreError> {
+    let rows = run(
+        sql,
+        &Statement::new("SELECT refused FROM inbox_count WHERE id = 1", Vec::new()),
+    )?;
+    match rows.first().and_then(|row| row.first()) {
+        Some(SqlValue::Integer(refused)) => Ok(u64::try_from(*refused).unwrap_or(0)),
+        _ => Err(StoreError::BadRow("inbox_count".to_owned())),
+    }
 }
 
 /// The entry with this SID.

@@ -203,6 +203,7 @@ fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
         )
         .expect("a version");
     assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
     assert!(migrate(&mut Driver(&connection)).is_ok());
     connection
         .execute(
@@ -230,8 +231,8 @@ fn a_file_that_is_not_a_database_or_cannot_be_created_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_share_commits_and_every_one_is_durable_when_it_returns() {
     let dir = TempDir::new("group");
-    let (inbox, stored) = Inbox::open(&dir.file(), settings(10_000), || 1, |_| {}).expect("opens");
-    assert_eq!(stored, 0);
+    let (inbox, counts) = Inbox::open(&dir.file(), settings(10_000), || 1, |_| {}).expect("opens");
+    assert_eq!(counts, Counts { stored: 0, refused: 0 });
     let inbox = Arc::new(inbox);
     let mut tasks = Vec::new();
     for index in 0..400 {
@@ -273,4 +274,34 @@ async fn a_failing_job_is_rolled_back_alone_and_reported_as_failing() {
         Ok(None),
         "the failed job left nothing behind"
     );
+}
+
+#[test]
+fn a_version_1_database_is_migrated_with_its_entries_kept() {
+    let dir = TempDir::new("upgrade");
+    let current = open(&dir.file()).expect("creates");
+    store(&mut Driver(&current), &entry("SM1", 1), settings(10)).expect("stored");
+    // Back to what the first migration alone made.
+    current
+        .execute_batch(
+            "ALTER TABLE inbox_count DROP COLUMN refused; \
+             UPDATE twiml_fallback_schema SET version = 1 WHERE component = 'inbox';",
+        )
+        .expect("back to version 1");
+    drop(current);
+    let upgraded = open(&dir.file()).expect("migrates");
+    let mut sql = Driver(&upgraded);
+    assert_eq!(twiml_fallback::inbox::store::refused(&mut sql), Ok(0));
+    assert!(
+        get(&mut sql, "SM1").expect("works").is_some(),
+        "the entry survives the migration"
+    );
+    let version: i64 = upgraded
+        .query_row(
+            "SELECT version FROM twiml_fallback_schema WHERE component = 'inbox'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("a version");
+    assert_eq!(version, 2);
 }
