@@ -187,7 +187,7 @@ impl FallbackLayer {
 
     /// Hands every request answered with the fallback (whose parameters were read whole and
     /// carry a `CallSid` or `MessageSid`) to `sink`, for the outage inbox — e.g. an
-    /// [`HttpCaptureSink`](super::HttpCaptureSink) posting to a fallback endpoint's admin API. The
+    /// `HttpCaptureSink` (feature `capture-http`) posting to a fallback endpoint's admin API. The
     /// answer never waits for the sink. See [`CaptureSink`].
     pub fn capture(self, sink: impl CaptureSink) -> Self {
         self.with(|shared| shared.capture = Some(Arc::new(sink)))

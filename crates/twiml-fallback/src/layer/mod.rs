@@ -39,6 +39,10 @@
 //! [`ValidateTwilioSignatureLayer`] verifies `X-Twilio-Signature` and answers 403 otherwise; put it
 //! outside the fallback layer so forged requests get 403, not friendly TwiML.
 //!
+//! What the app failed to handle need not be lost: [`FallbackLayer::capture`] hands each request
+//! answered with the fallback to a [`CaptureSink`] — `HttpCaptureSink` (feature `capture-http`)
+//! posts it to a fallback endpoint's outage inbox — off the response path (see [`CaptureSink`]).
+//!
 //! # Example
 //!
 //! ```
