@@ -262,12 +262,16 @@ fn authorized(expected: &[u8; 32], authorization: Option<&str>) -> bool {
 }
 
 fn capture_of(body: &[u8], now_ms: u64) -> Result<Box<Entry>, AdminResponse> {
-    let capture: CaptureRequest = serde_json::from_slice(body).map_err(|error| {
+    let not_a_capture = |error: &dyn std::fmt::Display| {
         AdminResponse::error(
             StatusCode::BAD_REQUEST,
             format!("the body is not a capture (JSON: channel, url, method, params, cause, error_code): {error}"),
         )
-    })?;
+    };
+    // Text first, then JSON from text: the core parses JSON from `&str` everywhere else, so the
+    // Worker's wasm carries one JSON reader, not a second one for bytes.
+    let body = std::str::from_utf8(body).map_err(|error| not_a_capture(&error))?;
+    let capture: CaptureRequest = serde_json::from_str(body).map_err(|error| not_a_capture(&error))?;
     match capture.into_capture(now_ms) {
         Capture::Keep(entry) => Ok(entry),
         Capture::Skip(skip) => Err(AdminResponse::error(StatusCode::UNPROCESSABLE_ENTITY, skip.as_str())),

@@ -4,9 +4,10 @@
 //! file owns only the driver — the core's [`Sql`] over the object's `ctx.storage.sql` — and the
 //! plumbing between the Worker and the object:
 //!
-//! - `POST` [`STORE_URL`] with an entry's JSON: the object stores it ([`inbox::store`]) and
-//!   answers the outcome; the Worker awaits it before answering Twilio, writes the outcome's line
-//!   and, when the write failed, [`write_failed_line`](inbox::store::write_failed_line).
+//! - `POST` [`STORE_URL`] with an entry in the core's wire form ([`inbox::entry_to_wire`]: its
+//!   row, read back as stored rows are): the object stores it ([`inbox::store`]) and answers the
+//!   outcome; the Worker awaits it before answering Twilio, writes the outcome's line and, when
+//!   the write failed, [`write_failed_line`](inbox::store::write_failed_line).
 //! - An admin request (`/_twiml-fallback/inbox…`), forwarded as it came (method, URL,
 //!   `Authorization`, body) once the Worker's own [`Admin::route`] said it is one for the inbox:
 //!   the object routes it again (the core's [`Operation`] has no wire form) and answers what
@@ -86,7 +87,12 @@ impl DurableObject for Inbox {
         let body = request.bytes().await.ok();
         self.purge_if_due();
         if url == STORE_URL {
-            let answer = match body.as_deref().map(serde_json::from_slice::<Entry>) {
+            let entry = body.as_deref().map(|body| {
+                std::str::from_utf8(body)
+                    .map_err(|error| error.to_string())
+                    .and_then(inbox::entry_from_wire)
+            });
+            let answer = match entry {
                 Some(Ok(entry)) => self.store(&entry),
                 Some(Err(error)) => Err(StoreError::Driver(format!("the Worker sent no entry: {error}"))),
                 None => Err(StoreError::Driver("the entry could not be read".to_owned())),
@@ -290,9 +296,9 @@ fn stub(env: &Env) -> worker::Result<worker::Stub> {
 /// Stores `entry` in the inbox object; its outcome once committed.
 pub(crate) async fn store(env: &Env, entry: &Entry) -> Result<StoreOutcome, StoreError> {
     let driver = |error: worker::Error| StoreError::Driver(format!("the inbox cannot be reached: {error}"));
-    let json = serde_json::to_string(entry).map_err(|error| StoreError::Driver(error.to_string()))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&json)));
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&inbox::entry_to_wire(entry))));
     let request = Request::new_with_init(STORE_URL, &init).map_err(driver)?;
     let mut response = stub(env)
         .map_err(driver)?

@@ -166,6 +166,15 @@ fn a_capture_is_stored_only_when_it_is_a_persons_and_bodies_too_large_are_413() 
         7,
     ));
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    let not_text = answer(admin().route(
+        &AdminRequest {
+            body: Some(b"{\"url\":\"https://app.example.com/sms\",\"params\":[[\"Body\",\"\xff\"]]}"),
+            ..request(&post, url, Some("Bearer s3cret"))
+        },
+        7,
+    ));
+    assert_eq!(not_text.status, StatusCode::BAD_REQUEST);
+    assert!(not_text.body.contains("the body is not a capture"), "{}", not_text.body);
     let huge = answer(admin().route(
         &AdminRequest {
             body: None,

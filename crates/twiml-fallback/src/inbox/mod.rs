@@ -46,8 +46,8 @@ use crate::edge::rfc3339;
 use crate::webhook::{Channel, Params};
 
 pub use store::{
-    ListQuery, Page, PurgeSchedule, STORE_DEADLINE, Sql, SqlValue, Statement, StoreError, StoreOutcome, dismiss, get,
-    list, migrate, purge, store,
+    ListQuery, Page, PurgeSchedule, STORE_DEADLINE, Sql, SqlValue, Statement, StoreError, StoreOutcome, dismiss,
+    entry_from_wire, entry_to_wire, get, list, migrate, purge, store,
 };
 
 /// Where an entry in the inbox stands.

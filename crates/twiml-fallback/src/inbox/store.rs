@@ -358,6 +358,69 @@ fn entry_values(entry: &Entry) -> Vec<SqlValue> {
     ]
 }
 
+/// An entry as it travels to the process that stores it (the Worker to its Durable Object): its
+/// stored row as a JSON array of the columns' values — strings, integers and nulls, in the
+/// schema's column order ([`entry_from_wire`] reads it back by the rules a stored row is read by).
+///
+/// The row rather than the entry's own JSON: the process that stores it reads rows already, so it
+/// needs no second parser for [`Entry`] (in the Worker's wasm, where every byte is uploaded).
+/// `received_at` is not carried: it is `received_at_ms` written in RFC 3339, as in the store.
+///
+/// ```
+/// use twiml_fallback::inbox::{Capture, Source, capture, entry_from_wire, entry_to_wire};
+/// use twiml_fallback::webhook::Params;
+///
+/// let params = Params::from_form(b"MessageSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=hi");
+/// let Capture::Keep(entry) = capture(&params, "POST", "https://fallback.example.com/sms", 1_700_000_000_000, Source::Edge)
+/// else { unreachable!() };
+/// let wire = entry_to_wire(&entry);
+/// assert!(wire.starts_with(r#"["SM1","messaging",null,"+14155550100","+14155550199","hi","[]",null,"#));
+/// assert_eq!(entry_from_wire(&wire), Ok(*entry));
+/// ```
+pub fn entry_to_wire(entry: &Entry) -> String {
+    let values = entry_values(entry)
+        .into_iter()
+        .map(|value| match value {
+            SqlValue::Null => serde_json::Value::Null,
+            SqlValue::Integer(number) => serde_json::Value::from(number),
+            SqlValue::Text(text) => serde_json::Value::String(text),
+        })
+        .collect();
+    serde_json::to_string(&serde_json::Value::Array(values)).unwrap_or_default()
+}
+
+/// The entry [`entry_to_wire`] wrote, or what is wrong with the text (`not a row: …`, or the
+/// column that does not hold what the schema says).
+pub fn entry_from_wire(wire: &str) -> Result<Entry, String> {
+    let values = match serde_json::from_str(wire) {
+        Ok(serde_json::Value::Array(values)) => values,
+        Ok(_) => return Err("not a row: not a JSON array".to_owned()),
+        Err(error) => return Err(format!("not a row: {error}")),
+    };
+    let row = values
+        .into_iter()
+        .map(|value| match value {
+            serde_json::Value::Null => Ok(SqlValue::Null),
+            serde_json::Value::String(text) => Ok(SqlValue::Text(text)),
+            serde_json::Value::Number(number) => number
+                .as_i64()
+                .map(SqlValue::Integer)
+                .ok_or_else(|| "not a row: a number that is not an integer".to_owned()),
+            _ => Err("not a row: a value that is not text, an integer or null".to_owned()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if row.len() != COLUMNS {
+        return Err(format!("not a row: {} values, not {COLUMNS}", row.len()));
+    }
+    entry_from_row(&row).map_err(|error| match error {
+        StoreError::BadRow(column) => column,
+        other => other.to_string(),
+    })
+}
+
+/// How many columns an entry's row has ([`columns!`]).
+const COLUMNS: usize = 18;
+
 fn entry_from_row(row: &[SqlValue]) -> Result<Entry, StoreError> {
     let bad = |what: &str| StoreError::BadRow(format!("column {what}"));
     let text = |index: usize, name: &str| match row.get(index) {

@@ -211,3 +211,75 @@ fn a_purge_is_due_at_start_then_hourly() {
     assert!(!schedule.due(1_000 + store::PURGE_EVERY_MS - 1));
     assert!(schedule.due(1_000 + store::PURGE_EVERY_MS));
 }
+
+#[test]
+fn the_wire_form_is_the_stored_row_and_reads_back_every_kind_of_entry() {
+    let mms = kept(
+        "MessageSid=MM1&AccountSid=AC1&From=%2B1415&To=%2B1416&Body=a%22b%5Cc%0A%E2%9C%93\
+         &NumMedia=2&MediaUrl0=https%3A%2F%2Fm%2F0&MediaUrl1=https%3A%2F%2Fm%2F1&ErrorCode=11200\
+         &ErrorUrl=https%3A%2F%2Fapp%2Fsms&Body=again",
+    );
+    let call = kept("CallSid=CA1&From=%2B1415&To=%2B1416&CallStatus=ringing&Direction=inbound");
+    let layer = CaptureRequest {
+        channel: None,
+        url: URL.to_owned(),
+        method: "GET".to_owned(),
+        params: vec![
+            ("MessageSid".to_owned(), "SM9".to_owned()),
+            ("Body".to_owned(), "hi".to_owned()),
+        ],
+        cause: Some("panic".to_owned()),
+        error_code: Some(12300),
+    };
+    let Capture::Keep(layer) = layer.into_capture(u64::from(u32::MAX) * 1000) else {
+        panic!("not kept")
+    };
+    let mut replayed = mms.clone().dismissed();
+    replayed.attempts = 3;
+    replayed.last_error = Some("the app answered 500".to_owned());
+    for entry in [mms, call, *layer, replayed] {
+        let wire = store::entry_to_wire(&entry);
+        let row: Vec<serde_json::Value> = serde_json::from_str(&wire).expect("a JSON array");
+        assert_eq!(row.len(), 18, "{wire}");
+        assert_eq!(row[0], entry.sid.as_str());
+        assert_eq!(row[12], entry.received_at_ms);
+        assert_eq!(store::entry_from_wire(&wire).as_ref(), Ok(&entry), "{wire}");
+    }
+}
+
+#[test]
+fn a_wire_form_that_is_not_an_entrys_row_says_what_is_wrong() {
+    let wire = store::entry_to_wire(&kept("MessageSid=SM1&Body=hi"));
+    let mut row: Vec<serde_json::Value> = serde_json::from_str(&wire).expect("a JSON array");
+    let with = |index: usize, value: serde_json::Value| {
+        let mut row = row.clone();
+        row[index] = value;
+        store::entry_from_wire(&serde_json::Value::Array(row).to_string()).expect_err("refused")
+    };
+    assert_eq!(with(1, "fax".into()), "column channel");
+    assert_eq!(with(12, "soon".into()), "column received_at_ms");
+    assert_eq!(
+        with(14, serde_json::json!(1.5)),
+        "not a row: a number that is not an integer"
+    );
+    assert_eq!(
+        with(5, serde_json::json!(true)),
+        "not a row: a value that is not text, an integer or null"
+    );
+    row.pop();
+    let short = serde_json::Value::Array(row).to_string();
+    assert_eq!(
+        store::entry_from_wire(&short),
+        Err("not a row: 17 values, not 18".to_owned())
+    );
+    assert!(
+        store::entry_from_wire("{}")
+            .expect_err("refused")
+            .starts_with("not a row")
+    );
+    assert!(
+        store::entry_from_wire(&wire[..wire.len() - 1])
+            .expect_err("refused")
+            .starts_with("not a row: ")
+    );
+}
