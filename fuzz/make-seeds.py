@@ -132,3 +132,20 @@ for name, request in [
     put("edge_decide", name, request)
 
 print(f"{sum(1 for path in seeds.rglob('*') if path.is_file())} seed files in {seeds}")
+
+
+# Admin API requests: METHOD URL \n AUTHORIZATION (T: the right token) \n BODY.
+admin_requests = {
+    "list": "GET /_twiml-fallback/inbox?status=pending&channel=messaging&limit=10\nT\n",
+    "list-cursor": "GET /_twiml-fallback/inbox?cursor=1700000000000.SM1\nT\n",
+    "show": "GET /_twiml-fallback/inbox/SM0123456789abcdef0123456789abcdef\nT\n",
+    "dismiss": "POST /twilio/_twiml-fallback/inbox/SM1/dismiss\nT\n",
+    "capture": 'POST /_twiml-fallback/inbox\nT\n{"channel":"messaging","url":"/sms","method":"POST","params":[["MessageSid","SM1"],["Body","hi"]],"cause":"panic","error_code":11200}',
+    "capture-callback": 'POST /_twiml-fallback/inbox\nT\n{"url":"/sms","params":[["MessageSid","SM1"],["MessageStatus","sent"]]}',
+    "basic": "GET /_twiml-fallback/inbox\nBasic b3BzOmZ1enotYWRtaW4tdG9rZW4=\n",
+    "wrong": "GET /_twiml-fallback/inbox\nBearer nope\n",
+    "unauthenticated": "POST /_twiml-fallback/inbox\n\n{}",
+    "not-admin": "POST /voice\nT\nCallSid=CA1",
+}
+for name, request in admin_requests.items():
+    put("admin_route", name, request)

@@ -8,7 +8,9 @@
 //! correctly), `N` (no signature), `L` (body too large to read) or anything else (that line's rest
 //! is the signature, with no Content-Type). When a recovery is planned, the primary's answer is
 //! judged as a 200 answer under each Content-Type Twilio runs (`text/xml`, `text/html`,
-//! `text/plain`): relayed TwiML must be valid, relayed text at most 64 KB.
+//! `text/plain`): relayed TwiML must be valid, relayed text at most 64 KB. The endpoint keeps an
+//! inbox: an entry is kept only for a 200 (never a refused request), first among the effects, with
+//! a SID, every parameter the request carried in order, and JSON that reads back as itself.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -20,6 +22,7 @@ use twiml_fallback::edge::{
     Body, Edge, EdgeRequest, EdgeResponse, Effect, HEALTH_BODY, SendOutcome, TEXT_CONTENT_TYPE, TWIML_CONTENT_TYPE,
     is_health_check, method_of,
 };
+use twiml_fallback::inbox::Entry;
 use twiml_fallback::signature::{SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
@@ -44,7 +47,7 @@ allow_hosts = ["app.example.com"]
 "#,
         )
         .expect("the fuzz configuration is valid");
-        Edge::new(config, SignatureVerifier::new(TOKEN))
+        Edge::new(config, SignatureVerifier::new(TOKEN)).with_inbox(true)
     })
 }
 
@@ -113,6 +116,34 @@ fuzz_target!(|data: &[u8]| {
     );
     if decision.response.status == StatusCode::FORBIDDEN {
         assert_eq!(decision.effects.len(), 1, "a refused request caused effects");
+    }
+    let kept: Vec<&Entry> = decision
+        .effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Keep(entry) => Some(&**entry),
+            Effect::Recover(plan) => plan.keep(),
+            Effect::Log(_) | Effect::Alert(_) => None,
+        })
+        .collect();
+    assert!(kept.len() <= 1, "one entry per request at most");
+    if let Some(entry) = kept.first() {
+        assert_eq!(
+            decision.response.status,
+            StatusCode::OK,
+            "an entry kept for a refused request"
+        );
+        assert!(
+            matches!(decision.effects[0], Effect::Keep(_) | Effect::Recover(_)),
+            "the entry is committed before anything else"
+        );
+        assert!(!entry.sid.is_empty());
+        let params = Params::from_request(&method, twiml_fallback::url::query(&url), content_type, body);
+        let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        assert_eq!(entry.params, pairs, "every parameter, in order");
+        let json = serde_json::to_string(entry).expect("an entry serialises");
+        let back: Entry = serde_json::from_str(&json).expect("its JSON reads back");
+        assert_eq!(&back, *entry);
     }
     for effect in &decision.effects {
         if let Effect::Recover(plan) = effect {
