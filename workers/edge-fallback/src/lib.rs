@@ -4,7 +4,7 @@
 //! answer and the effects (`twiml_fallback::edge::effect` is the contract); this file only
 //! performs them on the Workers runtime — reading the request body as `BodyRead` says, writing the
 //! core's log lines with `console.log` / `console.error`, committing inbox entries to the `INBOX`
-//! Durable Object before answering ([`inbox`]), sending the core's outbound requests under a
+//! Durable Object before answering (`inbox.rs`), sending the core's outbound requests under a
 //! `worker::Delay` deadline (alerts from `ctx.wait_until`, once per dedup window: checked in the
 //! isolate, then in the `ALERT_DEDUP` KV namespace by the core's rule) and handing their outcome
 //! back. Admin requests (`/_twiml-fallback/…`) are routed by the core before the endpoint decides
@@ -21,7 +21,7 @@
 //!   `*.workers.dev` hostnames, while KV is global, expires keys itself, and is written only when
 //!   an alert is actually sent;
 //! - `INBOX` (Durable Object namespace binding of the class `Inbox`, optional): the outage inbox
-//!   ([`inbox`]). With it, each verified message or call a person sent is committed to the inbox
+//!   (`inbox.rs`). With it, each verified message or call a person sent is committed to the inbox
 //!   before the answer goes out; without it, nothing is kept (the `config` line says which);
 //! - `TWIML_FALLBACK_ADMIN_TOKEN` (secret, optional): the admin API under `/_twiml-fallback/`
 //!   (`twiml_fallback::admin`), which lists, shows and dismisses inbox entries; without it those
