@@ -191,11 +191,15 @@ fn start_serve(extra: &[&str], token: Option<&str>) -> (KillOnDrop, String, Path
 }
 
 fn start_serve_at(addr: &str, extra: &[&str], token: Option<&str>) -> (KillOnDrop, String, PathBuf) {
+    let token: Vec<(&str, &str)> = token.map(|token| ("TWILIO_AUTH_TOKEN", token)).into_iter().collect();
+    start_serve_with(addr, extra, &token)
+}
+
+/// Starts `serve` on `addr` with `extra` arguments and `env` set, and returns its base URL and log.
+fn start_serve_with(addr: &str, extra: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String, PathBuf) {
     let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
     let mut command = command(&[&["serve", "--addr", addr], extra].concat());
-    if let Some(token) = token {
-        command.env("TWILIO_AUTH_TOKEN", token);
-    }
+    command.envs(env.iter().copied());
     let child = command
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
@@ -1466,21 +1470,11 @@ async fn inbox_lists_shows_exports_and_dismisses_what_serve_kept() {
     let file = temp_file(&format!("inbox-{}.sqlite3", rand_suffix()), "");
     std::fs::remove_file(&file).expect("an empty path");
     let path = file.to_str().expect("path").to_owned();
-    let (_serve, base, _log) = {
-        let mut command = command(&["serve", "--addr", "127.0.0.1:0", "--inbox", &path]);
-        command
-            .env("TWILIO_AUTH_TOKEN", "tok")
-            .env("TWIML_FALLBACK_ADMIN_TOKEN", "adm");
-        let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start serve");
-        let guard = KillOnDrop(child);
-        let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).expect("serve starts");
-        (guard, format!("http://{addr}"), log)
-    };
+    let (_serve, base, _log) = start_serve_with(
+        "127.0.0.1:0",
+        &["--inbox", &path],
+        &[("TWILIO_AUTH_TOKEN", "tok"), ("TWIML_FALLBACK_ADMIN_TOKEN", "adm")],
+    );
     let sid = "SM0123456789abcdef0123456789abcdef";
     let params = [
         ("MessageSid", sid),
@@ -1597,26 +1591,12 @@ fn serve_refuses_an_inbox_that_is_not_a_database_and_says_where() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_without_an_inbox_says_so_and_its_admin_api_answers_503() {
-    let mut command = command(&["serve", "--addr", "127.0.0.1:0", "--no-inbox"]);
-    command
-        .env("TWILIO_AUTH_TOKEN", "tok")
-        .env("TWIML_FALLBACK_ADMIN_TOKEN", "adm");
-    let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start serve");
-    let _guard = KillOnDrop(child);
-    let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).expect("serve starts");
-    let answer = twiml_fallback_e2e::admin(
-        &format!("http://{addr}"),
-        "GET",
-        "/_twiml-fallback/inbox",
-        Some("Bearer adm"),
-        None,
-    )
-    .await;
+    let (_serve, base, log) = start_serve_with(
+        "127.0.0.1:0",
+        &["--no-inbox"],
+        &[("TWILIO_AUTH_TOKEN", "tok"), ("TWIML_FALLBACK_ADMIN_TOKEN", "adm")],
+    );
+    let answer = twiml_fallback_e2e::admin(&base, "GET", "/_twiml-fallback/inbox", Some("Bearer adm"), None).await;
     assert_eq!(answer.status, 503, "{}", answer.json);
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(
@@ -1632,26 +1612,10 @@ async fn the_layers_http_capture_sink_puts_what_the_app_failed_into_serves_inbox
 
     let file = temp_file(&format!("capture-{}.sqlite3", rand_suffix()), "");
     std::fs::remove_file(&file).expect("an empty path");
-    let mut command = command(&[
-        "serve",
-        "--addr",
+    let (_serve, base, _log) = start_serve_with(
         "127.0.0.1:0",
-        "--inbox",
-        file.to_str().expect("path"),
-    ]);
-    command
-        .env("TWILIO_AUTH_TOKEN", "tok")
-        .env("TWIML_FALLBACK_ADMIN_TOKEN", "adm");
-    let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start serve");
-    let _guard = KillOnDrop(child);
-    let base = format!(
-        "http://{}",
-        twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).expect("serve starts")
+        &["--inbox", file.to_str().expect("path")],
+        &[("TWILIO_AUTH_TOKEN", "tok"), ("TWIML_FALLBACK_ADMIN_TOKEN", "adm")],
     );
 
     async fn broken() -> &'static str {
