@@ -329,25 +329,14 @@ impl Server {
         }
     }
 
-    /// Commits `entry` to the inbox before the answer goes out, waiting at most the core's
-    /// `STORE_DEADLINE`; a failed or late write is logged with the entry's SID (and reported by
+    /// Commits `entry` to the inbox before the answer goes out (within the core's
+    /// `STORE_DEADLINE`); a failed or late write is logged with the entry's SID (and reported by
     /// health checks), and the answer is the same.
     async fn keep(&self, entry: Entry) {
         let Some(inbox) = &self.inbox else {
             return;
         };
-        let settings = inbox.settings();
-        let stored = {
-            let entry = entry.clone();
-            let store = inbox.run(move |sql| twiml_fallback::inbox::store(sql, &entry, settings));
-            match tokio::time::timeout(twiml_fallback::inbox::STORE_DEADLINE, store).await {
-                Ok(stored) => stored,
-                Err(_) => {
-                    inbox.mark_failing();
-                    Err(twiml_fallback::inbox::StoreError::TimedOut)
-                }
-            }
-        };
+        let stored = inbox.store(entry.clone()).await;
         match stored {
             Ok(outcome) => {
                 if let Some(line) = outcome.line(&entry) {

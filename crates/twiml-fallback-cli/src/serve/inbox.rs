@@ -22,7 +22,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use twiml_fallback::config::InboxSettings;
 use twiml_fallback::edge::LogLine;
-use twiml_fallback::inbox::{self, PurgeSchedule, Sql, SqlValue, Statement, StoreError};
+use twiml_fallback::inbox::{self, Entry, PurgeSchedule, Sql, SqlValue, Statement, StoreError, StoreOutcome};
 
 /// The most jobs one transaction takes; more wait for the next.
 const MAX_BATCH: usize = 512;
@@ -158,6 +158,11 @@ fn open(path: &Path) -> Result<Connection, String> {
     connection
         .execute_batch("PRAGMA synchronous = FULL;")
         .map_err(|error| error.to_string())?;
+    // SQLite opens a file it may not write read-only, without an error: refuse it here, where
+    // the operator is looking, rather than lose every request to a failing write later.
+    if connection.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        return Err("the file cannot be written (check its permissions and its folder's)".to_owned());
+    }
     let transaction = connection.unchecked_transaction().map_err(|error| error.to_string())?;
     inbox::migrate(&mut Driver(&transaction)).map_err(|error| error.to_string())?;
     transaction.commit().map_err(|error| error.to_string())?;
@@ -209,11 +214,6 @@ impl Inbox {
         self.failing.load(Ordering::Relaxed)
     }
 
-    /// Reports the inbox as failing (a write that did not finish in time) until one succeeds.
-    pub(crate) fn mark_failing(&self) {
-        self.failing.store(true, Ordering::Relaxed);
-    }
-
     /// Runs `work` in the writer's next transaction; its result once that is committed.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
@@ -234,8 +234,22 @@ impl Inbox {
         } else {
             Err(StoreError::Driver("the inbox writer stopped".to_owned()))
         };
-        self.failing.store(result.is_err(), Ordering::Relaxed);
         result
+    }
+
+    /// Stores `entry` within the core's `STORE_DEADLINE`: what the endpoint does before it
+    /// answers. Its result sets whether the inbox is failing — only a store does: a read that
+    /// succeeds says nothing about whether writes do.
+    pub(crate) async fn store(&self, entry: Entry) -> Result<StoreOutcome, StoreError> {
+        let settings = self.settings;
+        let stored = tokio::time::timeout(
+            inbox::STORE_DEADLINE,
+            self.run(move |sql| inbox::store(sql, &entry, settings)),
+        )
+        .await
+        .unwrap_or(Err(StoreError::TimedOut));
+        self.failing.store(stored.is_err(), Ordering::Relaxed);
+        stored
     }
 }
 

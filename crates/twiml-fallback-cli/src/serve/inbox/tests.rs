@@ -255,7 +255,7 @@ async fn concurrent_writes_share_commits_and_every_one_is_durable_when_it_return
 }
 
 #[tokio::test]
-async fn a_failing_job_is_rolled_back_alone_and_reported_as_failing() {
+async fn a_failing_job_is_rolled_back_alone() {
     let dir = TempDir::new("rollback");
     let (inbox, _) = Inbox::open(&dir.file(), settings(100), || 1, |_| {}).expect("opens");
     let failed = inbox
@@ -265,15 +265,57 @@ async fn a_failing_job_is_rolled_back_alone_and_reported_as_failing() {
         })
         .await;
     assert_eq!(failed, Err(StoreError::Driver("disk full".to_owned())));
-    assert!(inbox.is_failing());
     let stored = inbox.run(|sql| store(sql, &entry("SM2", 2), settings(100))).await;
     assert_eq!(stored, Ok(StoreOutcome::Stored));
-    assert!(!inbox.is_failing(), "a write that succeeds clears it");
     assert_eq!(
         inbox.run(|sql| get(sql, "SM1")).await,
         Ok(None),
         "the failed job left nothing behind"
     );
+}
+
+#[tokio::test]
+async fn only_stores_say_whether_the_inbox_is_failing_and_a_successful_read_does_not_clear_it() {
+    let dir = TempDir::new("failing");
+    let (inbox, _) = Inbox::open(&dir.file(), settings(100), || 1, |_| {}).expect("opens");
+    assert_eq!(inbox.store(entry("SM1", 1)).await, Ok(StoreOutcome::Stored));
+    assert!(!inbox.is_failing());
+    // The table goes away under it (as a damaged file would fail): stores fail.
+    let other = Connection::open(dir.file()).expect("opens");
+    other
+        .execute_batch("ALTER TABLE inbox_entries RENAME TO moved_away")
+        .expect("renamed");
+    assert!(matches!(inbox.store(entry("SM2", 2)).await, Err(StoreError::Driver(_))));
+    assert!(inbox.is_failing());
+    // A read that works (an operator's `inbox list`) says nothing about writes.
+    assert_eq!(inbox.run(|sql| count(sql)).await, Ok(1));
+    assert!(inbox.is_failing(), "a successful read cleared the failing state");
+    other
+        .execute_batch("ALTER TABLE moved_away RENAME TO inbox_entries")
+        .expect("renamed back");
+    assert_eq!(inbox.store(entry("SM3", 3)).await, Ok(StoreOutcome::Stored));
+    assert!(!inbox.is_failing(), "a store that succeeds clears it");
+}
+
+#[test]
+fn a_file_that_cannot_be_written_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("readonly");
+    drop(open(&dir.file()).expect("creates"));
+    std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    // Root writes through permissions: make the file immutable too, where that is possible.
+    let immutable = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(dir.file())
+        .output()
+        .is_ok_and(|output| output.status.success());
+    let refused = open(&dir.file());
+    if immutable {
+        let _ = std::process::Command::new("chattr").arg("-i").arg(dir.file()).output();
+    }
+    let _ = std::fs::set_permissions(dir.file(), std::fs::Permissions::from_mode(0o644));
+    let error = refused.expect_err("refused");
+    assert!(error.contains("cannot be written"), "{error}");
 }
 
 #[test]
