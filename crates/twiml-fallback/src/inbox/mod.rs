@@ -222,12 +222,15 @@ fn is_numbered(key: &str, prefix: &str) -> bool {
 
 impl Entry {
     /// The entry once dismissed: out of replay, its body, media URLs and every parameter that
-    /// holds what the person said deleted; SID, numbers, times, error and status history kept.
+    /// holds what the person said deleted (with the URL's query, where a GET webhook carried
+    /// them); SID, numbers, times, error and status history kept.
     pub fn dismissed(mut self) -> Self {
         self.status = Status::Dismissed;
         self.body = None;
         self.media.clear();
         self.params.retain(|(key, _)| !is_personal(key));
+        // A GET webhook carried its parameters in the query: the URL keeps only its path.
+        self.url = crate::url::without_query_and_fragment(&self.url).to_owned();
         self
     }
 

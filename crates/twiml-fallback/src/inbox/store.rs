@@ -316,7 +316,11 @@ pub fn write_failed_line(entry: &Entry, error: &StoreError) -> LogLine {
             "from": entry.from,
             "to": entry.to,
             "error": error.to_string(),
-            "note": "NOT KEPT: the caller got the fallback answer, but this request is not in the inbox",
+            "note": if *error == StoreError::TimedOut {
+                "MAYBE NOT KEPT: the caller got the fallback answer; look for this SID in the inbox"
+            } else {
+                "NOT KEPT: the caller got the fallback answer, but this request is not in the inbox"
+            },
         }),
     )
 }
@@ -704,12 +708,13 @@ pub fn dismiss<S: Sql>(sql: &mut S, sid: &str) -> Result<Option<Entry>, StoreErr
     run(
         sql,
         &Statement::new(
-            "UPDATE inbox_entries SET status = ?2, body = NULL, media = ?3, params = ?4 WHERE sid = ?1",
+            "UPDATE inbox_entries SET status = ?2, body = NULL, media = ?3, params = ?4, url = ?5 WHERE sid = ?1",
             vec![
                 SqlValue::text(&dismissed.sid),
                 SqlValue::text(dismissed.status.as_str()),
                 SqlValue::Text(serde_json::to_string(&dismissed.media).unwrap_or_else(|_| "[]".to_owned())),
                 SqlValue::Text(serde_json::to_string(&dismissed.params).unwrap_or_else(|_| "[]".to_owned())),
+                SqlValue::text(&dismissed.url),
             ],
         ),
     )?;

@@ -283,3 +283,16 @@ fn a_wire_form_that_is_not_an_entrys_row_says_what_is_wrong() {
             .starts_with("not a row: ")
     );
 }
+
+#[test]
+fn dismissing_a_get_webhook_also_drops_the_query_that_carried_what_was_said() {
+    let url = "https://fallback.example.com/sms?MessageSid=SM1&Body=my+card+is+4111&MediaUrl0=https%3A%2F%2Fm%2F0";
+    let params = Params::from_query(crate::url::query(url).unwrap_or(""));
+    let Capture::Keep(entry) = capture(&params, "GET", url, 5, Source::Edge) else {
+        panic!()
+    };
+    assert_eq!(entry.url, url);
+    let dismissed = entry.dismissed();
+    assert_eq!(dismissed.url, "https://fallback.example.com/sms");
+    assert!(!serde_json::to_string(&dismissed).expect("JSON").contains("4111"));
+}

@@ -190,7 +190,8 @@ mod http_sink {
                 Ok(response) => {
                     let status = response.status();
                     tracing::error!(target: "twiml_fallback", sid, status = status.as_u16(), url = %inner.url, "capture refused by the inbox");
-                    status.is_server_error()
+                    // 507: the inbox is full; trying again cannot help.
+                    status.is_server_error() && status != http::StatusCode::INSUFFICIENT_STORAGE
                 }
                 Err(error) => {
                     tracing::error!(target: "twiml_fallback", sid, error = %error, url = %inner.url, "capture not delivered to the inbox");
