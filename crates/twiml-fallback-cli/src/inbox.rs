@@ -73,9 +73,9 @@ pub(crate) async fn run(args: InboxArgs) -> Result<ExitCode, CliError> {
                         let entry = parse::<Entry>(&body)?;
                         println!(
                             "dismissed {} ({} from {})",
-                            entry.sid,
+                            printable(&entry.sid),
                             entry.channel,
-                            entry.from.as_deref().unwrap_or("?")
+                            printable(entry.from.as_deref().unwrap_or("?"))
                         );
                     }
                     Answer::NotFound(message) => {
@@ -254,6 +254,20 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
     serde_json::to_string_pretty(value).map_err(json_error)
 }
 
+/// Text from a webhook, safe to print on a terminal: control characters (escape sequences, line
+/// breaks) are shown as `\u{…}` instead of acting on the terminal.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        if character.is_control() {
+            out.push_str(&character.escape_unicode().to_string());
+        } else {
+            out.push(character);
+        }
+    }
+    out
+}
+
 /// A text cell: one line, at most `width` characters.
 fn cell(text: &str, width: usize) -> String {
     let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -280,10 +294,10 @@ fn table(page: &Page) -> String {
             [
                 // RFC 3339 to the second: sortable, and unambiguous about its zone.
                 format!("{}Z", entry.received_at.chars().take(19).collect::<String>()),
-                entry.sid.clone(),
+                printable(&entry.sid),
                 entry.status.as_str().to_owned(),
-                entry.from.clone().unwrap_or_default(),
-                entry.to.clone().unwrap_or_default(),
+                cell(entry.from.as_deref().unwrap_or_default(), 32),
+                cell(entry.to.as_deref().unwrap_or_default(), 32),
                 entry.error_code.map(|code| code.to_string()).unwrap_or_default(),
                 cell(
                     &match (entry.channel, &entry.body) {
@@ -359,11 +373,11 @@ fn details(entry: &Entry) -> String {
         ("account_sid", optional(&entry.account_sid)),
     ];
     for (name, value) in fields {
-        let _ = writeln!(out, "{name:<12} {value}");
+        let _ = writeln!(out, "{name:<12} {}", printable(&value));
     }
     out.push_str("params\n");
     for (key, value) in &entry.params {
-        let _ = writeln!(out, "  {key}={value}");
+        let _ = writeln!(out, "  {}={}", printable(key), printable(value));
     }
     out
 }
@@ -467,6 +481,12 @@ mod tests {
             "?status=needs-attention&channel=voice&limit=10&cursor=5.SM1"
         );
         assert!(entry_path("SM1/../x").is_err());
+    }
+
+    #[test]
+    fn text_from_a_webhook_cannot_drive_the_terminal() {
+        assert_eq!(printable("hi\u{1b}[2Jthere\nnext"), "hi\\u{1b}[2Jthere\\u{a}next");
+        assert_eq!(printable("plain, ünïcode"), "plain, ünïcode");
     }
 
     #[test]
