@@ -17,9 +17,10 @@
 //! so a stored entry is durable when the Worker hears `stored`. No `BEGIN`/`COMMIT` is sent: the
 //! Durable Object SQL API forbids them, and the core's statements need none.
 //!
-//! Old entries are purged ([`inbox::purge`]) when the object starts and then at most hourly
-//! ([`PurgeSchedule`]), checked as requests arrive; the schedule lives in the object's memory, so
-//! an object that was evicted and started again purges on its first request.
+//! Old entries are purged ([`inbox::purge`]) when the object starts, at most hourly as requests
+//! arrive ([`PurgeSchedule`]), and hourly by the object's alarm, so an idle object does not keep
+//! expired personal data: the first request an instance serves makes sure an alarm is set, and
+//! each alarm purges and sets the next.
 //!
 //! **One object holds every number's inbox** ([`OBJECT_NAME`]): a Durable Object takes far more
 //! writes per second than an outage of a few numbers produces (every entry is one webhook a person
@@ -48,12 +49,19 @@ pub(crate) const BINDING: &str = "INBOX";
 /// The name of the one object that holds the inbox (`get_by_name`).
 pub(crate) const OBJECT_NAME: &str = "inbox";
 
+/// How long after now the purge alarm fires: the core's purge interval.
+const PURGE_ALARM_MS: i64 = inbox::store::PURGE_EVERY_MS as i64;
+
 /// The URL the Worker posts an entry to (a Durable Object answers any URL; this one is ours).
 const STORE_URL: &str = "https://inbox.twiml-fallback.internal/store";
 
 /// The outage inbox: one SQLite database, the core's schema.
-#[durable_object(fetch)]
+#[durable_object(alarm)]
 pub struct Inbox {
+    /// The object's state: its alarm (the hourly purge).
+    state: State,
+    /// Whether this instance has made sure an alarm is set.
+    alarm_checked: Cell<bool>,
     /// `ctx.storage.sql`, or why there is none (a class not declared in `new_sqlite_classes`).
     sql: Result<SqlStorage, String>,
     /// Whether the schema is current (migrated in `new`; retried on a request after a failure).
@@ -67,6 +75,8 @@ impl DurableObject for Inbox {
     fn new(state: State, env: Env) -> Self {
         let inbox = Self {
             sql: sql_storage(&state),
+            state,
+            alarm_checked: Cell::new(false),
             migrated: Cell::new(false),
             settings: served_config(&env).config.inbox(),
             admin: Admin::new(text_binding(&env, ADMIN_TOKEN_VARIABLE), true),
@@ -86,6 +96,7 @@ impl DurableObject for Inbox {
         // The Worker read the body to its limit before forwarding it.
         let body = request.bytes().await.ok();
         self.purge_if_due();
+        self.arm_purge_alarm().await;
         if url == STORE_URL {
             let entry = body.as_deref().map(|body| {
                 std::str::from_utf8(body)
@@ -111,6 +122,18 @@ impl DurableObject for Inbox {
             None => return Response::error("not an inbox request", 404),
         };
         crate::respond_admin(&answer).map(Response::from)
+    }
+
+    /// The hourly purge, re-armed from here (alarms are retried a few times on an error, so the
+    /// handler never returns one: a failed purge is logged, and the next alarm tries again).
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.purge_if_due();
+        if let Err(error) = self.state.storage().set_alarm(PURGE_ALARM_MS).await {
+            write(&inbox::store::purge_failed_line(&StoreError::Driver(format!(
+                "cannot re-arm the purge alarm: {error}"
+            ))));
+        }
+        Response::ok("")
     }
 }
 
@@ -141,6 +164,22 @@ impl Inbox {
             write(line);
         }
         answer
+    }
+
+    /// Makes sure an alarm will purge old entries even if no request comes (once per instance):
+    /// an idle object must not keep expired personal data.
+    async fn arm_purge_alarm(&self) {
+        if self.alarm_checked.replace(true) {
+            return;
+        }
+        let storage = self.state.storage();
+        if let Ok(None) = storage.get_alarm().await
+            && let Err(error) = storage.set_alarm(PURGE_ALARM_MS).await
+        {
+            write(&inbox::store::purge_failed_line(&StoreError::Driver(format!(
+                "cannot set the purge alarm: {error}"
+            ))));
+        }
     }
 
     /// Purges old entries when the schedule says so.
