@@ -227,14 +227,13 @@ impl Inbox {
             reply,
         });
         let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
-        let result = if sent {
+        if sent {
             answer
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Driver("the inbox writer stopped".to_owned())))
         } else {
             Err(StoreError::Driver("the inbox writer stopped".to_owned()))
-        };
-        result
+        }
     }
 
     /// Stores `entry` within the core's `STORE_DEADLINE`: what the endpoint does before it
