@@ -331,19 +331,35 @@ async fn health(base_url: &str) -> (u16, String) {
     (answer.status().as_u16(), answer.text().await.expect("a body"))
 }
 
+/// The Worker with the admin token and `inbox` as its INBOX binding, its state under `state`.
+async fn start_with_inbox(inbox: InboxBinding, state: &TempDir) -> twiml_fallback_e2e::Running {
+    Worker::from_env()
+        .start_with(Start {
+            admin_token: Some(ADMIN_TOKEN),
+            inbox,
+            ..Start::new("", &[TOKEN], &state.0)
+        })
+        .await
+}
+
+/// `GET /_twiml-fallback/inbox` with the admin token.
+async fn list_inbox(base_url: &str) -> twiml_fallback_e2e::AdminAnswer {
+    admin(
+        base_url,
+        "GET",
+        "/_twiml-fallback/inbox",
+        Some(&format!("Bearer {ADMIN_TOKEN}")),
+        None,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
 async fn a_failing_inbox_answers_the_same_logs_the_lost_sid_and_turns_the_health_check_degraded() {
-    let worker = Worker::from_env();
     let state = TempDir::new("inbox-without-sql");
     // The Inbox class declared without SQLite storage: every write fails.
-    let running = worker
-        .start_with(Start {
-            admin_token: Some(ADMIN_TOKEN),
-            inbox: InboxBinding::WithoutSql,
-            ..Start::new("", &[TOKEN], &state.0)
-        })
-        .await;
+    let running = start_with_inbox(InboxBinding::WithoutSql, &state).await;
     let logs = running.logs.clone().expect("logs");
     assert_eq!(health(&running.base_url).await, (200, HEALTH_BODY.to_owned()));
     let sid = "SM60000000000000000000000000000001";
@@ -359,14 +375,7 @@ async fn a_failing_inbox_answers_the_same_logs_the_lost_sid_and_turns_the_health
     .await;
     assert_eq!(health(&running.base_url).await, (503, DEGRADED_BODY.to_owned()));
     // The admin API says the inbox failed, in the core's words.
-    let listed = admin(
-        &running.base_url,
-        "GET",
-        "/_twiml-fallback/inbox",
-        Some(&format!("Bearer {ADMIN_TOKEN}")),
-        None,
-    )
-    .await;
+    let listed = list_inbox(&running.base_url).await;
     assert_eq!(listed.status, 500, "{}", listed.json);
     assert!(
         listed.json["error"]
@@ -380,26 +389,12 @@ async fn a_failing_inbox_answers_the_same_logs_the_lost_sid_and_turns_the_health
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
 async fn without_the_inbox_binding_nothing_is_kept_and_the_config_line_says_so() {
-    let worker = Worker::from_env();
     let state = TempDir::new("no-inbox");
-    let running = worker
-        .start_with(Start {
-            admin_token: Some(ADMIN_TOKEN),
-            inbox: InboxBinding::None,
-            ..Start::new("", &[TOKEN], &state.0)
-        })
-        .await;
+    let running = start_with_inbox(InboxBinding::None, &state).await;
     let logs = running.logs.clone().expect("logs");
     let answer = send(&running.base_url, &inbound_sms("SM70000000000000000000000000000001")).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let listed = admin(
-        &running.base_url,
-        "GET",
-        "/_twiml-fallback/inbox",
-        Some(&format!("Bearer {ADMIN_TOKEN}")),
-        None,
-    )
-    .await;
+    let listed = list_inbox(&running.base_url).await;
     assert_eq!(listed.status, 503, "{}", listed.json);
     eventually("the request's record", &logs, || {
         json_lines(&logs).iter().any(|line| line["event"] == "fallback")
