@@ -229,11 +229,7 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
             Some(Routed::Answer(answer)) => admin_response(answer),
             Some(Routed::Inbox(operation)) => admin_response(server.perform(operation).await),
             // `claims` and `route` agree on what is an admin path.
-            None => admin_response(AdminResponse {
-                status: http::StatusCode::NOT_FOUND,
-                headers: Vec::new(),
-                body: "{\"error\":\"not found\"}".to_owned(),
-            }),
+            None => admin_response(AdminResponse::error(http::StatusCode::NOT_FOUND, "not found")),
         };
     }
     let reading = BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str()));
@@ -349,27 +345,20 @@ impl Server {
 
     /// Performs an authenticated admin operation on the inbox, and writes its lines.
     async fn perform(&self, operation: admin::Operation) -> AdminResponse {
+        // `Admin::route` answers 503 itself when there is no inbox: no operation comes here then.
         let Some(inbox) = &self.inbox else {
-            return AdminResponse {
-                status: http::StatusCode::SERVICE_UNAVAILABLE,
-                headers: Vec::new(),
-                body: "{\"error\":\"no inbox\"}".to_owned(),
-            };
+            return AdminResponse::error(http::StatusCode::SERVICE_UNAVAILABLE, "no inbox");
         };
         let settings = inbox.settings();
-        match inbox.run(move |sql| Ok(operation.perform(sql, settings))).await {
-            Ok((answer, lines)) => {
-                for line in &lines {
-                    self.write_line(line);
-                }
-                answer
-            }
-            Err(error) => AdminResponse {
-                status: http::StatusCode::INTERNAL_SERVER_ERROR,
-                headers: vec![("cache-control", "no-store")],
-                body: serde_json::json!({ "error": format!("the inbox failed: {error}") }).to_string(),
-            },
+        let pending = operation.clone();
+        let (answer, lines) = inbox
+            .run(move |sql| Ok(operation.perform(sql, settings)))
+            .await
+            .unwrap_or_else(|error| pending.failed(&error));
+        for line in &lines {
+            self.write_line(line);
         }
+        answer
     }
 
     /// Writes the request's record: the core's JSON line (the Worker's, byte for byte), or its

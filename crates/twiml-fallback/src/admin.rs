@@ -101,7 +101,8 @@ impl AdminResponse {
         }
     }
 
-    fn error(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error answer: `status` and `{"error": message}`, as every admin error reads.
+    pub fn error(status: StatusCode, message: impl Into<String>) -> Self {
         Self::json(status, &serde_json::json!({ "error": message.into() }))
     }
 }
@@ -283,28 +284,19 @@ impl Operation {
     /// for an unknown SID, 507 when the inbox is full, 500 when the store fails (its error in
     /// the body — the caller is an authenticated operator). The lines to log come back with it.
     pub fn perform<S: Sql>(self, sql: &mut S, settings: InboxSettings) -> (AdminResponse, Vec<crate::edge::LogLine>) {
-        let failed = |error: inbox::StoreError| {
-            AdminResponse::error(StatusCode::INTERNAL_SERVER_ERROR, format!("the inbox failed: {error}"))
-        };
         let not_found =
             |sid: &str| AdminResponse::error(StatusCode::NOT_FOUND, format!("no entry {sid:?} in the inbox"));
-        match self {
-            Operation::List(query) => match inbox::list(sql, &query) {
-                Ok(page) => (AdminResponse::json(StatusCode::OK, &page), Vec::new()),
-                Err(error) => (failed(error), Vec::new()),
-            },
-            Operation::Show(sid) => match inbox::get(sql, &sid) {
-                Ok(Some(entry)) => (AdminResponse::json(StatusCode::OK, &entry), Vec::new()),
-                Ok(None) => (not_found(&sid), Vec::new()),
-                Err(error) => (failed(error), Vec::new()),
-            },
-            Operation::Dismiss(sid) => match inbox::dismiss(sql, &sid) {
-                Ok(Some(entry)) => (AdminResponse::json(StatusCode::OK, &entry), Vec::new()),
-                Ok(None) => (not_found(&sid), Vec::new()),
-                Err(error) => (failed(error), Vec::new()),
-            },
+        let found = |result: Result<Option<Entry>, inbox::StoreError>, sid: &str| match result {
+            Ok(Some(entry)) => Ok(AdminResponse::json(StatusCode::OK, &entry)),
+            Ok(None) => Ok(not_found(sid)),
+            Err(error) => Err(error),
+        };
+        let result = match &self {
+            Operation::List(query) => inbox::list(sql, query).map(|page| AdminResponse::json(StatusCode::OK, &page)),
+            Operation::Show(sid) => found(inbox::get(sql, sid), sid),
+            Operation::Dismiss(sid) => found(inbox::dismiss(sql, sid), sid),
             Operation::Store(entry) => {
-                let stored = inbox::store(sql, &entry, settings).and_then(|outcome| {
+                let stored = inbox::store(sql, entry, settings).and_then(|outcome| {
                     let kept = match outcome {
                         StoreOutcome::Full { .. } => None,
                         StoreOutcome::Stored | StoreOutcome::Duplicate => inbox::get(sql, &entry.sid)?,
@@ -313,7 +305,7 @@ impl Operation {
                 });
                 match stored {
                     Ok((outcome, kept)) => {
-                        let lines = outcome.line(&entry).into_iter().collect();
+                        let lines = outcome.line(entry).into_iter().collect();
                         let answer = match kept {
                             Some(kept) => AdminResponse::json(StatusCode::OK, &kept),
                             None => AdminResponse::error(
@@ -321,15 +313,28 @@ impl Operation {
                                 "the inbox is full ([inbox] max_entries): not stored",
                             ),
                         };
-                        (answer, lines)
+                        return (answer, lines);
                     }
-                    Err(error) => {
-                        let line = inbox::store::write_failed_line(&entry, &error);
-                        (failed(error), vec![line])
-                    }
+                    Err(error) => Err(error),
                 }
             }
+        };
+        match result {
+            Ok(answer) => (answer, Vec::new()),
+            Err(error) => self.failed(&error),
         }
+    }
+
+    /// The answer, and the lines to log, when the store could not be reached or failed: 500 with
+    /// the error (the caller is an authenticated operator) and, for a capture, the entry's
+    /// `write_failed_line` — the same whether the shell's driver failed or it never reached one.
+    pub fn failed(&self, error: &inbox::StoreError) -> (AdminResponse, Vec<crate::edge::LogLine>) {
+        let answer = AdminResponse::error(StatusCode::INTERNAL_SERVER_ERROR, format!("the inbox failed: {error}"));
+        let lines = match self {
+            Operation::Store(entry) => vec![inbox::store::write_failed_line(entry, error)],
+            Operation::List(_) | Operation::Show(_) | Operation::Dismiss(_) => Vec::new(),
+        };
+        (answer, lines)
     }
 }
 

@@ -141,7 +141,7 @@ impl Inbox {
     /// The core's driver over this object's SQL storage, the schema migrated first.
     fn driver(&self) -> Result<Driver<'_>, StoreError> {
         let sql = self.sql.as_ref().map_err(|error| StoreError::Driver(error.clone()))?;
-        let mut driver = Driver::Storage(sql);
+        let mut driver = Driver(sql);
         if !self.migrated.get() {
             inbox::migrate(&mut driver)?;
             self.migrated.set(true);
@@ -153,12 +153,12 @@ impl Inbox {
         inbox::store(&mut self.driver()?, entry, self.settings)
     }
 
-    /// Performs an admin operation: on the store, or, when it cannot be opened, on a driver that
-    /// fails every statement with why (the core renders that answer too).
+    /// Performs an admin operation on the store, or, when it cannot be opened, answers the core's
+    /// failure (`Operation::failed`).
     fn perform(&self, operation: Operation) -> AdminResponse {
         let (answer, lines) = match self.driver() {
             Ok(mut driver) => operation.perform(&mut driver, self.settings),
-            Err(error) => operation.perform(&mut Driver::Unavailable(error.to_string()), self.settings),
+            Err(error) => operation.failed(&error),
         };
         for line in &lines {
             write(line);
@@ -229,25 +229,13 @@ fn js_error(error: &JsValue) -> String {
 
 /// The core's [`Sql`] over a Durable Object's SQL storage. Every call that may throw is one that
 /// catches (`exec`, the row iterator), so a failing statement is an error, never an abort.
-///
-/// Or, when the storage cannot be opened or reached, a driver whose every statement fails with
-/// why: performing an operation on it lets the core render the answer (and the lines) of a failed
-/// store. (One type for both, so the core's operations are compiled once.)
-pub(crate) enum Driver<'s> {
-    /// The object's SQL storage.
-    Storage(&'s SqlStorage),
-    /// No storage, and why.
-    Unavailable(String),
-}
+pub(crate) struct Driver<'s>(&'s SqlStorage);
 
 impl Sql for Driver<'_> {
     type Error = String;
 
     fn run(&mut self, statement: &Statement) -> Result<Vec<Vec<SqlValue>>, String> {
-        let sql = match self {
-            Driver::Storage(sql) => sql,
-            Driver::Unavailable(reason) => return Err(reason.clone()),
-        };
+        let sql = self.0;
         let bindings = Array::new_with_length(statement.params.len() as u32);
         for (index, value) in statement.params.iter().enumerate() {
             let value = match value {
@@ -354,7 +342,6 @@ pub(crate) async fn store(env: &Env, entry: &Entry) -> Result<StoreOutcome, Stor
 pub(crate) async fn forward(
     env: &Env,
     operation: Operation,
-    settings: InboxSettings,
     request: &AdminRequest<'_>,
 ) -> Result<web_sys::Response, AdminResponse> {
     let forwarded = async {
@@ -377,8 +364,8 @@ pub(crate) async fn forward(
     match forwarded.await {
         Ok(answer) => Ok(answer.into()),
         Err(error) => {
-            let reason = format!("the inbox cannot be reached: {error}");
-            let (answer, lines) = operation.perform(&mut Driver::Unavailable(reason), settings);
+            let reason = StoreError::Driver(format!("the inbox cannot be reached: {error}"));
+            let (answer, lines) = operation.failed(&reason);
             for line in &lines {
                 write(line);
             }

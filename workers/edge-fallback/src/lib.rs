@@ -182,12 +182,10 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
         let routed = loaded.admin.route(&admin, now_ms()).unwrap_or(routed);
         return match routed {
             Routed::Answer(answer) => Answer::Admin(answer),
-            Routed::Inbox(operation) => {
-                match inbox::forward(env, operation, loaded.edge.config().inbox(), &admin).await {
-                    Ok(relayed) => Answer::Relayed(relayed),
-                    Err(answer) => Answer::Admin(answer),
-                }
-            }
+            Routed::Inbox(operation) => match inbox::forward(env, operation, &admin).await {
+                Ok(relayed) => Answer::Relayed(relayed),
+                Err(answer) => Answer::Admin(answer),
+            },
         };
     }
     let signature = header(SIGNATURE_HEADER);
