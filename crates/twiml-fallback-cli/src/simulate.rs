@@ -478,8 +478,8 @@ fn describe(action: &Action, indent: &str, lines: &mut Vec<String>) {
         Action::Record => "the caller is recorded".to_owned(),
         Action::Hangup => "Twilio hangs up".to_owned(),
         Action::Reject { reason } => format!("the call is rejected ({reason}); it is never answered"),
-        Action::Redirect { url } => format!("Twilio continues with the TwiML at {url}"),
-        Action::Message { body, media, to } => {
+        Action::Redirect { url, .. } => format!("Twilio continues with the TwiML at {url}"),
+        Action::Message { body, media, to, .. } => {
             let mut line = match to {
                 Some(to) => format!("{to} receives SMS: \"{body}\""),
                 None => format!("sender receives SMS: \"{body}\""),

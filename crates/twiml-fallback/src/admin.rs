@@ -7,6 +7,8 @@
 //! | `GET /_twiml-fallback/inbox/{sid}` | the entry, or 404 |
 //! | `POST /_twiml-fallback/inbox/{sid}/dismiss` | the dismissed entry, or 404 |
 //! | `POST /_twiml-fallback/inbox` (JSON [`CaptureRequest`]) | the stored entry (the layer's capture sink) |
+//! | `POST /_twiml-fallback/replay` (optional JSON [`PassRequest`]: `sids`, `dry_run`, `send_withheld`) | a replay pass's [`PassSummary`](crate::replay::PassSummary), or 409 when replay is off (with why) |
+//! | `GET /_twiml-fallback/replay` | `{"replay": "on"}`, or `{"replay": "off", "reason": …}` |
 //!
 //! Every request needs `TWIML_FALLBACK_ADMIN_TOKEN`, as `Authorization: Bearer TOKEN` or HTTP
 //! Basic with the token as the password (any user name, so a browser can open the API); it is
@@ -50,6 +52,7 @@ use subtle::ConstantTimeEq;
 use crate::config::InboxSettings;
 use crate::inbox::store::ListQuery;
 use crate::inbox::{self, Capture, CaptureRequest, Entry, Sql, StoreOutcome};
+use crate::replay::PassRequest;
 
 /// The path segment every admin path starts with.
 pub const ADMIN_SEGMENT: &str = "/_twiml-fallback";
@@ -93,7 +96,7 @@ pub struct AdminResponse {
 }
 
 impl AdminResponse {
-    fn json(status: StatusCode, value: &impl Serialize) -> Self {
+    pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Self {
         Self {
             status,
             headers: vec![("cache-control", "no-store")],
@@ -114,6 +117,8 @@ pub enum Routed {
     Answer(AdminResponse),
     /// Perform this on the inbox, then answer what it returns.
     Inbox(Operation),
+    /// Run a replay pass ([`crate::replay`]) and answer its summary.
+    Replay(PassRequest),
 }
 
 /// An authenticated inbox operation.
@@ -134,6 +139,7 @@ pub enum Operation {
 pub struct Admin {
     token_digest: Option<[u8; 32]>,
     has_inbox: bool,
+    replay_off: Option<&'static str>,
 }
 
 fn digest(text: &[u8]) -> [u8; 32] {
@@ -149,7 +155,15 @@ impl Admin {
                 .filter(|token| !token.is_empty())
                 .map(|token| digest(token.as_bytes())),
             has_inbox,
+            replay_off: Some("replay is not configured on this endpoint"),
         }
+    }
+
+    /// Whether replay can run, as [`Replayer::off`](crate::replay::Replayer::off) says: `None`
+    /// when it can, else why not (the replay paths then answer it).
+    pub fn with_replay(mut self, off: Option<&'static str>) -> Self {
+        self.replay_off = off;
+        self
     }
 
     /// Whether `url`'s path is under [`ADMIN_SEGMENT`]: the shell then reads the body up to
@@ -199,7 +213,34 @@ impl Admin {
             },
             (["inbox", sid], &Method::GET) | (["inbox", sid], &Method::HEAD) => Operation::Show((*sid).to_owned()),
             (["inbox", sid, "dismiss"], &Method::POST) => Operation::Dismiss((*sid).to_owned()),
-            (["inbox"], _) | (["inbox", _], _) | (["inbox", _, "dismiss"], _) => {
+            (["replay"], &Method::GET) | (["replay"], &Method::HEAD) => {
+                let status = match self.replay_off {
+                    None => serde_json::json!({ "replay": "on" }),
+                    Some(reason) => serde_json::json!({ "replay": "off", "reason": reason }),
+                };
+                return Some(Routed::Answer(AdminResponse::json(StatusCode::OK, &status)));
+            }
+            (["replay"], &Method::POST) => {
+                let request = request.body.ok_or_else(too_large).and_then(|body| {
+                    PassRequest::from_body(body)
+                        .map_err(|message| AdminResponse::error(StatusCode::BAD_REQUEST, message))
+                });
+                let request = match request {
+                    Ok(request) => request,
+                    Err(answer) => return Some(Routed::Answer(answer)),
+                };
+                if let Some(reason) = self.replay_off.filter(|_| self.has_inbox) {
+                    return Some(Routed::Answer(AdminResponse::error(
+                        StatusCode::CONFLICT,
+                        format!("replay is off: {reason}"),
+                    )));
+                }
+                if !self.has_inbox {
+                    return Some(Routed::Answer(no_inbox()));
+                }
+                return Some(Routed::Replay(request));
+            }
+            (["inbox"], _) | (["inbox", _], _) | (["inbox", _, "dismiss"], _) | (["replay"], _) => {
                 return Some(Routed::Answer(AdminResponse::error(
                     StatusCode::METHOD_NOT_ALLOWED,
                     format!("{method} is not allowed here"),
@@ -213,13 +254,17 @@ impl Admin {
             }
         };
         if !self.has_inbox {
-            return Some(Routed::Answer(AdminResponse::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this endpoint keeps no inbox (serve --no-inbox, or a Worker without the INBOX binding)",
-            )));
+            return Some(Routed::Answer(no_inbox()));
         }
         Some(Routed::Inbox(operation))
     }
+}
+
+fn no_inbox() -> AdminResponse {
+    AdminResponse::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this endpoint keeps no inbox (serve --no-inbox, or a Worker without the INBOX binding)",
+    )
 }
 
 fn too_large() -> AdminResponse {

@@ -48,6 +48,7 @@ pub mod inbox;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;
+pub mod replay;
 pub mod signature;
 pub mod twiml;
 pub mod url;

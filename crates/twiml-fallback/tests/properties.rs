@@ -355,7 +355,7 @@ proptest! {
         prop_assert_eq!(read_back(&document, "Message", "to"), (expected.clone(), Some(expected_to.clone())));
         prop_assert_eq!(
             outline(document.as_bytes()),
-            vec![Action::Message { body: squeezed(&expected), media: Vec::new(), to: Some(expected_to) }]
+            vec![Action::Message { body: squeezed(&expected), media: Vec::new(), to: Some(expected_to), from: None, status_callback: None }]
         );
     }
 

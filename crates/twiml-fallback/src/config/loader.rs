@@ -26,7 +26,8 @@ use super::render::{render_messaging, render_voice};
 use super::{
     Alerts, Answer, Config, ConfigError, ConfigErrors, DEFAULT_DEDUP_SECONDS, DEFAULT_MESSAGING_MESSAGE,
     DEFAULT_RECOVERY_TIMEOUT_MS, DEFAULT_VOICE_SAY, Format, HostRule, InboxSettings, MAX_MESSAGE_CHARS,
-    MAX_RECOVERY_TIMEOUT_MS, MessagingContent, NumberAnswers, Recovery, VoiceContent,
+    MAX_RECOVERY_TIMEOUT_MS, MAX_REPLAY_INTERVAL_SECONDS, MessagingContent, NumberAnswers, Recovery, ReplaySettings,
+    VoiceContent,
 };
 use crate::twiml::{self, Strictness, TargetChannel};
 use crate::webhook::{Channel, is_e164};
@@ -61,13 +62,21 @@ struct Loader {
     errors: Vec<ConfigError>,
 }
 
-const TOP_KEYS: &[&str] = &["voice", "messaging", "numbers", "alerts", "recovery", "inbox"];
+const TOP_KEYS: &[&str] = &["voice", "messaging", "numbers", "alerts", "recovery", "inbox", "replay"];
 const VOICE_KEYS: &[&str] = &["say", "play", "twiml", "voice", "language", "loop"];
 const MESSAGING_KEYS: &[&str] = &["message", "media", "twiml"];
 const NUMBER_KEYS: &[&str] = &["voice", "messaging"];
 const ALERT_KEYS: &[&str] = &["webhook_url", "dedup_seconds"];
 const RECOVERY_KEYS: &[&str] = &["allow_hosts", "timeout_ms", "allow_http"];
 const INBOX_KEYS: &[&str] = &["retention_days", "max_entries"];
+const REPLAY_KEYS: &[&str] = &[
+    "url",
+    "min_interval_seconds",
+    "max_attempts",
+    "send_replies",
+    "reply_window_minutes",
+    "missed_call_sms",
+];
 
 impl Loader {
     fn error(&mut self, path: &str, message: impl Into<String>) {
@@ -118,6 +127,9 @@ impl Loader {
         }
         if let Some(inbox) = table.get("inbox") {
             config.inbox = self.inbox(inbox);
+        }
+        if let Some(replay) = table.get("replay") {
+            config.replay = self.replay(replay);
         }
         config
     }
@@ -420,6 +432,63 @@ impl Loader {
         InboxSettings {
             retention_days,
             max_entries,
+        }
+    }
+}
+
+impl Loader {
+    fn replay(&mut self, value: &Value) -> ReplaySettings {
+        let defaults = ReplaySettings::default();
+        let Some(table) = self.table(value, "replay", REPLAY_KEYS) else {
+            return defaults;
+        };
+        let url = self
+            .string(table, "url", "replay")
+            .and_then(|url| self.url(url, "replay.url"));
+        let min_interval_seconds = self
+            .integer(
+                table,
+                "min_interval_seconds",
+                "replay",
+                (1, MAX_REPLAY_INTERVAL_SECONDS),
+            )
+            .unwrap_or(defaults.min_interval_seconds);
+        let max_attempts = self
+            .integer(table, "max_attempts", "replay", (1, 10_000))
+            .and_then(|attempts| u32::try_from(attempts).ok())
+            .unwrap_or(defaults.max_attempts);
+        let send_replies = match table.get("send_replies") {
+            None => defaults.send_replies,
+            Some(Value::Bool(flag)) => *flag,
+            Some(other) => {
+                self.error(
+                    "replay.send_replies",
+                    format!("must be true or false, not {}", kind(other)),
+                );
+                defaults.send_replies
+            }
+        };
+        let reply_window_minutes = self
+            .integer(table, "reply_window_minutes", "replay", (1, 7 * 24 * 60))
+            .unwrap_or(defaults.reply_window_minutes);
+        let missed_call_sms = self.string(table, "missed_call_sms", "replay").and_then(|text| {
+            let chars = text.chars().count();
+            if chars > MAX_MESSAGE_CHARS {
+                self.error(
+                    "replay.missed_call_sms",
+                    format!("{chars} characters: Twilio sends at most {MAX_MESSAGE_CHARS}"),
+                );
+                return None;
+            }
+            Some(text.trim().to_owned())
+        });
+        ReplaySettings {
+            url,
+            min_interval_seconds,
+            max_attempts,
+            send_replies,
+            reply_window_minutes,
+            missed_call_sms,
         }
     }
 }

@@ -124,6 +124,56 @@ pub struct Config {
     alerts: Option<Alerts>,
     recovery: Option<Recovery>,
     inbox: InboxSettings,
+    replay: ReplaySettings,
+}
+
+/// The default `[replay] min_interval_seconds`.
+pub const DEFAULT_MIN_INTERVAL_SECONDS: u64 = 30;
+
+/// The longest wait between two replay attempts of a number's queue (15 minutes).
+pub const MAX_REPLAY_INTERVAL_SECONDS: u64 = 900;
+
+/// The default `[replay] max_attempts`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 50;
+
+/// The default `[replay] reply_window_minutes`.
+pub const DEFAULT_REPLY_WINDOW_MINUTES: u64 = 60;
+
+/// How kept messages are replayed to the app once it is back (`[replay]`).
+///
+/// Replay happens only to hosts `[recovery] allow_hosts` admits: without a `[recovery]` section
+/// nothing is replayed (see [`crate::replay`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplaySettings {
+    /// Deliver to this URL instead of each entry's `ErrorUrl` (`url`).
+    pub url: Option<String>,
+    /// The first wait between attempts of a number's queue, doubling after each failure up to
+    /// [`MAX_REPLAY_INTERVAL_SECONDS`] (`min_interval_seconds`, 1–900, default 30).
+    pub min_interval_seconds: u64,
+    /// After this many failed attempts an entry is `failed` (`max_attempts`, 1–10,000, default 50).
+    pub max_attempts: u32,
+    /// Whether the app's replies are sent through Twilio's Messages API (`send_replies`, default
+    /// true); when off they are kept with the entry, withheld.
+    pub send_replies: bool,
+    /// A reply to a message older than this is withheld (`reply_window_minutes`, 1–10,080,
+    /// default 60).
+    pub reply_window_minutes: u64,
+    /// Once the app is back, this text goes by SMS to each caller who was missed within the
+    /// reply window, once (`missed_call_sms`, ≤ 1600 characters).
+    pub missed_call_sms: Option<String>,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            min_interval_seconds: DEFAULT_MIN_INTERVAL_SECONDS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            send_replies: true,
+            reply_window_minutes: DEFAULT_REPLY_WINDOW_MINUTES,
+            missed_call_sms: None,
+        }
+    }
 }
 
 /// The default `[inbox] retention_days`.
@@ -341,6 +391,7 @@ impl Default for Config {
             alerts: None,
             recovery: None,
             inbox: InboxSettings::default(),
+            replay: ReplaySettings::default(),
         }
     }
 }
@@ -552,6 +603,11 @@ impl Config {
     /// The outage inbox's retention and cap (`[inbox]`, else the defaults).
     pub fn inbox(&self) -> InboxSettings {
         self.inbox
+    }
+
+    /// How kept messages are replayed (`[replay]`, else the defaults).
+    pub fn replay(&self) -> &ReplaySettings {
+        &self.replay
     }
 }
 

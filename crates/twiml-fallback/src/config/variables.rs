@@ -63,10 +63,31 @@ pub const VARIABLES: &[(&str, &str, VariableKind)] = &[
         VariableKind::Integer,
     ),
     ("FALLBACK_INBOX_MAX_ENTRIES", "inbox.max_entries", VariableKind::Integer),
+    ("FALLBACK_REPLAY_URL", "replay.url", VariableKind::Text),
+    (
+        "FALLBACK_REPLAY_MIN_INTERVAL_SECONDS",
+        "replay.min_interval_seconds",
+        VariableKind::Integer,
+    ),
+    (
+        "FALLBACK_REPLAY_MAX_ATTEMPTS",
+        "replay.max_attempts",
+        VariableKind::Integer,
+    ),
+    (
+        "FALLBACK_REPLAY_REPLY_WINDOW_MINUTES",
+        "replay.reply_window_minutes",
+        VariableKind::Integer,
+    ),
+    (
+        "FALLBACK_REPLAY_MISSED_CALL_SMS",
+        "replay.missed_call_sms",
+        VariableKind::Text,
+    ),
 ];
 
 /// The sections the [`VARIABLES`] write into, each loadable on its own.
-pub(super) const SECTIONS: [&str; 5] = ["voice", "messaging", "alerts", "recovery", "inbox"];
+pub(super) const SECTIONS: [&str; 6] = ["voice", "messaging", "alerts", "recovery", "inbox", "replay"];
 
 /// The section a [`VARIABLES`] entry writes into (`None` for another name).
 pub(super) fn section_of(name: &str) -> Option<&'static str> {

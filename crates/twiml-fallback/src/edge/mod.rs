@@ -90,7 +90,9 @@ mod recovery;
 pub use alert::{ALERT_TIMEOUT, ALERT_USER_AGENT, Alert};
 pub use alert_windows::{AlertWindows, MAX_ALERT_KEYS};
 pub use effect::{BodyRead, Effect, OutboundRequest, Redirects, SendOutcome, SendResult};
+pub(crate) use log::clip;
 pub use log::{AnswerFrom, LogEvent, LogLevel, LogLine, LogRecord, SignatureCheck, rfc3339};
+pub(crate) use recovery::signed_webhook;
 pub use recovery::{RECOVERY_USER_AGENT, RecoveryJudgement, RecoveryPlan};
 
 use crate::config::{Config, UNKNOWN_CHANNEL_TWIML};
@@ -99,7 +101,6 @@ use crate::inbox::{self, Capture, Entry, Source};
 use crate::signature::{Payload, SignatureError, SignatureVerifier, UrlHint};
 use crate::twiml::MAX_DOCUMENT_BYTES;
 use crate::webhook::Params;
-use log::clip;
 
 /// The largest request body the endpoint reads; shells stop reading past it and pass
 /// [`Body::TooLarge`].

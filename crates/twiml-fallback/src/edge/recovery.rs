@@ -11,7 +11,7 @@ use super::effect::{OutboundRequest, Redirects, SendOutcome};
 use super::log::{AnswerFrom, LogEvent, LogRecord, clip};
 use super::{Edge, EdgeResponse, TEXT_CONTENT_TYPE, twiml_response};
 use crate::config::UNKNOWN_CHANNEL_TWIML;
-use crate::inbox::Entry;
+use crate::inbox::{Entry, Status};
 use crate::signature::compute_signature;
 use crate::twiml::{Accepted, AnswerRules, MAX_DOCUMENT_BYTES, TWIML_CONTENT_TYPE, resolve_relative_urls};
 use crate::webhook::{Channel, FALLBACK_PARAMS, Params};
@@ -19,11 +19,58 @@ use crate::webhook::{Channel, FALLBACK_PARAMS, Params};
 /// The User-Agent of recovery requests.
 pub const RECOVERY_USER_AGENT: &str = concat!("twiml-fallback/", env!("CARGO_PKG_VERSION"), " (recovery)");
 
-/// How the record says an entry was not kept because the primary answered on recovery.
+/// How the record says a call was not kept because the primary answered it on recovery.
 const NOT_KEPT_RECOVERED: &str = "not kept: the app answered it on recovery";
+
+/// How the record says a message the primary answered on recovery was kept: as `replayed`, so it
+/// is in the inbox's history and never delivered again.
+const KEPT_RECOVERED: &str = "kept as replayed: the app answered it on recovery";
 
 /// [`SIGNATURE_HEADER`](crate::signature::SIGNATURE_HEADER) as a header name.
 const SIGNATURE_HEADER_NAME: HeaderName = HeaderName::from_static("x-twilio-signature");
+
+/// A webhook request as Twilio sends it: `params` in the query (GET, appended to what `url`
+/// carries) or as a form body (POST), signed with `token` for the exact URL requested, never
+/// following redirects, reading at most a TwiML document's 64 KB + 1 of the answer.
+pub(crate) fn signed_webhook(
+    token: &str,
+    url: &str,
+    method: Method,
+    params: &Params,
+    timeout: Duration,
+    user_agent: &str,
+) -> OutboundRequest {
+    let is_get = method == Method::GET;
+    let (url, body, signature) = if is_get {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = if params.is_empty() {
+            url.to_owned()
+        } else {
+            format!("{url}{separator}{}", params.to_form())
+        };
+        let signature = compute_signature(token, &url, []);
+        (url, None, signature)
+    } else {
+        (
+            url.to_owned(),
+            Some(params.to_form()),
+            compute_signature(token, url, params),
+        )
+    };
+    let mut headers = vec![(SIGNATURE_HEADER_NAME, signature), (USER_AGENT, user_agent.to_owned())];
+    if !is_get {
+        headers.push((CONTENT_TYPE, "application/x-www-form-urlencoded".to_owned()));
+    }
+    OutboundRequest {
+        method: if is_get { Method::GET } else { Method::POST },
+        url,
+        headers,
+        body,
+        timeout,
+        max_answer_bytes: MAX_DOCUMENT_BYTES,
+        redirects: Redirects::Never,
+    }
+}
 
 /// A request to re-send to the failed primary, and what to answer depending on how it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,8 +96,9 @@ pub struct RecoveryJudgement {
     pub response: EdgeResponse,
     /// The request's one log record.
     pub log: LogRecord,
-    /// The inbox entry to commit before answering: the request's, unless the primary answered it
-    /// (then the app has it, and replaying it would answer the person twice).
+    /// The inbox entry to commit before answering: the request's — a message the primary
+    /// answered as `replayed` (the app has it: replaying it would answer the person twice), a
+    /// call the primary answered not at all.
     pub keep: Option<Box<Entry>>,
 }
 
@@ -101,37 +149,16 @@ impl Edge {
         let base_url = crate::url::without_fragment(error_url).to_owned();
         let replay = params.without(&FALLBACK_PARAMS);
         let token = self.verifier.tokens().get(token_index)?.expose();
-        let (method, url, body, signature) = if is_get {
-            let separator = if base_url.contains('?') { '&' } else { '?' };
-            let url = if replay.is_empty() {
-                base_url.clone()
-            } else {
-                format!("{base_url}{separator}{}", replay.to_form())
-            };
-            let signature = compute_signature(token, &url, []);
-            (Method::GET, url, None, signature)
-        } else {
-            let signature = compute_signature(token, &base_url, &replay);
-            (Method::POST, base_url.clone(), Some(replay.to_form()), signature)
-        };
-        let mut headers = vec![
-            (SIGNATURE_HEADER_NAME, signature),
-            (USER_AGENT, RECOVERY_USER_AGENT.to_owned()),
-        ];
-        if !is_get {
-            headers.push((CONTENT_TYPE, "application/x-www-form-urlencoded".to_owned()));
-        }
         record.recovery = Some("attempted".to_owned());
         Some(RecoveryPlan {
-            request: OutboundRequest {
-                method,
-                url,
-                headers,
-                body,
-                timeout: Duration::from_millis(recovery.timeout_ms),
-                max_answer_bytes: MAX_DOCUMENT_BYTES,
-                redirects: Redirects::Never,
-            },
+            request: signed_webhook(
+                token,
+                &base_url,
+                if is_get { Method::GET } else { Method::POST },
+                &replay,
+                Duration::from_millis(recovery.timeout_ms),
+                RECOVERY_USER_AGENT,
+            ),
             channel,
             base_url,
             fallback: fallback.clone(),
@@ -162,14 +189,24 @@ impl Edge {
                 log.event = LogEvent::Recovered;
                 log.answer = AnswerFrom::Recovered;
                 log.recovery = Some("relayed the primary's answer".to_owned());
+                // A message the app answered is kept as replayed (never delivered again); a call
+                // the app answered was not missed.
+                let keep = plan
+                    .keep
+                    .clone()
+                    .filter(|entry| entry.channel == Channel::Messaging)
+                    .map(|mut entry| {
+                        entry.status = Status::Replayed;
+                        entry
+                    });
                 if plan.keep.is_some() {
-                    log.inbox = Some(NOT_KEPT_RECOVERED);
+                    log.inbox = Some(if keep.is_some() {
+                        KEPT_RECOVERED
+                    } else {
+                        NOT_KEPT_RECOVERED
+                    });
                 }
-                RecoveryJudgement {
-                    response,
-                    log,
-                    keep: None,
-                }
+                RecoveryJudgement { response, log, keep }
             }
             Err(reason) => {
                 log.recovery = Some(reason);

@@ -36,6 +36,8 @@
 //! assert!(matches!(capture(&receipt, "POST", "https://fallback.example.com/sms", 0, Source::Edge), Capture::Skip(_)));
 //! ```
 
+pub mod queue;
+mod reply;
 pub mod store;
 
 use std::fmt;
@@ -45,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::edge::rfc3339;
 use crate::webhook::{Channel, Params};
 
+pub use reply::{Reply, ReplyKind, ReplyState};
 pub use store::{
     ListQuery, Page, PurgeSchedule, STORE_DEADLINE, Sql, SqlValue, Statement, StoreError, StoreOutcome, dismiss,
     entry_from_wire, entry_to_wire, get, list, migrate, purge, store,
@@ -197,6 +200,13 @@ pub struct Entry {
     pub source: Source,
     /// Every original parameter, in order, repeated keys kept.
     pub params: Vec<(String, String)>,
+    /// What the app answered on replay (each `<Message>`), and whether each was sent.
+    #[serde(default)]
+    pub replies: Vec<Reply>,
+    /// When the next replay attempt of this entry is due (milliseconds since the Unix epoch; `0`
+    /// when none was scheduled: due `[replay] min_interval_seconds` after it was received).
+    #[serde(default)]
+    pub next_attempt_ms: u64,
 }
 
 /// Parameters that carry what a person said or sent: deleted when an entry is dismissed.
@@ -228,6 +238,11 @@ impl Entry {
         self.status = Status::Dismissed;
         self.body = None;
         self.media.clear();
+        // A reply quotes or answers what the person said: its text goes too.
+        for reply in &mut self.replies {
+            reply.body.clear();
+            reply.media.clear();
+        }
         self.params.retain(|(key, _)| !is_personal(key));
         // A GET webhook carried its parameters in the query: the URL keeps only its path.
         self.url = crate::url::without_query_and_fragment(&self.url).to_owned();
@@ -346,6 +361,8 @@ pub fn capture(params: &Params, method: &str, url: &str, now_ms: u64, source: So
             .iter()
             .map(|(key, value)| (key.to_owned(), value.to_owned()))
             .collect(),
+        replies: Vec::new(),
+        next_attempt_ms: 0,
     }))
 }
 

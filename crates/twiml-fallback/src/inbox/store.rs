@@ -48,7 +48,7 @@ pub enum SqlValue {
 }
 
 impl SqlValue {
-    fn text(value: &str) -> Self {
+    pub(crate) fn text(value: &str) -> Self {
         SqlValue::Text(value.to_owned())
     }
 
@@ -56,7 +56,7 @@ impl SqlValue {
         value.map_or(SqlValue::Null, SqlValue::text)
     }
 
-    fn integer(value: u64) -> Self {
+    pub(crate) fn integer(value: u64) -> Self {
         SqlValue::Integer(i64::try_from(value).unwrap_or(i64::MAX))
     }
 }
@@ -71,7 +71,7 @@ pub struct Statement {
 }
 
 impl Statement {
-    fn new(sql: &'static str, params: Vec<SqlValue>) -> Self {
+    pub(crate) fn new(sql: &'static str, params: Vec<SqlValue>) -> Self {
         Self { sql, params }
     }
 }
@@ -124,7 +124,7 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-fn run<S: Sql>(sql: &mut S, statement: &Statement) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+pub(crate) fn run<S: Sql>(sql: &mut S, statement: &Statement) -> Result<Vec<Vec<SqlValue>>, StoreError> {
     sql.run(statement)
         .map_err(|error| StoreError::Driver(error.to_string()))
 }
@@ -166,18 +166,27 @@ const MIGRATIONS: &[&[&str]] = &[
         // How many entries were refused because the inbox was full: counted, never silent.
         "ALTER TABLE inbox_count ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
     ],
+    &[
+        // Replay: what the app answered (and whether each reply went out), and when the next
+        // attempt is due; each number's queue is read in arrival order by status.
+        "ALTER TABLE inbox_entries ADD COLUMN replies TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE inbox_entries ADD COLUMN next_attempt_ms INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX inbox_entries_by_queue ON inbox_entries (status, to_number, received_at_ms, sid)",
+    ],
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The columns of an entry, in [`Entry`]'s order (a macro, for `concat!`).
-macro_rules! columns {
+macro_rules! entry_columns {
     () => {
         "sid, channel, account_sid, from_number, to_number, body, media, error_code, error_url, cause, \
-         url, method, received_at_ms, status, attempts, last_error, source, params"
+         url, method, received_at_ms, status, attempts, last_error, source, params, replies, next_attempt_ms"
     };
 }
+
+pub(crate) use entry_columns;
 
 /// Brings the database to [`SCHEMA_VERSION`]: creates it when empty, applies the migrations it
 /// lacks, refuses one written by a newer build. Safe to run at every start.
@@ -359,6 +368,8 @@ fn entry_values(entry: &Entry) -> Vec<SqlValue> {
         SqlValue::optional_text(entry.last_error.as_deref()),
         SqlValue::text(entry.source.as_str()),
         SqlValue::Text(serde_json::to_string(&entry.params).unwrap_or_else(|_| "[]".to_owned())),
+        SqlValue::Text(serde_json::to_string(&entry.replies).unwrap_or_else(|_| "[]".to_owned())),
+        SqlValue::integer(entry.next_attempt_ms),
     ]
 }
 
@@ -422,10 +433,10 @@ pub fn entry_from_wire(wire: &str) -> Result<Entry, String> {
     })
 }
 
-/// How many columns an entry's row has ([`columns!`]).
-const COLUMNS: usize = 18;
+/// How many columns an entry's row has ([`entry_columns!`]).
+const COLUMNS: usize = 20;
 
-fn entry_from_row(row: &[SqlValue]) -> Result<Entry, StoreError> {
+pub(crate) fn entry_from_row(row: &[SqlValue]) -> Result<Entry, StoreError> {
     let bad = |what: &str| StoreError::BadRow(format!("column {what}"));
     let text = |index: usize, name: &str| match row.get(index) {
         Some(SqlValue::Text(text)) => Ok(text.clone()),
@@ -473,6 +484,8 @@ fn entry_from_row(row: &[SqlValue]) -> Result<Entry, StoreError> {
         last_error: optional(15, "last_error")?,
         source,
         params: serde_json::from_str(&text(17, "params")?).map_err(|_| bad("params"))?,
+        replies: serde_json::from_str(&text(18, "replies")?).map_err(|_| bad("replies"))?,
+        next_attempt_ms: u64::try_from(integer(19, "next_attempt_ms")?).map_err(|_| bad("next_attempt_ms"))?,
     })
 }
 
@@ -486,9 +499,9 @@ pub fn store<S: Sql>(sql: &mut S, entry: &Entry, settings: InboxSettings) -> Res
         &Statement::new(
             concat!(
                 "INSERT INTO inbox_entries (",
-                columns!(),
-                ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18 \
-             WHERE (SELECT stored FROM inbox_count WHERE id = 1) < ?19 \
+                entry_columns!(),
+                ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20 \
+             WHERE (SELECT stored FROM inbox_count WHERE id = 1) < ?21 \
              ON CONFLICT (sid) DO NOTHING RETURNING sid"
             ),
             params,
@@ -530,7 +543,7 @@ pub fn refused<S: Sql>(sql: &mut S) -> Result<u64, StoreError> {
 
 /// The entry with this SID.
 pub fn get<S: Sql>(sql: &mut S, sid: &str) -> Result<Option<Entry>, StoreError> {
-    const GET: &str = concat!("SELECT ", columns!(), " FROM inbox_entries WHERE sid = ?1");
+    const GET: &str = concat!("SELECT ", entry_columns!(), " FROM inbox_entries WHERE sid = ?1");
     let rows = run(sql, &Statement::new(GET, vec![SqlValue::text(sid)]))?;
     rows.first().map(|row| entry_from_row(row)).transpose()
 }
@@ -663,7 +676,7 @@ pub fn list<S: Sql>(sql: &mut S, query: &ListQuery) -> Result<Page, StoreError> 
         &Statement::new(
             concat!(
                 "SELECT ",
-                columns!(),
+                entry_columns!(),
                 " FROM inbox_entries \
              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR channel = ?2) \
              AND (?3 IS NULL OR received_at_ms < ?3 OR (received_at_ms = ?3 AND sid < ?4)) \
@@ -708,13 +721,14 @@ pub fn dismiss<S: Sql>(sql: &mut S, sid: &str) -> Result<Option<Entry>, StoreErr
     run(
         sql,
         &Statement::new(
-            "UPDATE inbox_entries SET status = ?2, body = NULL, media = ?3, params = ?4, url = ?5 WHERE sid = ?1",
+            "UPDATE inbox_entries SET status = ?2, body = NULL, media = ?3, params = ?4, url = ?5, replies = ?6 WHERE sid = ?1",
             vec![
                 SqlValue::text(&dismissed.sid),
                 SqlValue::text(dismissed.status.as_str()),
                 SqlValue::Text(serde_json::to_string(&dismissed.media).unwrap_or_else(|_| "[]".to_owned())),
                 SqlValue::Text(serde_json::to_string(&dismissed.params).unwrap_or_else(|_| "[]".to_owned())),
                 SqlValue::text(&dismissed.url),
+                SqlValue::Text(serde_json::to_string(&dismissed.replies).unwrap_or_else(|_| "[]".to_owned())),
             ],
         ),
     )?;

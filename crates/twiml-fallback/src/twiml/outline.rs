@@ -56,6 +56,8 @@ pub enum Action {
     Redirect {
         /// Where.
         url: String,
+        /// Its `method` attribute (Twilio's default is POST).
+        method: Option<String>,
     },
     /// `<Message>` (or the deprecated `<Sms>`): an SMS/MMS reply.
     Message {
@@ -65,6 +67,10 @@ pub enum Action {
         media: Vec<String>,
         /// The `to` attribute, when not the sender.
         to: Option<String>,
+        /// The `from` attribute, when not the number written to.
+        from: Option<String>,
+        /// The `statusCallback` attribute.
+        status_callback: Option<String>,
     },
     /// Any other verb, by name.
     Other {
@@ -231,11 +237,16 @@ fn action_of(open: &mut Open, parent: Option<&str>) -> Option<Action> {
         "Reject" => Action::Reject {
             reason: open.attribute("reason").unwrap_or("rejected").to_owned(),
         },
-        "Redirect" => Action::Redirect { url: text },
+        "Redirect" => Action::Redirect {
+            url: text,
+            method: open.attribute("method").map(str::to_owned),
+        },
         "Message" | "Sms" => Action::Message {
             body: text,
             media: std::mem::take(&mut open.media),
             to: open.attribute("to").map(str::to_owned),
+            from: open.attribute("from").map(str::to_owned),
+            status_callback: open.attribute("statusCallback").map(str::to_owned),
         },
         other => Action::Other { verb: other.to_owned() },
     })
@@ -291,7 +302,10 @@ mod tests {
                 Action::Dial {
                     target: "+15550001111".into()
                 },
-                Action::Redirect { url: "/next".into() },
+                Action::Redirect {
+                    url: "/next".into(),
+                    method: None
+                },
                 Action::Reject { reason: "busy".into() },
                 Action::Hangup,
                 Action::Other { verb: "Enqueue".into() },
@@ -302,7 +316,7 @@ mod tests {
     #[test]
     fn messages_outline_text_or_body_and_media() {
         let actions = outline(
-            "<Response><Message to=\"+1555\">Caf&#233; &amp; 🍰</Message><Message><Body>Pic</Body><Media>https://a/b.png</Media></Message></Response>"
+            "<Response><Message to=\"+1555\" from=\"+1666\" statusCallback=\"https://a/s\">Caf&#233; &amp; 🍰</Message><Message><Body>Pic</Body><Media>https://a/b.png</Media></Message></Response>"
                 .as_bytes(),
         );
         assert_eq!(
@@ -311,12 +325,16 @@ mod tests {
                 Action::Message {
                     body: "Café & 🍰".into(),
                     media: vec![],
-                    to: Some("+1555".into())
+                    to: Some("+1555".into()),
+                    from: Some("+1666".into()),
+                    status_callback: Some("https://a/s".into())
                 },
                 Action::Message {
                     body: "Pic".into(),
                     media: vec!["https://a/b.png".into()],
-                    to: None
+                    to: None,
+                    from: None,
+                    status_callback: None
                 },
             ]
         );

@@ -1,0 +1,191 @@
+//! The Messages API: where replies go, how a send is requested, and what its answer means.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{Method, StatusCode};
+
+use super::REPLAY_USER_AGENT;
+use crate::edge::{OutboundRequest, Redirects, SendOutcome};
+use crate::inbox::{Reply, ReplyState};
+use crate::webhook::{encode_form, is_sid};
+
+/// Twilio's REST API.
+pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
+
+/// How long a send may take before its outcome counts as unknown.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How much of the API's answer is read.
+const MAX_API_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Where replies are sent and with which credentials: the account's auth token (the token the
+/// endpoint verifies and signs with), or an API key and its secret.
+#[derive(Clone)]
+pub struct TwilioApi {
+    base: String,
+    key: Option<(String, String)>,
+}
+
+impl Default for TwilioApi {
+    fn default() -> Self {
+        Self {
+            base: DEFAULT_API_BASE.to_owned(),
+            key: None,
+        }
+    }
+}
+
+/// Never shows the API key's secret.
+impl fmt::Debug for TwilioApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioApi")
+            .field("base", &self.base)
+            .field("key", &self.key.as_ref().map(|(sid, _)| sid))
+            .finish()
+    }
+}
+
+impl TwilioApi {
+    /// The API at `base` (`https://api.twilio.com`, or a local fake in tests): an absolute
+    /// http(s) URL without query or fragment.
+    pub fn new(base: &str) -> Result<Self, String> {
+        let base = base.trim().trim_end_matches('/');
+        if !crate::url::is_absolute_http_url(base) || base.contains(['?', '#']) {
+            return Err(format!(
+                "the API base {base:?} is not an absolute http(s) URL without query (e.g. {DEFAULT_API_BASE})"
+            ));
+        }
+        Ok(Self {
+            base: base.to_owned(),
+            key: None,
+        })
+    }
+
+    /// Authenticates with an API key (`SK…`) and its secret instead of the account's auth token.
+    pub fn with_api_key(mut self, sid: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.key = Some((sid.into(), secret.into()));
+        self
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// How it authenticates, in words (for the start-up line; never the credentials).
+    pub fn auth_kind(&self) -> &'static str {
+        if self.key.is_some() {
+            "api key (TWILIO_API_KEY)"
+        } else {
+            "the account's auth token"
+        }
+    }
+
+    /// The request that sends `reply` from the account `account_sid`: `POST
+    /// {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, HTTP Basic, form-encoded `To`,
+    /// `From`, `Body`, each `MediaUrl`, `StatusCallback`. An account SID that is not one is
+    /// refused before it goes into the path.
+    pub(crate) fn message_request(
+        &self,
+        account_sid: Option<&str>,
+        token: &str,
+        reply: &Reply,
+    ) -> Result<OutboundRequest, String> {
+        let account = account_sid
+            .filter(|sid| is_sid(sid, "AC"))
+            .ok_or("the entry has no valid AccountSid to send from")?;
+        let (user, password) = match &self.key {
+            Some((sid, secret)) => (sid.as_str(), secret.as_str()),
+            None => (account, token),
+        };
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut form: Vec<(&str, &str)> = vec![("To", &reply.to), ("From", &reply.from), ("Body", &reply.body)];
+        form.extend(reply.media.iter().map(|url| ("MediaUrl", url.as_str())));
+        if let Some(callback) = &reply.status_callback {
+            form.push(("StatusCallback", callback));
+        }
+        Ok(OutboundRequest {
+            method: Method::POST,
+            url: format!("{}/2010-04-01/Accounts/{account}/Messages.json", self.base),
+            headers: vec![
+                (AUTHORIZATION, format!("Basic {credentials}")),
+                (CONTENT_TYPE, "application/x-www-form-urlencoded".to_owned()),
+                (USER_AGENT, REPLAY_USER_AGENT.to_owned()),
+            ],
+            body: Some(encode_form(form)),
+            timeout: SEND_TIMEOUT,
+            max_answer_bytes: MAX_API_ANSWER_BYTES,
+            redirects: Redirects::Never,
+        })
+    }
+}
+
+/// What a send's outcome means for the reply: sent (with the message's SID), refused by Twilio
+/// (a 4xx with its code and message: not sent), or unknown (a 5xx, a timeout, a failed
+/// connection, an answer that is not Twilio's: it may have gone out, so it is never re-sent).
+pub(crate) fn judge_send(outcome: &SendOutcome<'_>) -> (ReplyState, Option<String>, Option<String>) {
+    match outcome {
+        SendOutcome::Answered { status, body, .. } => {
+            let json: Option<serde_json::Value> = std::str::from_utf8(body)
+                .ok()
+                .and_then(|text| serde_json::from_str(text).ok());
+            let field = |name: &str| {
+                json.as_ref()
+                    .and_then(|json| json.get(name))
+                    .map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))
+            };
+            if status.is_success() {
+                match field("sid").filter(|sid| is_sid(sid, "SM") || is_sid(sid, "MM")) {
+                    Some(sid) => (ReplyState::Sent, Some(sid), None),
+                    None => (
+                        ReplyState::Unknown,
+                        None,
+                        Some(format!(
+                            "the Messages API answered HTTP {} without a message SID",
+                            status.as_u16()
+                        )),
+                    ),
+                }
+            } else if status.is_client_error() && *status != StatusCode::REQUEST_TIMEOUT {
+                let code = field("code").unwrap_or_else(|| "-".to_owned());
+                let message = field("message").unwrap_or_default();
+                (
+                    ReplyState::Refused,
+                    None,
+                    Some(format!(
+                        "Twilio refused it: HTTP {}, error {code}: {message}",
+                        status.as_u16()
+                    )),
+                )
+            } else {
+                (
+                    ReplyState::Unknown,
+                    None,
+                    Some(format!(
+                        "the Messages API answered HTTP {}: it may or may not have been sent",
+                        status.as_u16()
+                    )),
+                )
+            }
+        }
+        SendOutcome::TimedOut => (
+            ReplyState::Unknown,
+            None,
+            Some(format!(
+                "no answer from the Messages API within {} s: it may or may not have been sent",
+                SEND_TIMEOUT.as_secs()
+            )),
+        ),
+        SendOutcome::Failed(reason) => (
+            ReplyState::Unknown,
+            None,
+            Some(format!(
+                "the Messages API request failed ({}): it may or may not have been sent",
+                crate::edge::clip(reason)
+            )),
+        ),
+    }
+}
