@@ -169,6 +169,21 @@ pub(crate) struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub(crate) admin_token: Option<String>,
+    /// Twilio's REST API, where replay sends the app's replies (a local fake in tests)
+    #[arg(
+        long,
+        env = "TWILIO_API_BASE",
+        default_value = twiml_fallback::replay::DEFAULT_API_BASE,
+        value_name = "URL"
+    )]
+    pub(crate) api_base: String,
+    /// An API key SID (SK…), with TWILIO_API_SECRET, to send replies with instead of the
+    /// account's auth token
+    #[arg(long, env = "TWILIO_API_KEY", value_name = "SID", requires = "api_secret")]
+    pub(crate) api_key: Option<String>,
+    /// The API key's secret (else TWILIO_API_SECRET)
+    #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub(crate) api_secret: Option<String>,
     /// Close a connection whose request head (request line and headers) takes longer than this
     ///
     /// Counted from the connection's start, and on a keep-alive connection from the first byte of
@@ -427,10 +442,12 @@ pub(crate) struct HealthcheckArgs {
   twiml-fallback inbox show SM0123456789abcdef0123456789abcdef
   twiml-fallback inbox dismiss SM0123456789abcdef0123456789abcdef
   twiml-fallback inbox export --format csv > missed.csv
+  twiml-fallback inbox replay --dry-run
+  twiml-fallback inbox replay --sid SM0123456789abcdef0123456789abcdef --send-withheld
   twiml-fallback inbox --endpoint https://twiml-fallback.example.workers.dev list
 
-Exit status: 0 success, 1 an entry that is not there, 2 usage errors, a wrong token or an endpoint
-that cannot be reached.")]
+Exit status: 0 success, 1 an entry that is not there (or, for replay, an entry that failed or needs
+attention), 2 usage errors, a wrong token or an endpoint that cannot be reached.")]
 pub(crate) struct InboxArgs {
     /// The fallback endpoint (serve or the Worker)
     #[arg(
@@ -464,6 +481,24 @@ pub(crate) enum InboxCommand {
     Dismiss(InboxDismissArgs),
     /// Every entry (all pages) as JSON lines or CSV
     Export(InboxExportArgs),
+    /// Replay now: deliver pending messages to the app and send its replies
+    Replay(InboxReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InboxReplayArgs {
+    /// Only this entry (repeat for more); a failed entry is delivered again
+    #[arg(long = "sid", value_name = "SID")]
+    pub(crate) sids: Vec<String>,
+    /// Say what would be delivered; change nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Send the named entries' withheld replies (late, or send_replies off)
+    #[arg(long, requires = "sids")]
+    pub(crate) send_withheld: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
 }
 
 /// Which entries.

@@ -1,6 +1,6 @@
-//! `twiml-fallback inbox list | show | dismiss | export`: what a fallback endpoint kept during an
-//! outage, read through its admin API (`/_twiml-fallback/inbox`, the same on `serve` and the
-//! Worker) with `TWIML_FALLBACK_ADMIN_TOKEN`.
+//! `twiml-fallback inbox list | show | dismiss | export | replay`: what a fallback endpoint kept
+//! during an outage, read (and replayed) through its admin API (`/_twiml-fallback/inbox`,
+//! `/_twiml-fallback/replay`, the same on `serve` and the Worker) with `TWIML_FALLBACK_ADMIN_TOKEN`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -10,14 +10,18 @@ use std::time::Duration;
 use twiml_fallback::Channel;
 use twiml_fallback::inbox::store::Page;
 use twiml_fallback::inbox::{Entry, Status};
+use twiml_fallback::replay::{Outcome, PassRequest, PassSummary};
 use twiml_fallback::webhook::encode_form;
 
-use crate::cli::{ExportFormat, Format, InboxArgs, InboxCommand, InboxFilter};
+use crate::cli::{ExportFormat, Format, InboxArgs, InboxCommand, InboxFilter, InboxReplayArgs};
 use crate::error::CliError;
 use crate::http_client;
 
 /// How long one admin request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a replay pass may take to answer (it delivers every due entry and sends the replies).
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The largest admin answer read (a page of 1000 entries of up to 64 KB each would be more; the
 /// CLI asks for pages of at most 200 when exporting).
@@ -122,7 +126,59 @@ pub(crate) async fn run(args: InboxArgs) -> Result<ExitCode, CliError> {
             eprintln!("exported {exported} entries");
             Ok(ExitCode::SUCCESS)
         }
+        InboxCommand::Replay(replay) => run_replay(&api, &replay).await,
     }
+}
+
+/// Runs a replay pass on the endpoint and prints a line per entry, then the totals; exit 1 when
+/// an entry failed or needs attention.
+async fn run_replay(api: &Api, replay: &InboxReplayArgs) -> Result<ExitCode, CliError> {
+    for sid in &replay.sids {
+        entry_path(sid)?;
+    }
+    let request = PassRequest {
+        sids: replay.sids.clone(),
+        dry_run: replay.dry_run,
+        send_withheld: replay.send_withheld,
+    };
+    let body = serde_json::to_string(&request).map_err(json_error)?;
+    let path = "/_twiml-fallback/replay";
+    let request = api
+        .client
+        .post(format!("{}{path}", api.base))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    let summary = match api.send_within(request, path, REPLAY_TIMEOUT).await? {
+        Answer::Found(body) => parse::<PassSummary>(&body)?,
+        Answer::NotFound(message) => return Err(CliError::new(message)),
+    };
+    if replay.format == Format::Json {
+        println!("{}", to_json(&summary)?);
+    } else {
+        for entry in &summary.entries {
+            println!("{}", printable(&entry.progress()));
+        }
+        println!(
+            "{}{} delivered, {} replies sent, {} withheld, {} failed, {} skipped, {} need attention",
+            if summary.dry_run { "dry run: " } else { "" },
+            summary.delivered,
+            summary.replies_sent,
+            summary.replies_withheld,
+            summary.failed,
+            summary.skipped,
+            summary.needs_attention
+        );
+        if summary.entries.is_empty() {
+            println!("nothing was due (entries wait [replay] min_interval_seconds after they arrive or fail)");
+        }
+    }
+    let troubled = summary.entries.iter().any(|entry| {
+        matches!(
+            entry.outcome,
+            Outcome::Failed | Outcome::NeedsAttention | Outcome::StoreFailed
+        )
+    });
+    Ok(if troubled { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 impl Api {
@@ -163,9 +219,18 @@ impl Api {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Answer, CliError> {
+        self.send_within(request, path, TIMEOUT).await
+    }
+
+    async fn send_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Answer, CliError> {
         let url = format!("{}{path}", self.base);
         let request = request.bearer_auth(&self.token);
-        let answer = match http_client::fetch_limited(request, MAX_ANSWER_BYTES, TIMEOUT).await {
+        let answer = match http_client::fetch_limited(request, MAX_ANSWER_BYTES, timeout).await {
             Some(Ok(answer)) => answer,
             Some(Err(error)) => {
                 return Err(CliError::new(format!("cannot reach {}: {}", self.base, http_client::describe(&error)))
@@ -174,7 +239,7 @@ impl Api {
             None => {
                 return Err(CliError::new(format!(
                     "{url}: no answer within {} s",
-                    TIMEOUT.as_secs()
+                    timeout.as_secs()
                 )));
             }
         };
@@ -188,6 +253,9 @@ impl Api {
             }
             404 => Err(CliError::new(format!("{url}: 404, the endpoint has no admin API"))
                 .hint("start it with TWIML_FALLBACK_ADMIN_TOKEN set (serve: the environment; the Worker: wrangler secret put TWIML_FALLBACK_ADMIN_TOKEN)")),
+            409 => Err(CliError::new(format!("{url}: {}", message())).hint(
+                "replay delivers only to hosts in [recovery] allow_hosts and signs with TWILIO_AUTH_TOKEN: configure both",
+            )),
             503 => Err(CliError::new(format!("{url}: {}", message()))
                 .hint("serve keeps an inbox unless --no-inbox; the Worker needs its INBOX Durable Object binding")),
             status => Err(CliError::new(format!("{url}: {status}: {}", message()))),
@@ -378,6 +446,29 @@ fn details(entry: &Entry) -> String {
     out.push_str("params\n");
     for (key, value) in &entry.params {
         let _ = writeln!(out, "  {}={}", printable(key), printable(value));
+    }
+    if !entry.replies.is_empty() {
+        out.push_str("replies\n");
+        for reply in &entry.replies {
+            let _ = writeln!(
+                out,
+                "  {} {} -> {}: {}{}{}",
+                reply.state.as_str(),
+                printable(&reply.from),
+                printable(&reply.to),
+                printable(&reply.body),
+                if reply.media.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [+{} media]", reply.media.len())
+                },
+                match (&reply.message_sid, &reply.error) {
+                    (Some(sid), _) => format!(" ({})", printable(sid)),
+                    (None, Some(error)) => format!(" ({})", printable(error)),
+                    (None, None) => String::new(),
+                }
+            );
+        }
     }
     out
 }

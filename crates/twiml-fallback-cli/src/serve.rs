@@ -8,6 +8,7 @@
 
 mod connections;
 mod inbox;
+mod replay;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -28,10 +29,12 @@ use twiml_fallback::edge::{
     OutboundRequest, Redirects, SendResult,
 };
 use twiml_fallback::inbox::Entry;
+use twiml_fallback::replay::{Replayer, TwilioApi};
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 
 use self::connections::{Bite, LimitLog, Limits};
 use self::inbox::Inbox;
+use self::replay::Replay;
 use crate::cli::{LogFormat, ServeArgs};
 use crate::error::CliError;
 use crate::http_client;
@@ -56,6 +59,8 @@ struct Server {
     inbox: Option<Inbox>,
     /// The admin API under `/_twiml-fallback/`.
     admin: Admin,
+    /// Replay of the inbox (`None` without one).
+    replay: Option<Replay>,
 }
 
 /// The configuration `serve` runs with, from the same sources as the Worker: the file (or the
@@ -101,7 +106,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     for warning in edge.startup_warnings() {
         tracing::warn!("{warning}");
     }
-    let admin = Admin::new(args.admin_token.clone(), inbox.is_some());
+    let replay = match &inbox {
+        Some(_) => Some(Replay::new(replayer(&args, &edge)?)),
+        None => None,
+    };
+    if let Some(replay) = &replay {
+        write_line_as(args.log_format, &replay.replayer().startup_line());
+    }
+    let admin = Admin::new(args.admin_token.clone(), inbox.is_some())
+        .with_replay(replay.as_ref().and_then(|replay| replay.replayer().off()));
     if !admin.is_enabled() {
         tracing::info!("no TWIML_FALLBACK_ADMIN_TOKEN: the admin API (/_twiml-fallback/) answers 404");
     }
@@ -124,7 +137,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         limit_log: Arc::clone(&limit_log),
         inbox,
         admin,
+        replay,
     });
+    tokio::spawn(Arc::clone(&server).replay_forever());
     // Every path, /healthz included: the core answers health checks (Edge::decide).
     let app = Router::new().fallback(handle).with_state(Arc::clone(&server));
     tracing::info!(
@@ -139,6 +154,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     connections::serve(listener, app, limit_log, shutdown_signal()).await;
     tracing::info!("twiml-fallback serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The replay rules: the configuration's `[replay]` and allowlist, the endpoint's token, the
+/// Messages API at `--api-base` (with `TWILIO_API_KEY`/`TWILIO_API_SECRET` when set).
+fn replayer(args: &ServeArgs, edge: &Edge) -> Result<Replayer, CliError> {
+    let mut api = TwilioApi::new(&args.api_base).map_err(|error| {
+        CliError::new(format!("--api-base: {error}")).hint("e.g. --api-base https://api.twilio.com")
+    })?;
+    if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
+        api = api.with_api_key(key.clone(), secret.clone());
+    }
+    Ok(Replayer::new(edge.config(), edge.verifier(), api))
 }
 
 /// Opens the inbox unless `--no-inbox`: at `--inbox PATH` or the default path, said at start-up.
@@ -228,6 +255,7 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
         return match routed {
             Some(Routed::Answer(answer)) => admin_response(answer),
             Some(Routed::Inbox(operation)) => admin_response(server.perform(operation).await),
+            Some(Routed::Replay(request)) => admin_response(server.replay_pass(request).await.answer()),
             // `claims` and `route` agree on what is an admin path.
             None => admin_response(AdminResponse::error(http::StatusCode::NOT_FOUND, "not found")),
         };
@@ -290,7 +318,7 @@ fn admin_response(answer: AdminResponse) -> Response {
 }
 
 /// Sends the core's request as it is: method, URL, headers, body, deadline, answer limit.
-async fn send(client: &reqwest::Client, request: &OutboundRequest) -> SendResult {
+pub(crate) async fn send(client: &reqwest::Client, request: &OutboundRequest) -> SendResult {
     // The client never follows redirects: the only policy the core asks for.
     let Redirects::Never = request.redirects;
     let mut builder = client.request(request.method.clone(), &request.url);
