@@ -131,32 +131,9 @@ pub async fn burst(
 /// Every SID in an endpoint's inbox, read page by page through its admin API (with how many
 /// times each appears, so a duplicate would show).
 pub async fn inbox_sids(base_url: &str, admin_token: &str) -> Result<Vec<String>, String> {
-    let client = crate::client();
-    let mut sids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base_url}/_twiml-fallback/inbox?limit=1000");
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={cursor}"));
-        }
-        let response = client
-            .get(&url)
-            .bearer_auth(admin_token)
-            .send()
-            .await
-            .map_err(|error| format!("{url}: {error}"))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|error| format!("{url}: {error}"))?;
-        if !status.is_success() {
-            return Err(format!("{url}: {status} {}", String::from_utf8_lossy(&body)));
-        }
-        let page: serde_json::Value = serde_json::from_slice(&body).map_err(|error| format!("{url}: {error}"))?;
-        for entry in page["entries"].as_array().into_iter().flatten() {
-            sids.push(entry["sid"].as_str().unwrap_or_default().to_owned());
-        }
-        match page["next"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return Ok(sids),
-        }
-    }
+    Ok(crate::replay_load::entries(base_url, admin_token)
+        .await?
+        .iter()
+        .map(|entry| entry["sid"].as_str().unwrap_or_default().to_owned())
+        .collect())
 }
