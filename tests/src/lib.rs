@@ -12,6 +12,7 @@
 mod fakes;
 pub mod inbox_load;
 mod inbox_table;
+pub mod replay_load;
 pub mod slow_clients;
 mod table;
 pub mod worker;
