@@ -313,6 +313,8 @@ where
             self.voice
         } else if path.starts_with("/sms/") {
             self.sms
+        } else if path.starts_with("/2010-04-01/Accounts/") && path.ends_with("/Messages.json") {
+            return Box::pin(messages_api_stand_in(request));
         } else {
             return Box::pin(async { Ok(status(StatusCode::NOT_FOUND)) });
         };
@@ -332,6 +334,44 @@ where
             service.call(Request::from_parts(parts, bytes)).await
         })
     }
+}
+
+/// How many messages the Messages API stand-in has accepted.
+static MESSAGES_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A stand-in for Twilio's Messages API (`POST /2010-04-01/Accounts/{AC}/Messages.json`), so that
+/// replay can be tried offline (`serve --api-base http://127.0.0.1:3000`): it prints each message
+/// it is asked to send and answers 201 with a message SID, as Twilio does; it sends nothing.
+async fn messages_api_stand_in<B>(request: Request<B>) -> Result<Response<ChaosBody>, BoxError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+
+    let bytes = http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|error| -> BoxError { error })?
+        .to_bytes();
+    let params = Params::from_form(&bytes);
+    let number = MESSAGES_SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let sid = format!("SM{number:032x}");
+    eprintln!(
+        "Messages API stand-in: {sid} to {} from {}: {}",
+        params.get("To").unwrap_or("?"),
+        params.get("From").unwrap_or("?"),
+        params.body().unwrap_or_default()
+    );
+    let mut response = Response::new(ChaosBody::Full(Some(Bytes::from(format!(
+        r#"{{"sid":"{sid}","status":"queued"}}"#
+    )))));
+    *response.status_mut() = StatusCode::CREATED;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
+    Ok(response)
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, one task per connection (HTTP/1.1

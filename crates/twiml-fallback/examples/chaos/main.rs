@@ -7,7 +7,9 @@
 //!
 //! Routes: `/voice/<case>` and `/sms/<case>` for each case `GET /` lists (ok, panic, panic-async,
 //! panic-body, error, slow, status-500, status-404, lowercase, wrong-root, wrong-channel, huge,
-//! no-content-type, html, empty, body-error). Fallbacks are logged to stderr.
+//! no-content-type, html, empty, body-error). Fallbacks are logged to stderr. With `--no-layer`
+//! it also stands in for Twilio's Messages API (`POST /2010-04-01/Accounts/{AC}/Messages.json`:
+//! printed, answered 201, never sent), so replay can be tried offline.
 
 mod app;
 
