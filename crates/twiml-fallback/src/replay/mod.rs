@@ -306,6 +306,8 @@ impl Replayer {
                         replies_withheld: 0,
                         status: Status::Dismissed,
                         stored: true,
+                        halts_queue: false,
+                        next_due_ms: None,
                     });
                 }
             }
@@ -462,18 +464,18 @@ impl Lane {
         Ok(Some(entry))
     }
 
-    /// Takes a finished run's report: the rest of the queue follows only when the app answered
-    /// (a failed probe stops the number's queue until its backoff has passed).
+    /// Takes a finished run's report: the rest of the queue follows unless the app failed the
+    /// entry (a failed probe stops the number's queue until its backoff has passed), the inbox
+    /// could not be written, or the Messages API left a send's outcome unknown.
     pub fn finished(&mut self, report: &EntryReport) {
         if self.named.is_some() {
             return;
         }
-        let follows = matches!(
-            report.outcome,
-            Outcome::Delivered | Outcome::WouldDeliver | Outcome::Skipped
-        ) && report.stored;
-        if !follows {
+        if report.halts_queue || !report.stored {
             self.stopped = true;
+            if let Some(due) = report.next_due_ms {
+                self.next_due_ms = Some(self.next_due_ms.map_or(due, |known| known.min(due)));
+            }
         }
     }
 }
@@ -538,6 +540,13 @@ pub struct EntryReport {
     /// Whether the run's last commit succeeded (a lane stops otherwise).
     #[serde(skip)]
     pub(crate) stored: bool,
+    /// Whether the rest of the number's queue waits: the app failed the entry, the inbox could
+    /// not be written, or a send in this run had an unknown outcome (the Messages API is failing).
+    #[serde(skip)]
+    pub(crate) halts_queue: bool,
+    /// When the entry is next due, after a failed attempt.
+    #[serde(skip)]
+    pub(crate) next_due_ms: Option<u64>,
 }
 
 impl EntryReport {

@@ -63,6 +63,8 @@ pub struct Run<'r> {
     withheld: u32,
     /// The Messages API request of the reply being sent.
     send: Option<OutboundRequest>,
+    /// Whether a send in this run ended with an unknown outcome.
+    unknown_now: bool,
 }
 
 impl Replayer {
@@ -87,6 +89,7 @@ impl Replayer {
             sent: 0,
             withheld: 0,
             send: None,
+            unknown_now: false,
         };
         if let Some(reason) = self.off() {
             run.skip(reason);
@@ -119,6 +122,8 @@ impl<'r> Run<'r> {
             text.to_owned(),
         );
         let mut run = replayer.begin(call, Mode::default(), now_ms);
+        // `begin` skipped the call ("a call is not replayed"): that is not what this run does.
+        run.detail.clear();
         run.entry.replies.push(reply);
         run.entry.status = Status::Replaying;
         run.outcome = Outcome::Replied;
@@ -187,6 +192,7 @@ impl<'r> Run<'r> {
                     self.sent += 1;
                 }
                 if state == ReplyState::Unknown {
+                    self.unknown_now = true;
                     // Twilio may be failing: send nothing more until someone has looked.
                     self.withhold_planned("not sent: an earlier reply's outcome is unknown");
                 }
@@ -477,7 +483,7 @@ impl<'r> Run<'r> {
             self.withhold_planned("not sent: an earlier reply was interrupted");
             self.entry.status = Status::NeedsAttention;
             self.outcome = Outcome::NeedsAttention;
-            self.detail = "interrupted while sending a reply: never re-sent; see its replies".to_owned();
+            self.detail = "interrupted while sending a reply: never re-sent; see its replies; ".to_owned();
             self.step = Step::Save(After::Finish);
         } else if self
             .entry
@@ -570,6 +576,9 @@ impl<'r> Run<'r> {
             replies_withheld: self.withheld,
             status: self.entry.status,
             stored: self.stored,
+            halts_queue: matches!(self.outcome, Outcome::Retrying | Outcome::Failed | Outcome::StoreFailed)
+                || self.unknown_now,
+            next_due_ms: (self.outcome == Outcome::Retrying).then_some(self.entry.next_attempt_ms),
         }
     }
 }

@@ -319,7 +319,7 @@ fn a_file_that_cannot_be_written_is_refused_at_start() {
 }
 
 #[test]
-fn a_version_1_database_is_migrated_with_its_entries_kept() {
+fn a_version_1_database_is_migrated_through_every_version_with_its_entries_kept() {
     let dir = TempDir::new("upgrade");
     let current = open(&dir.file()).expect("creates");
     store(&mut Driver(&current), &entry("SM1", 1), settings(10)).expect("stored");
@@ -327,6 +327,9 @@ fn a_version_1_database_is_migrated_with_its_entries_kept() {
     current
         .execute_batch(
             "ALTER TABLE inbox_count DROP COLUMN refused; \
+             DROP INDEX inbox_entries_by_queue; \
+             ALTER TABLE inbox_entries DROP COLUMN replies; \
+             ALTER TABLE inbox_entries DROP COLUMN next_attempt_ms; \
              UPDATE twiml_fallback_schema SET version = 1 WHERE component = 'inbox';",
         )
         .expect("back to version 1");
@@ -334,9 +337,12 @@ fn a_version_1_database_is_migrated_with_its_entries_kept() {
     let upgraded = open(&dir.file()).expect("migrates");
     let mut sql = Driver(&upgraded);
     assert_eq!(twiml_fallback::inbox::store::refused(&mut sql), Ok(0));
+    let kept = get(&mut sql, "SM1")
+        .expect("works")
+        .expect("the entry survives the migrations");
     assert!(
-        get(&mut sql, "SM1").expect("works").is_some(),
-        "the entry survives the migration"
+        kept.replies.is_empty() && kept.next_attempt_ms == 0,
+        "new columns start empty"
     );
     let version: i64 = upgraded
         .query_row(
@@ -345,5 +351,349 @@ fn a_version_1_database_is_migrated_with_its_entries_kept() {
             |row| row.get(0),
         )
         .expect("a version");
-    assert_eq!(version, 2);
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 3);
+}
+
+mod replay {
+    //! Replay's queue statements and the core's lanes over a real SQLite file, driven with
+    //! hand-made answers from the app and the Messages API.
+
+    use http::StatusCode;
+    use twiml_fallback::config::Config;
+    use twiml_fallback::edge::{OutboundRequest, SendResult};
+    use twiml_fallback::inbox::{ReplyState, queue};
+    use twiml_fallback::replay::{EntryReport, Mode, Next, Outcome, PassRequest, Replayer, TwilioApi};
+    use twiml_fallback::signature::SignatureVerifier;
+
+    use super::*;
+
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn replayer(extra: &str) -> Replayer {
+        let config = Config::from_toml(&format!(
+            "[recovery]\nallow_hosts = [\"app.example.com\"]\n\n[replay]\nmin_interval_seconds = 1\n{extra}"
+        ))
+        .expect("a configuration");
+        Replayer::new(&config, &SignatureVerifier::new("token"), TwilioApi::default())
+    }
+
+    fn kept(form: String, at_ms: u64) -> Entry {
+        match capture(
+            &Params::from_form(form.as_bytes()),
+            "POST",
+            "https://f.example.com/sms",
+            at_ms,
+            Source::Edge,
+        ) {
+            Capture::Keep(entry) => *entry,
+            Capture::Skip(skip) => panic!("{skip:?}"),
+        }
+    }
+
+    fn message(sid: &str, to: &str, at_ms: u64) -> Entry {
+        kept(
+            format!(
+                "MessageSid={sid}&AccountSid={ACCOUNT}&From=%2B16285550100&To={}&Body=about+{sid}\
+                 &ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fsms",
+                to.replace('+', "%2B")
+            ),
+            at_ms,
+        )
+    }
+
+    fn answer(status: u16, content_type: &str, body: &str) -> SendResult {
+        SendResult::Answered {
+            status: StatusCode::from_u16(status).expect("a status"),
+            content_type: Some(content_type.to_owned()),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// Drives one run to its end: commits through the driver, answers each request with `reply`.
+    fn drive(
+        replayer: &Replayer,
+        sql: &mut Driver<'_>,
+        entry: Entry,
+        mode: Mode,
+        now: u64,
+        mut reply: impl FnMut(&OutboundRequest) -> SendResult,
+    ) -> (EntryReport, Vec<OutboundRequest>) {
+        let mut run = replayer.begin(entry, mode, now);
+        let mut sent = Vec::new();
+        loop {
+            match run.next() {
+                Next::Save(entry) => run.saved(queue::save(sql, &entry)),
+                Next::Send(request) => {
+                    let result = reply(&request);
+                    sent.push(request);
+                    run.answered(result.outcome(), now);
+                }
+                Next::Done(report) => return (report, sent),
+            }
+        }
+    }
+
+    /// Runs a whole pass at `now`: every lane in turn, its entries answered by `app` (the
+    /// Messages API accepts every send).
+    fn pass(
+        replayer: &Replayer,
+        sql: &mut Driver<'_>,
+        now: u64,
+        app: impl Fn(&OutboundRequest) -> SendResult,
+    ) -> (Vec<EntryReport>, Vec<OutboundRequest>, Option<u64>) {
+        let plan = replayer.pass(sql, &PassRequest::default(), now).expect("a pass");
+        let mut summary = plan.summary;
+        let mut requests = Vec::new();
+        let mut reports = Vec::new();
+        for mut lane in plan.lanes {
+            while let Some(entry) = lane.next(sql).expect("the next entry") {
+                let (report, sent) = drive(replayer, sql, entry, lane.mode(), now, |request| {
+                    if request.url.contains("/Messages.json") {
+                        answer(
+                            201,
+                            "application/json",
+                            r#"{"sid":"SM00000000000000000000000000000001"}"#,
+                        )
+                    } else {
+                        app(request)
+                    }
+                });
+                lane.finished(&report);
+                requests.extend(sent);
+                reports.push(report.clone());
+                summary.add(report);
+            }
+            summary.lane_done(&lane);
+        }
+        (reports, requests, summary.next_due_ms)
+    }
+
+    fn delivered_sids(requests: &[OutboundRequest]) -> Vec<String> {
+        requests
+            .iter()
+            .filter(|request| request.url == "https://app.example.com/sms")
+            .map(|request| {
+                Params::from_form(request.body.as_deref().unwrap_or_default().as_bytes())
+                    .get("MessageSid")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_numbers_queue_is_delivered_in_arrival_order_and_a_second_pass_finds_nothing() {
+        let dir = TempDir::new("replay-order");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("");
+        // Two numbers, interleaved in time; stored out of order.
+        let entries = [
+            message("SM3", "+14155550001", 3_000),
+            message("SM1", "+14155550001", 1_000),
+            message("SM2", "+14155550002", 2_000),
+            message("SM5", "+14155550001", 3_000),
+            message("SM4", "+14155550002", 4_000),
+        ];
+        for entry in &entries {
+            store(&mut sql, entry, settings(100)).expect("stored");
+        }
+        let (reports, requests, next_due) = pass(&replayer, &mut sql, 10_000, |_| {
+            answer(200, "text/xml", "<Response><Message>ok</Message></Response>")
+        });
+        assert!(
+            reports.iter().all(|report| report.outcome == Outcome::Delivered),
+            "{reports:?}"
+        );
+        let delivered = delivered_sids(&requests);
+        let first: Vec<_> = delivered
+            .iter()
+            .filter(|sid| ["SM1", "SM3", "SM5"].contains(&sid.as_str()))
+            .collect();
+        let second: Vec<_> = delivered
+            .iter()
+            .filter(|sid| ["SM2", "SM4"].contains(&sid.as_str()))
+            .collect();
+        assert_eq!(
+            first,
+            ["SM1", "SM3", "SM5"],
+            "arrival order, then SID for the same millisecond"
+        );
+        assert_eq!(second, ["SM2", "SM4"]);
+        assert_eq!(next_due, None);
+        for sid in ["SM1", "SM2", "SM3", "SM4", "SM5"] {
+            let entry = get(&mut sql, sid).expect("reads").expect("there");
+            assert_eq!(entry.status, Status::Replayed, "{sid}");
+            assert_eq!(entry.replies.len(), 1);
+            assert_eq!(entry.replies[0].state, ReplyState::Sent);
+        }
+        let (again, requests, _) = pass(&replayer, &mut sql, 20_000, |_| panic!("nothing is delivered twice"));
+        assert!(again.is_empty() && requests.is_empty());
+    }
+
+    #[test]
+    fn a_failing_probe_holds_its_numbers_queue_until_its_backoff_has_passed() {
+        let dir = TempDir::new("replay-probe");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("");
+        for (sid, at) in [("SM1", 1_000), ("SM2", 2_000), ("SM3", 3_000)] {
+            store(&mut sql, &message(sid, "+14155550001", at), settings(100)).expect("stored");
+        }
+        // Not due before min_interval after it was kept.
+        let (reports, _, next_due) = pass(&replayer, &mut sql, 1_500, |_| panic!("not due yet"));
+        assert!(reports.is_empty());
+        assert_eq!(next_due, Some(2_000));
+
+        let (reports, requests, next_due) = pass(&replayer, &mut sql, 10_000, |_| answer(500, "text/plain", "down"));
+        assert_eq!(reports.len(), 1, "only the probe is tried: {reports:?}");
+        assert_eq!(reports[0].outcome, Outcome::Retrying);
+        assert_eq!(delivered_sids(&requests), ["SM1"]);
+        assert_eq!(next_due, Some(11_000));
+        let probe = get(&mut sql, "SM1").expect("reads").expect("there");
+        assert_eq!(
+            (probe.status, probe.attempts, probe.next_attempt_ms),
+            (Status::Pending, 1, 11_000)
+        );
+        assert!(
+            probe.last_error.as_deref().is_some_and(|error| error.contains("500")),
+            "{probe:?}"
+        );
+        let untouched = get(&mut sql, "SM2").expect("reads").expect("there");
+        assert_eq!(untouched.attempts, 0);
+
+        // During the backoff nothing is tried; after it, the probe, then the rest at once.
+        let (reports, _, _) = pass(&replayer, &mut sql, 10_900, |_| panic!("backing off"));
+        assert!(reports.is_empty());
+        let (reports, requests, _) = pass(&replayer, &mut sql, 11_000, |_| answer(204, "text/plain", ""));
+        assert_eq!(delivered_sids(&requests), ["SM1", "SM2", "SM3"]);
+        assert!(reports.iter().all(|report| report.outcome == Outcome::Delivered));
+    }
+
+    #[test]
+    fn an_entry_interrupted_mid_send_is_settled_first_as_needing_attention_and_never_sent() {
+        let dir = TempDir::new("replay-interrupted");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("");
+        store(&mut sql, &message("SM1", "+14155550001", 1_000), settings(100)).expect("stored");
+        store(&mut sql, &message("SM2", "+14155550001", 2_000), settings(100)).expect("stored");
+        // A run that dies right after committing its reply as being sent.
+        let mut run = replayer.begin(get(&mut sql, "SM1").unwrap().unwrap(), Mode::default(), 5_000);
+        let Next::Save(replaying) = run.next() else {
+            panic!("saves first")
+        };
+        run.saved(queue::save(&mut sql, &replaying));
+        let Next::Send(_) = run.next() else { panic!("delivers") };
+        run.answered(
+            answer(200, "text/xml", "<Response><Message>on its way</Message></Response>").outcome(),
+            5_000,
+        );
+        let Next::Save(sending) = run.next() else {
+            panic!("commits the send first")
+        };
+        assert_eq!(sending.replies[0].state, ReplyState::Sending);
+        queue::save(&mut sql, &sending).expect("committed");
+        drop(run); // the process dies here
+
+        let (reports, requests, _) = pass(&replayer, &mut sql, 6_000, |_| answer(204, "text/plain", ""));
+        assert_eq!(reports[0].sid, "SM1");
+        assert_eq!(reports[0].outcome, Outcome::NeedsAttention);
+        assert!(
+            !requests
+                .iter()
+                .any(|request| request.body.as_deref().is_some_and(|body| body.contains("on+its+way"))),
+            "the interrupted reply is never sent again"
+        );
+        let settled = get(&mut sql, "SM1").unwrap().unwrap();
+        assert_eq!(settled.status, Status::NeedsAttention);
+        assert_eq!(settled.replies[0].state, ReplyState::Unknown);
+        // The interruption is settled, not a failure of the app: the queue goes on.
+        assert_eq!(delivered_sids(&requests), ["SM2"]);
+    }
+
+    #[test]
+    fn a_dismissed_entry_is_never_written_back_by_a_replay() {
+        let dir = TempDir::new("replay-dismissed");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let entry = message("SM1", "+14155550001", 1_000);
+        store(&mut sql, &entry, settings(100)).expect("stored");
+        dismiss(&mut sql, "SM1").expect("dismissed");
+        let mut replaying = entry;
+        replaying.status = Status::Replaying;
+        assert_eq!(queue::save(&mut sql, &replaying), Ok(false));
+        assert_eq!(get(&mut sql, "SM1").unwrap().unwrap().status, Status::Dismissed);
+        assert_eq!(
+            queue::save(&mut sql, &message("SM9", "+1", 1)),
+            Ok(false),
+            "nor a missing one"
+        );
+    }
+
+    #[test]
+    fn missed_callers_are_texted_once_when_a_delivery_to_the_same_app_succeeds() {
+        let dir = TempDir::new("replay-missed");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("missed_call_sms = \"Sorry we missed you.\"");
+        let call = kept(
+            format!(
+                "CallSid=CA1&AccountSid={ACCOUNT}&From=%2B16285550177&To=%2B14155550001&CallStatus=ringing\
+                 &Direction=inbound&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice"
+            ),
+            1_000,
+        );
+        store(&mut sql, &call, settings(100)).expect("stored");
+        store(&mut sql, &message("SM1", "+14155550002", 1_000), settings(100)).expect("stored");
+        let plan = replayer.pass(&mut sql, &PassRequest::default(), 5_000).expect("a pass");
+        let mut summary = plan.summary;
+        // Before any delivery succeeded, no caller is texted.
+        assert!(replayer.missed_calls(&mut sql, &summary, 5_000).unwrap().is_empty());
+        for mut lane in plan.lanes {
+            while let Some(entry) = lane.next(&mut sql).unwrap() {
+                let (report, _) = drive(&replayer, &mut sql, entry, lane.mode(), 5_000, |_| {
+                    answer(204, "text/plain", "")
+                });
+                lane.finished(&report);
+                summary.add(report);
+            }
+        }
+        let calls = replayer.missed_calls(&mut sql, &summary, 5_000).expect("the calls");
+        assert_eq!(calls.iter().map(|call| call.sid.as_str()).collect::<Vec<_>>(), ["CA1"]);
+        let mut run = replayer.text_missed_call(calls[0].clone(), 5_000).expect("a run");
+        let mut requests = Vec::new();
+        let report = loop {
+            match run.next() {
+                Next::Save(entry) => run.saved(queue::save(&mut sql, &entry)),
+                Next::Send(request) => {
+                    requests.push(request);
+                    run.answered(
+                        answer(
+                            201,
+                            "application/json",
+                            r#"{"sid":"SM00000000000000000000000000000002"}"#,
+                        )
+                        .outcome(),
+                        5_000,
+                    );
+                }
+                Next::Done(report) => break report,
+            }
+        };
+        assert_eq!(report.outcome, Outcome::Replied);
+        assert_eq!(requests.len(), 1);
+        let form = Params::from_form(requests[0].body.as_deref().unwrap_or_default().as_bytes());
+        assert_eq!(form.get("To"), Some("+16285550177"));
+        assert_eq!(form.get("From"), Some("+14155550001"));
+        assert_eq!(form.get("Body"), Some("Sorry we missed you."));
+        let texted = get(&mut sql, "CA1").unwrap().unwrap();
+        assert_eq!(texted.status, Status::Missed, "calls stay missed");
+        assert_eq!(texted.replies[0].state, ReplyState::Sent);
+        assert!(
+            replayer.missed_calls(&mut sql, &summary, 6_000).unwrap().is_empty(),
+            "a caller is texted once"
+        );
+    }
 }
