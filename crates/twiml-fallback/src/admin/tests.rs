@@ -237,3 +237,179 @@ fn a_failing_store_answers_500_and_a_failed_capture_is_logged_with_its_sid() {
     assert_eq!(lines.len(), 1);
     assert!(lines[0].to_json().contains("\"inbox-write-failed\"") && lines[0].to_json().contains("SM9"));
 }
+
+const REPLAY: &str = "/_twiml-fallback/replay";
+const AUTH: Option<&str> = Some("Bearer s3cret");
+const OFF_REASON: &str = "no [recovery] allow_hosts: replay delivers only to allowlisted hosts, so nothing is replayed";
+
+fn replaying() -> Admin {
+    admin().with_replay(None)
+}
+
+fn post_replay(admin: &Admin, body: Option<&[u8]>) -> Option<Routed> {
+    admin.route(
+        &AdminRequest {
+            body,
+            ..request(&Method::POST, REPLAY, AUTH)
+        },
+        0,
+    )
+}
+
+fn json_of(answer: &AdminResponse) -> serde_json::Value {
+    serde_json::from_str(&answer.body).expect("JSON")
+}
+
+#[test]
+fn get_replay_says_whether_replay_is_on_and_why_not() {
+    let (get, head) = (Method::GET, Method::HEAD);
+    let on = answer(replaying().route(&request(&get, REPLAY, AUTH), 0));
+    assert_eq!(on.status, StatusCode::OK);
+    assert_eq!(json_of(&on), serde_json::json!({ "replay": "on" }));
+    assert!(on.headers.contains(&("cache-control", "no-store")));
+    let off = answer(
+        admin()
+            .with_replay(Some(OFF_REASON))
+            .route(&request(&get, REPLAY, AUTH), 0),
+    );
+    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!(
+        json_of(&off),
+        serde_json::json!({ "replay": "off", "reason": OFF_REASON })
+    );
+    // Until the shell says otherwise, replay is off.
+    let unconfigured = answer(admin().route(&request(&get, REPLAY, AUTH), 0));
+    assert_eq!(
+        json_of(&unconfigured),
+        serde_json::json!({ "replay": "off", "reason": "replay is not configured on this endpoint" })
+    );
+    let headed = answer(replaying().route(&request(&head, "/twilio/_twiml-fallback/replay/", AUTH), 0));
+    assert_eq!(headed.status, StatusCode::OK, "HEAD too, and behind a proxy's prefix");
+    // Whether there is an inbox does not change what GET says.
+    let no_inbox = Admin::new(Some("s3cret".to_owned()), false).with_replay(None);
+    assert_eq!(
+        json_of(&answer(no_inbox.route(&request(&get, REPLAY, AUTH), 0))),
+        serde_json::json!({ "replay": "on" })
+    );
+}
+
+#[test]
+fn post_replay_runs_a_pass_with_what_the_body_asks() {
+    let admin = replaying();
+    for empty in [&b""[..], b"  \n", b"{}"] {
+        assert_eq!(
+            post_replay(&admin, Some(empty)),
+            Some(Routed::Replay(PassRequest::default())),
+            "{empty:?}"
+        );
+    }
+    assert_eq!(
+        post_replay(&admin, Some(br#"{"sids":["SM1"],"dry_run":true}"#)),
+        Some(Routed::Replay(PassRequest {
+            sids: vec!["SM1".to_owned()],
+            dry_run: true,
+            send_withheld: false,
+        }))
+    );
+    assert_eq!(
+        post_replay(&admin, Some(br#"{"sids":["SM1","SM2"],"send_withheld":true}"#)),
+        Some(Routed::Replay(PassRequest {
+            sids: vec!["SM1".to_owned(), "SM2".to_owned()],
+            dry_run: false,
+            send_withheld: true,
+        }))
+    );
+}
+
+#[test]
+fn a_replay_body_that_is_not_a_replay_request_is_400_with_why() {
+    let admin = replaying();
+    for (body, why) in [
+        (&b"{"[..], "the body is not a replay request"),
+        (b"[\"SM1\"]", "the body is not a replay request"),
+        (br#"{"sids":"SM1"}"#, "the body is not a replay request"),
+        (br#"{"dry_run":true,"sid":"SM1"}"#, "unknown field `sid`"),
+        (
+            br#"{"send_withheld":true}"#,
+            "send_withheld needs the entries named in sids",
+        ),
+        (b"\xff\xfe", "the body is not UTF-8"),
+    ] {
+        let refused = answer(post_replay(&admin, Some(body)));
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body:?}");
+        let message = json_of(&refused)["error"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(why), "{body:?}: {message}");
+    }
+    let huge = answer(post_replay(&admin, None));
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn post_replay_while_replay_is_off_is_409_with_the_reason() {
+    let refused = answer(post_replay(&admin().with_replay(Some(OFF_REASON)), Some(b"")));
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(
+        json_of(&refused),
+        serde_json::json!({ "error": format!("replay is off: {OFF_REASON}") })
+    );
+    let unconfigured = answer(post_replay(&admin(), Some(b"{}")));
+    assert_eq!(unconfigured.status, StatusCode::CONFLICT);
+    assert!(
+        unconfigured.body.contains("replay is not configured"),
+        "{}",
+        unconfigured.body
+    );
+}
+
+#[test]
+fn post_replay_without_an_inbox_is_503_whether_or_not_replay_is_on() {
+    for off in [None, Some(OFF_REASON)] {
+        let admin = Admin::new(Some("s3cret".to_owned()), false).with_replay(off);
+        let refused = answer(post_replay(&admin, Some(b"")));
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{off:?}");
+        assert!(refused.body.contains("keeps no inbox"), "{}", refused.body);
+    }
+}
+
+#[test]
+fn the_replay_paths_need_the_admin_token_and_allow_only_get_and_post() {
+    let admin = replaying();
+    for method in [Method::GET, Method::POST] {
+        for authorization in [None, Some("Bearer wrong")] {
+            let refused = answer(admin.route(&request(&method, REPLAY, authorization), 0));
+            assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{method} {authorization:?}");
+            assert!(refused.headers.contains(&("www-authenticate", WWW_AUTHENTICATE)));
+        }
+        let hidden = answer(
+            Admin::new(None, true)
+                .with_replay(None)
+                .route(&request(&method, REPLAY, AUTH), 0),
+        );
+        assert_eq!(
+            hidden.status,
+            StatusCode::NOT_FOUND,
+            "without an admin token: as if absent"
+        );
+    }
+    let unauthenticated_huge = answer(admin.route(
+        &AdminRequest {
+            body: None,
+            ..request(&Method::POST, REPLAY, None)
+        },
+        0,
+    ));
+    assert_eq!(unauthenticated_huge.status, StatusCode::UNAUTHORIZED);
+    for method in [Method::PUT, Method::DELETE, Method::PATCH] {
+        let refused = answer(admin.route(&request(&method, REPLAY, AUTH), 0));
+        assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert!(
+            refused.body.contains(&format!("{method} is not allowed here")),
+            "{}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        answer(admin.route(&request(&Method::POST, "/_twiml-fallback/replay/now", AUTH), 0)).status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -13,7 +13,7 @@
 //! }"#)
 //! .unwrap_err();
 //! assert_eq!(errors.to_string(), "\
-//! vocie: unknown key (expected one of: voice, messaging, numbers, alerts, recovery, inbox)
+//! vocie: unknown key (expected one of: voice, messaging, numbers, alerts, recovery, inbox, replay)
 //! voice: say, play and twiml are alternatives: give only one
 //! recovery.allow_hosts[0]: a wildcard needs at least two labels after \"*.\" (e.g. *.example.com)");
 //! ```

@@ -168,7 +168,7 @@ fn every_problem_is_reported_by_path() {
             "#
         ),
         [
-            "colour: unknown key (expected one of: voice, messaging, numbers, alerts, recovery, inbox)",
+            "colour: unknown key (expected one of: voice, messaging, numbers, alerts, recovery, inbox, replay)",
             "voice.say: empty",
             "voice.language: \"english please\" is not a language tag such as en-US",
             "voice.loop: must be between 0 and 1000",
@@ -556,4 +556,230 @@ fn the_inbox_section_sets_retention_and_cap_and_defaults_otherwise() {
     })
     .expect("valid");
     assert_eq!(from_variables.inbox().retention_days, 3);
+}
+
+#[test]
+fn without_a_replay_section_replay_uses_its_defaults() {
+    assert_eq!(
+        Config::default().replay(),
+        &ReplaySettings {
+            url: None,
+            min_interval_seconds: 30,
+            max_attempts: 50,
+            send_replies: true,
+            reply_window_minutes: 60,
+            missed_call_sms: None,
+        }
+    );
+    assert_eq!(ReplaySettings::default(), Config::default().replay().clone());
+    assert_eq!(
+        (
+            DEFAULT_MIN_INTERVAL_SECONDS,
+            MAX_REPLAY_INTERVAL_SECONDS,
+            DEFAULT_MAX_ATTEMPTS,
+            DEFAULT_REPLY_WINDOW_MINUTES
+        ),
+        (30, 900, 50, 60)
+    );
+    let empty = Config::from_toml("[replay]\n").unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(empty.replay(), &ReplaySettings::default());
+}
+
+#[test]
+fn the_replay_section_sets_every_key() {
+    let config = Config::from_toml(
+        r#"
+        [replay]
+        url = " https://app.example.com/replay "
+        min_interval_seconds = 5
+        max_attempts = 10000
+        send_replies = false
+        reply_window_minutes = 10080
+        missed_call_sms = "  Sorry we missed your call — text us here.  "
+        "#,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.replay(),
+        &ReplaySettings {
+            url: Some("https://app.example.com/replay".to_owned()),
+            min_interval_seconds: 5,
+            max_attempts: 10_000,
+            send_replies: false,
+            reply_window_minutes: 10_080,
+            missed_call_sms: Some("Sorry we missed your call — text us here.".to_owned()),
+        }
+    );
+    // The bounds themselves are accepted.
+    let bounds = Config::from_toml(
+        "[replay]\nmin_interval_seconds = 900\nmax_attempts = 1\nreply_window_minutes = 1\nsend_replies = true",
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        (
+            bounds.replay().min_interval_seconds,
+            bounds.replay().max_attempts,
+            bounds.replay().reply_window_minutes,
+            bounds.replay().send_replies
+        ),
+        (900, 1, 1, true)
+    );
+    // JSON documents use the same keys.
+    let json = Config::from_json(r#"{"replay": {"max_attempts": 7, "send_replies": false}}"#)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!((json.replay().max_attempts, json.replay().send_replies), (7, false));
+}
+
+#[test]
+fn every_replay_problem_is_reported_by_path() {
+    assert_eq!(
+        errors(
+            r#"
+            [replay]
+            url = "/relative"
+            min_interval_seconds = 0
+            max_attempts = 10001
+            send_replies = "yes"
+            reply_window_minutes = 10081
+            missed_call_sms = 42
+            colour = "blue"
+            "#
+        ),
+        [
+            "replay.colour: unknown key (expected one of: url, min_interval_seconds, max_attempts, send_replies, reply_window_minutes, missed_call_sms)",
+            "replay.url: \"/relative\" is not an absolute http(s) URL",
+            "replay.min_interval_seconds: must be between 1 and 900",
+            "replay.max_attempts: must be between 1 and 10000",
+            "replay.send_replies: must be true or false, not a string",
+            "replay.reply_window_minutes: must be between 1 and 10080",
+            "replay.missed_call_sms: must be a string, not a number",
+        ]
+    );
+    for (toml, expected) in [
+        (
+            "min_interval_seconds = 901",
+            "replay.min_interval_seconds: must be between 1 and 900",
+        ),
+        (
+            "min_interval_seconds = -1",
+            "replay.min_interval_seconds: must be between 1 and 900",
+        ),
+        (
+            "min_interval_seconds = 1.5",
+            "replay.min_interval_seconds: must be an integer, not a number",
+        ),
+        ("max_attempts = 0", "replay.max_attempts: must be between 1 and 10000"),
+        (
+            "max_attempts = \"50\"",
+            "replay.max_attempts: must be an integer, not a string",
+        ),
+        (
+            "reply_window_minutes = 0",
+            "replay.reply_window_minutes: must be between 1 and 10080",
+        ),
+        (
+            "send_replies = 1",
+            "replay.send_replies: must be true or false, not a number",
+        ),
+        (
+            "send_replies = [true]",
+            "replay.send_replies: must be true or false, not an array",
+        ),
+        ("url = \"\"", "replay.url: empty"),
+        (
+            "url = \"ftp://app.example.com/\"",
+            "replay.url: \"ftp://app.example.com/\" is not an absolute http(s) URL",
+        ),
+        ("missed_call_sms = \"  \"", "replay.missed_call_sms: empty"),
+    ] {
+        assert_eq!(errors(&format!("[replay]\n{toml}")), [expected], "{toml}");
+    }
+    assert_eq!(errors("replay = 3"), ["replay: must be a table, not a number"]);
+}
+
+#[test]
+fn a_missed_call_sms_longer_than_twilio_sends_is_refused() {
+    let longest = "é".repeat(MAX_MESSAGE_CHARS);
+    let config = Config::from_toml(&format!("[replay]\nmissed_call_sms = \"{longest}\""))
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config
+            .replay()
+            .missed_call_sms
+            .as_deref()
+            .map(|text| text.chars().count()),
+        Some(MAX_MESSAGE_CHARS),
+        "counted in characters, not bytes"
+    );
+    let found = errors(&format!("[replay]\nmissed_call_sms = \"{longest}x\""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("replay.missed_call_sms: 1601 characters") && found[0].contains("at most 1600"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn replay_variables_apply_over_the_document_and_are_reported_by_name() {
+    let vars = vars_from(&[
+        ("FALLBACK_REPLAY_URL", "https://app.example.com/replay"),
+        ("FALLBACK_REPLAY_MIN_INTERVAL_SECONDS", "15"),
+        ("FALLBACK_REPLAY_MAX_ATTEMPTS", "12"),
+        ("FALLBACK_REPLAY_REPLY_WINDOW_MINUTES", "30"),
+        ("FALLBACK_REPLAY_MISSED_CALL_SMS", "Sorry we missed you."),
+    ]);
+    let document = "[replay]\nmax_attempts = 3\nsend_replies = false";
+    let config = Config::from_sources(Some(document), &vars).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.replay(),
+        &ReplaySettings {
+            url: Some("https://app.example.com/replay".to_owned()),
+            min_interval_seconds: 15,
+            max_attempts: 12,
+            send_replies: false,
+            reply_window_minutes: 30,
+            missed_call_sms: Some("Sorry we missed you.".to_owned()),
+        },
+        "the variables win; what they do not set stays the document's"
+    );
+    assert_eq!(
+        variables_in_use(&vars),
+        [
+            "FALLBACK_REPLAY_URL",
+            "FALLBACK_REPLAY_MIN_INTERVAL_SECONDS",
+            "FALLBACK_REPLAY_MAX_ATTEMPTS",
+            "FALLBACK_REPLAY_REPLY_WINDOW_MINUTES",
+            "FALLBACK_REPLAY_MISSED_CALL_SMS",
+        ]
+    );
+    // Not a number: reported by the variable's name.
+    let errors = Config::from_sources(None, vars_from(&[("FALLBACK_REPLAY_MAX_ATTEMPTS", "lots")]))
+        .expect_err("not a number")
+        .to_string();
+    assert_eq!(
+        errors,
+        "FALLBACK_REPLAY_MAX_ATTEMPTS: \"lots\" is not a whole number (sets replay.max_attempts)"
+    );
+    // Out of range: checked like the document's own setting.
+    let errors = Config::from_sources(None, vars_from(&[("FALLBACK_REPLAY_MIN_INTERVAL_SECONDS", "0")]))
+        .expect_err("out of range")
+        .to_string();
+    assert_eq!(errors, "replay.min_interval_seconds: must be between 1 and 900");
+    // A bad replay variable costs only the replay section.
+    let served = Config::from_sources_or_defaults(
+        None,
+        vars_from(&[
+            ("FALLBACK_VOICE_SAY", "Still said."),
+            ("FALLBACK_REPLAY_REPLY_WINDOW_MINUTES", "forever"),
+        ]),
+    );
+    assert!(served.config.voice().twiml.contains("Still said."));
+    assert_eq!(served.config.replay(), &ReplaySettings::default());
+    assert_eq!(served.variables, ["FALLBACK_VOICE_SAY"]);
+    assert!(
+        served
+            .errors
+            .is_some_and(|errors| errors.to_string().contains("FALLBACK_REPLAY_REPLY_WINDOW_MINUTES")),
+    );
 }

@@ -851,7 +851,7 @@ fn a_status_callback_is_answered_and_logged_but_not_kept() {
 }
 
 #[test]
-fn with_recovery_the_entry_is_kept_unless_the_primary_answered() {
+fn with_recovery_a_message_the_primary_answered_is_kept_as_replayed_and_a_call_it_answered_is_not_kept() {
     let edge = edge(RECOVERY).with_inbox(true);
     let decision = edge.decide(&post(INBOUND_SMS, &sign(URL, INBOUND_SMS)));
     assert!(
@@ -859,7 +859,11 @@ fn with_recovery_the_entry_is_kept_unless_the_primary_answered() {
         "the plan carries it"
     );
     let plan = plan_of(&decision).expect("a plan");
-    assert_eq!(plan.keep().map(|entry| entry.sid.as_str()), Some("SM42"));
+    let pending = plan.keep().expect("the plan keeps the message");
+    assert_eq!(
+        (pending.sid.as_str(), pending.status),
+        ("SM42", crate::inbox::Status::Pending)
+    );
     let relayed = edge.judge_recovery(
         plan,
         SendOutcome::Answered {
@@ -868,11 +872,56 @@ fn with_recovery_the_entry_is_kept_unless_the_primary_answered() {
             body: b"<Response><Message>Got it</Message></Response>",
         },
     );
-    assert!(relayed.keep.is_none(), "the app has it: replaying would answer twice");
-    assert_eq!(relayed.log.inbox, Some("not kept: the app answered it on recovery"));
+    let kept = relayed
+        .keep
+        .as_deref()
+        .expect("a message the app answered is kept, in the inbox's history");
+    assert_eq!(
+        (kept.sid.as_str(), kept.status),
+        ("SM42", crate::inbox::Status::Replayed),
+        "replayed: never delivered again, so the person is not answered twice"
+    );
+    assert_eq!(
+        (kept.attempts, kept.replies.len(), kept.next_attempt_ms),
+        (0, 0, 0),
+        "nothing else about it changes"
+    );
+    assert_eq!(
+        relayed.log.inbox,
+        Some("kept as replayed: the app answered it on recovery")
+    );
     let failed = edge.judge_recovery(plan, SendOutcome::TimedOut);
-    assert_eq!(failed.keep.as_deref().map(|entry| entry.sid.as_str()), Some("SM42"));
+    let waiting = failed.keep.as_deref().expect("kept for replay");
+    assert_eq!(
+        (waiting.sid.as_str(), waiting.status),
+        ("SM42", crate::inbox::Status::Pending)
+    );
     assert_eq!(failed.log.inbox, Some("kept"));
+
+    // A call the app answered on recovery was not missed: nothing is kept.
+    let call = edge.decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    let plan = plan_of(&call).expect("a plan");
+    assert_eq!(
+        plan.keep().map(|entry| (entry.sid.as_str(), entry.status)),
+        Some(("CA1", crate::inbox::Status::Missed))
+    );
+    let answered = edge.judge_recovery(
+        plan,
+        SendOutcome::Answered {
+            status: StatusCode::OK,
+            content_type: Some("text/xml"),
+            body: b"<Response><Say>Welcome back</Say></Response>",
+        },
+    );
+    assert_eq!(answered.log.event, LogEvent::Recovered);
+    assert!(answered.keep.is_none(), "a call the app answered was not missed");
+    assert_eq!(answered.log.inbox, Some("not kept: the app answered it on recovery"));
+    let missed = edge.judge_recovery(plan, SendOutcome::Failed("connection refused"));
+    assert_eq!(
+        missed.keep.as_deref().map(|entry| (entry.sid.as_str(), entry.status)),
+        Some(("CA1", crate::inbox::Status::Missed))
+    );
+    assert_eq!(missed.log.inbox, Some("kept"));
 }
 
 #[test]

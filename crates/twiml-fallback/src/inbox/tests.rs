@@ -133,9 +133,13 @@ fn the_json_has_the_contracts_fields_and_reads_back() {
         "last_error",
         "source",
         "params",
+        "replies",
+        "next_attempt_ms",
     ] {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
+    assert_eq!(json["replies"], serde_json::json!([]));
+    assert_eq!(json["next_attempt_ms"], 0);
     assert_eq!(json["channel"], "messaging");
     assert_eq!(json["status"], "pending");
     assert_eq!(json["source"], "edge");
@@ -234,15 +238,50 @@ fn the_wire_form_is_the_stored_row_and_reads_back_every_kind_of_entry() {
     let Capture::Keep(layer) = layer.into_capture(u64::from(u32::MAX) * 1000) else {
         panic!("not kept")
     };
-    let mut replayed = mms.clone().dismissed();
-    replayed.attempts = 3;
-    replayed.last_error = Some("the app answered 500".to_owned());
-    for entry in [mms, call, *layer, replayed] {
+    let mut dismissed = mms.clone().dismissed();
+    dismissed.attempts = 3;
+    dismissed.last_error = Some("the app answered 500".to_owned());
+    let mut retrying = mms.clone();
+    retrying.attempts = 2;
+    retrying.last_error = Some("the app answered 503".to_owned());
+    retrying.next_attempt_ms = 1_700_000_060_000;
+    let mut replayed = mms.clone();
+    replayed.status = Status::Replayed;
+    let mut sent = Reply::planned(
+        ReplyKind::Answer,
+        "+1415".to_owned(),
+        "+1416".to_owned(),
+        "Open \"till\" 9 ✓".to_owned(),
+    );
+    sent.media = vec!["https://app/m.png".to_owned()];
+    sent.status_callback = Some("https://app/status".to_owned());
+    sent.set(ReplyState::Sent, None);
+    sent.message_sid = Some("SM0123456789abcdef0123456789abcdef".to_owned());
+    let mut withheld = Reply::planned(
+        ReplyKind::Answer,
+        "+1415".to_owned(),
+        "+1416".to_owned(),
+        "late".to_owned(),
+    );
+    withheld.set(ReplyState::Withheld, Some("past the window".to_owned()));
+    replayed.replies = vec![sent, withheld];
+    let mut texted = call.clone();
+    texted.replies = vec![Reply::planned(
+        ReplyKind::MissedCall,
+        "+1415".to_owned(),
+        "+1416".to_owned(),
+        "Sorry we missed you".to_owned(),
+    )];
+    for entry in [mms, call, *layer, dismissed, retrying, replayed, texted] {
         let wire = store::entry_to_wire(&entry);
         let row: Vec<serde_json::Value> = serde_json::from_str(&wire).expect("a JSON array");
-        assert_eq!(row.len(), 18, "{wire}");
+        assert_eq!(row.len(), 20, "{wire}");
         assert_eq!(row[0], entry.sid.as_str());
         assert_eq!(row[12], entry.received_at_ms);
+        let replies: Vec<Reply> =
+            serde_json::from_str(row[18].as_str().expect("replies are JSON text")).expect("replies");
+        assert_eq!(replies, entry.replies, "{wire}");
+        assert_eq!(row[19], entry.next_attempt_ms, "{wire}");
         assert_eq!(store::entry_from_wire(&wire).as_ref(), Ok(&entry), "{wire}");
     }
 }
@@ -266,11 +305,24 @@ fn a_wire_form_that_is_not_an_entrys_row_says_what_is_wrong() {
         with(5, serde_json::json!(true)),
         "not a row: a value that is not text, an integer or null"
     );
+    assert_eq!(with(18, "not json".into()), "column replies");
+    assert_eq!(with(18, serde_json::json!(0)), "column replies");
+    assert_eq!(with(18, r#"[{"kind":"answer"}]"#.into()), "column replies");
+    assert_eq!(with(19, "soon".into()), "column next_attempt_ms");
+    assert_eq!(with(19, serde_json::json!(-1)), "column next_attempt_ms");
+    assert_eq!(with(19, serde_json::Value::Null), "column next_attempt_ms");
+    let mut long = row.clone();
+    long.push(serde_json::json!(0));
+    assert_eq!(
+        store::entry_from_wire(&serde_json::Value::Array(long).to_string()),
+        Err("not a row: 21 values, not 20".to_owned())
+    );
     row.pop();
     let short = serde_json::Value::Array(row).to_string();
     assert_eq!(
         store::entry_from_wire(&short),
-        Err("not a row: 17 values, not 18".to_owned())
+        Err("not a row: 19 values, not 20".to_owned()),
+        "a row from before schema 3 (without next_attempt_ms) is not an entry's"
     );
     assert!(
         store::entry_from_wire("{}")
@@ -295,4 +347,179 @@ fn dismissing_a_get_webhook_also_drops_the_query_that_carried_what_was_said() {
     let dismissed = entry.dismissed();
     assert_eq!(dismissed.url, "https://fallback.example.com/sms");
     assert!(!serde_json::to_string(&dismissed).expect("JSON").contains("4111"));
+}
+
+#[test]
+fn an_entry_written_before_replay_reads_back_with_no_replies_and_no_attempt_scheduled() {
+    let entry = kept("MessageSid=SM1&From=%2B1415&To=%2B1416&Body=hi");
+    let mut json = serde_json::to_value(&entry).expect("valid");
+    let object = json.as_object_mut().expect("an object");
+    object.remove("replies");
+    object.remove("next_attempt_ms");
+    let back: Entry = serde_json::from_value(json).expect("the older contract still reads");
+    assert_eq!(back, entry);
+}
+
+#[test]
+fn a_replys_json_names_its_kind_and_state_in_kebab_case_and_reads_back() {
+    let mut reply = Reply::planned(
+        ReplyKind::MissedCall,
+        "+14155550100".to_owned(),
+        "+14155550199".to_owned(),
+        "Sorry we missed your call".to_owned(),
+    );
+    assert_eq!((reply.state, reply.sent), (ReplyState::Planned, false));
+    reply.set(ReplyState::Sent, None);
+    reply.message_sid = Some("SM0123456789abcdef0123456789abcdef".to_owned());
+    assert!(reply.sent, "sent follows the state");
+    let json = serde_json::to_value(&reply).expect("valid");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "kind": "missed-call", "to": "+14155550100", "from": "+14155550199",
+            "body": "Sorry we missed your call", "media": [], "status_callback": null,
+            "state": "sent", "sent": true, "message_sid": "SM0123456789abcdef0123456789abcdef", "error": null,
+        })
+    );
+    assert_eq!(serde_json::from_value::<Reply>(json).expect("reads back"), reply);
+    reply.set(ReplyState::Unknown, Some("timed out".to_owned()));
+    assert_eq!((reply.sent, reply.error.as_deref()), (false, Some("timed out")));
+    for state in [
+        ReplyState::Planned,
+        ReplyState::Sending,
+        ReplyState::Sent,
+        ReplyState::Withheld,
+        ReplyState::Refused,
+        ReplyState::Unknown,
+    ] {
+        assert_eq!(serde_json::to_value(state).expect("valid"), state.as_str());
+    }
+    assert_eq!(serde_json::to_value(ReplyKind::Answer).expect("valid"), "answer");
+    // Optional fields may be left out.
+    let minimal: Reply =
+        serde_json::from_str(r#"{"kind":"answer","to":"+1","from":"+2","body":"hi","state":"withheld","sent":false}"#)
+            .expect("reads");
+    assert_eq!(
+        (minimal.media.len(), minimal.message_sid, minimal.error),
+        (0, None, None)
+    );
+}
+
+#[test]
+fn dismissing_also_deletes_what_the_replies_said() {
+    let mut entry = kept("MessageSid=SM1&From=%2B1415&To=%2B1416&Body=my+card+is+4111");
+    let mut reply = Reply::planned(
+        ReplyKind::Answer,
+        "+1415".to_owned(),
+        "+1416".to_owned(),
+        "Your card 4111 is blocked".to_owned(),
+    );
+    reply.media = vec!["https://app.example.com/card-4111.png".to_owned()];
+    reply.set(ReplyState::Sent, None);
+    entry.replies = vec![reply];
+    let dismissed = entry.dismissed();
+    assert!(!serde_json::to_string(&dismissed).expect("JSON").contains("4111"));
+    assert_eq!(dismissed.replies.len(), 1, "the record of what was sent is kept");
+    assert_eq!(dismissed.replies[0].state, ReplyState::Sent);
+}
+
+/// A driver that records each statement and answers with `rows`.
+struct Recorder {
+    statements: Vec<Statement>,
+    rows: Vec<Vec<SqlValue>>,
+}
+
+impl Sql for Recorder {
+    type Error = String;
+
+    fn run(&mut self, statement: &Statement) -> Result<Vec<Vec<SqlValue>>, String> {
+        self.statements.push(statement.clone());
+        Ok(self.rows.clone())
+    }
+}
+
+#[test]
+fn saving_a_replay_state_writes_status_attempts_error_replies_and_next_attempt_unless_dismissed() {
+    let mut entry = kept("MessageSid=SM1&From=%2B1415&To=%2B1416&Body=hi");
+    entry.status = Status::Replaying;
+    entry.attempts = 2;
+    entry.last_error = Some("HTTP 500".to_owned());
+    entry.next_attempt_ms = 1_700_000_090_000;
+    entry.replies = vec![Reply::planned(
+        ReplyKind::Answer,
+        "+1415".to_owned(),
+        "+1416".to_owned(),
+        "ok".to_owned(),
+    )];
+    let mut found = Recorder {
+        statements: Vec::new(),
+        rows: vec![vec![SqlValue::Text("SM1".to_owned())]],
+    };
+    assert_eq!(queue::save(&mut found, &entry), Ok(true));
+    let statement = &found.statements[0];
+    assert!(
+        statement.sql.starts_with("UPDATE inbox_entries SET"),
+        "{}",
+        statement.sql
+    );
+    assert!(
+        statement.sql.contains("status != 'dismissed'"),
+        "an operator's dismissal wins"
+    );
+    assert_eq!(
+        statement.params,
+        [
+            SqlValue::Text("SM1".to_owned()),
+            SqlValue::Text("replaying".to_owned()),
+            SqlValue::Integer(2),
+            SqlValue::Text("HTTP 500".to_owned()),
+            SqlValue::Text(serde_json::to_string(&entry.replies).expect("JSON")),
+            SqlValue::Integer(1_700_000_090_000),
+        ]
+    );
+    entry.last_error = None;
+    let mut gone = Recorder {
+        statements: Vec::new(),
+        rows: Vec::new(),
+    };
+    assert_eq!(
+        queue::save(&mut gone, &entry),
+        Ok(false),
+        "gone or dismissed: the replay stops"
+    );
+    assert_eq!(gone.statements[0].params[3], SqlValue::Null);
+}
+
+#[test]
+fn schema_3_adds_the_replay_columns_to_an_inbox_written_by_schema_2() {
+    let mut at_two = Recorder {
+        statements: Vec::new(),
+        rows: vec![vec![SqlValue::Integer(2)]],
+    };
+    migrate(&mut at_two).expect("migrates");
+    let sql: Vec<&str> = at_two.statements.iter().map(|statement| statement.sql).collect();
+    assert!(
+        !sql.iter().any(|sql| sql.starts_with("CREATE TABLE inbox_entries")),
+        "{sql:?}"
+    );
+    assert!(
+        sql.iter()
+            .any(|sql| sql.contains("ADD COLUMN replies TEXT NOT NULL DEFAULT '[]'"))
+    );
+    assert!(
+        sql.iter()
+            .any(|sql| sql.contains("ADD COLUMN next_attempt_ms INTEGER NOT NULL DEFAULT 0"))
+    );
+    assert!(
+        !sql.iter().any(|sql| sql.contains("ADD COLUMN refused")),
+        "schema 2's migration is not run again"
+    );
+    let recorded = at_two.statements.last().expect("the version is recorded");
+    assert_eq!(recorded.params, [SqlValue::Integer(3)]);
+    assert_eq!(store::SCHEMA_VERSION, 3);
+    let mut newer = Recorder {
+        statements: Vec::new(),
+        rows: vec![vec![SqlValue::Integer(4)]],
+    };
+    assert_eq!(migrate(&mut newer), Err(StoreError::NewerSchema { found: 4, known: 3 }));
 }

@@ -353,8 +353,12 @@ impl Replayer {
     }
 
     /// The run that texts a missed caller `[replay] missed_call_sms` (from the number they
-    /// called), at most once; `None` when it is not configured or the call has no caller or number.
+    /// called), at most once; `None` when it is not configured, replay is off
+    /// ([`Replayer::off`]), or the call has no caller or number.
     pub fn text_missed_call(&self, call: Entry, now_ms: u64) -> Option<Run<'_>> {
+        if self.off().is_some() {
+            return None;
+        }
         let text = self.settings.missed_call_sms.as_deref()?;
         Run::missed_call(self, call, text, now_ms)
     }

@@ -15,6 +15,10 @@ use crate::webhook::{Channel, FALLBACK_PARAMS};
 
 /// What a shell does next for a [`Run`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per step and moved once to the shell: boxing buys nothing"
+)]
 pub enum Next {
     /// Commit this entry's replay state ([`inbox::queue::save`](crate::inbox::queue::save)),
     /// then call [`Run::saved`] with the result. Nothing is sent before it is committed.
@@ -220,11 +224,11 @@ impl<'r> Run<'r> {
             .or(self.entry.error_url.as_deref())
             .map(|url| crate::url::without_fragment(url).to_owned())
         else {
-            return self.skip("no ErrorUrl to deliver to (set [replay] url)");
+            return self.undeliverable("no ErrorUrl to deliver to (set [replay] url)".to_owned());
         };
         if let Some(Err(refusal)) = self.replayer.recovery.as_ref().map(|recovery| recovery.allows(&target)) {
             self.target = Some(target);
-            return self.skip(&format!("refused: {refusal}"));
+            return self.undeliverable(format!("refused: {refusal}"));
         }
         self.target = Some(target.clone());
         if self.mode.dry_run {
@@ -241,6 +245,23 @@ impl<'r> Run<'r> {
         };
         self.entry.status = Status::Replaying;
         self.step = Step::Save(After::Deliver);
+    }
+
+    /// An entry that cannot be delivered as configured (no target, or one the allowlist refuses).
+    /// A pass sets it aside as `failed` with the reason, once — rather than skip it again every
+    /// pass — and the rest of its queue goes on; named by hand (after fixing the configuration)
+    /// it is tried again. A dry run or a named entry is only reported.
+    fn undeliverable(&mut self, reason: String) {
+        self.skip(&reason);
+        if self.mode.dry_run || self.mode.named {
+            return;
+        }
+        self.entry.status = Status::Failed;
+        self.entry.last_error = Some(reason);
+        self.entry.next_attempt_ms = 0;
+        self.detail
+            .push_str(": set aside as failed (replay it by hand once the configuration allows it)");
+        self.step = Step::Save(After::Finish);
     }
 
     /// The request to the app: the original parameters without `ErrorCode`/`ErrorUrl`, signed

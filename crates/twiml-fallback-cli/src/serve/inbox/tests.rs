@@ -580,7 +580,11 @@ mod replay {
         store(&mut sql, &message("SM1", "+14155550001", 1_000), settings(100)).expect("stored");
         store(&mut sql, &message("SM2", "+14155550001", 2_000), settings(100)).expect("stored");
         // A run that dies right after committing its reply as being sent.
-        let mut run = replayer.begin(get(&mut sql, "SM1").unwrap().unwrap(), Mode::default(), 5_000);
+        let mut run = replayer.begin(
+            get(&mut sql, "SM1").expect("reads").expect("there"),
+            Mode::default(),
+            5_000,
+        );
         let Next::Save(replaying) = run.next() else {
             panic!("saves first")
         };
@@ -606,7 +610,7 @@ mod replay {
                 .any(|request| request.body.as_deref().is_some_and(|body| body.contains("on+its+way"))),
             "the interrupted reply is never sent again"
         );
-        let settled = get(&mut sql, "SM1").unwrap().unwrap();
+        let settled = get(&mut sql, "SM1").expect("reads").expect("there");
         assert_eq!(settled.status, Status::NeedsAttention);
         assert_eq!(settled.replies[0].state, ReplyState::Unknown);
         // The interruption is settled, not a failure of the app: the queue goes on.
@@ -624,7 +628,10 @@ mod replay {
         let mut replaying = entry;
         replaying.status = Status::Replaying;
         assert_eq!(queue::save(&mut sql, &replaying), Ok(false));
-        assert_eq!(get(&mut sql, "SM1").unwrap().unwrap().status, Status::Dismissed);
+        assert_eq!(
+            get(&mut sql, "SM1").expect("reads").expect("there").status,
+            Status::Dismissed
+        );
         assert_eq!(
             queue::save(&mut sql, &message("SM9", "+1", 1)),
             Ok(false),
@@ -650,9 +657,14 @@ mod replay {
         let plan = replayer.pass(&mut sql, &PassRequest::default(), 5_000).expect("a pass");
         let mut summary = plan.summary;
         // Before any delivery succeeded, no caller is texted.
-        assert!(replayer.missed_calls(&mut sql, &summary, 5_000).unwrap().is_empty());
+        assert!(
+            replayer
+                .missed_calls(&mut sql, &summary, 5_000)
+                .expect("works")
+                .is_empty()
+        );
         for mut lane in plan.lanes {
-            while let Some(entry) = lane.next(&mut sql).unwrap() {
+            while let Some(entry) = lane.next(&mut sql).expect("works") {
                 let (report, _) = drive(&replayer, &mut sql, entry, lane.mode(), 5_000, |_| {
                     answer(204, "text/plain", "")
                 });
@@ -688,11 +700,14 @@ mod replay {
         assert_eq!(form.get("To"), Some("+16285550177"));
         assert_eq!(form.get("From"), Some("+14155550001"));
         assert_eq!(form.get("Body"), Some("Sorry we missed you."));
-        let texted = get(&mut sql, "CA1").unwrap().unwrap();
+        let texted = get(&mut sql, "CA1").expect("reads").expect("there");
         assert_eq!(texted.status, Status::Missed, "calls stay missed");
         assert_eq!(texted.replies[0].state, ReplyState::Sent);
         assert!(
-            replayer.missed_calls(&mut sql, &summary, 6_000).unwrap().is_empty(),
+            replayer
+                .missed_calls(&mut sql, &summary, 6_000)
+                .expect("works")
+                .is_empty(),
             "a caller is texted once"
         );
     }
