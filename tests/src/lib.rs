@@ -13,6 +13,7 @@ mod fakes;
 pub mod inbox_load;
 mod inbox_table;
 pub mod replay_load;
+mod replay_table;
 pub mod slow_clients;
 mod table;
 pub mod worker;
@@ -23,8 +24,11 @@ use std::path::Path;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-pub use fakes::{AlertReceiver, HEALTHY_TWIML, Hit, Primary};
+pub use fakes::{
+    AlertReceiver, ApiFailure, ApiRequest, AppHit, HEALTHY_TWIML, Hit, MessagesApi, Primary, ReplayApp, Route,
+};
 pub use inbox_table::{ADMIN_TOKEN, AdminAnswer, InboxLauncher, admin, run_inbox_table};
+pub use replay_table::{ReplayLauncher, run_replay_table};
 pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send, send_chunked, voice as voice_params};
 
 /// The tokens the table's signed requests use.
