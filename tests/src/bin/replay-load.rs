@@ -99,8 +99,12 @@ async fn round(options: &Options, index: usize) -> Result<(Duration, f64), Strin
         .spawn()
         .map_err(|error| format!("starting {}: {error}", options.serve.display()))?;
     let result = async {
-        let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10))
-            .ok_or_else(|| format!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default()))?;
+        let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).ok_or_else(|| {
+            format!(
+                "serve did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
         let base = format!("http://{addr}");
         let kept = fill(&base, TOKEN, options.entries, options.numbers, &app.url).await;
         app.set_up(true);
