@@ -242,6 +242,8 @@ pub struct ApiRequest {
     pub status: u16,
     /// The message SID it answered (a `201` only).
     pub sid: Option<String>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl ApiRequest {
@@ -263,6 +265,8 @@ struct ApiState {
     requests: Vec<ApiRequest>,
     scripts: Vec<Script>,
     issued: u128,
+    /// How long an accepted send takes to be answered (it is recorded on arrival).
+    delay: std::time::Duration,
 }
 
 /// A fake of Twilio's Messages API on 127.0.0.1: records every request (the account from the
@@ -286,6 +290,14 @@ impl MessagesApi {
         Self {
             base_url: format!("http://{addr}"),
             state,
+        }
+    }
+
+    /// Every accepted send is answered only after `delay` (recorded when it arrives): a crash
+    /// test's kills then land while sends are in flight too.
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        if let Ok(mut state) = self.state.lock() {
+            state.delay = delay;
         }
     }
 
@@ -361,9 +373,10 @@ async fn messages_api(State(state): State<Arc<Mutex<ApiState>>>, request: Reques
         form,
         status: 0,
         sid: None,
+        at: std::time::Instant::now(),
     };
     let routed = parts.method == axum::http::Method::POST && account.is_some();
-    let (failure, sid) = {
+    let (failure, sid, delay) = {
         let Ok(mut state) = state.lock() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
@@ -404,7 +417,7 @@ async fn messages_api(State(state): State<Arc<Mutex<ApiState>>>, request: Reques
         };
         recorded.sid = sid.clone();
         state.requests.push(recorded.clone());
-        (failure, sid)
+        (failure, sid, state.delay)
     };
     let json = |status: StatusCode, value: serde_json::Value| {
         (status, [(CONTENT_TYPE, "application/json")], value.to_string()).into_response()
@@ -434,6 +447,9 @@ async fn messages_api(State(state): State<Arc<Mutex<ApiState>>>, request: Reques
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
         None => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let sid = sid.unwrap_or_default();
             let account = account.unwrap_or_default();
             json(
@@ -517,6 +533,8 @@ pub struct AppHit {
     pub user_agent: Option<String>,
     /// The status the app answered.
     pub answered: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl AppHit {
@@ -665,6 +683,7 @@ async fn replay_app(State((state, base)): State<(Arc<Mutex<AppState>>, String)>,
         received_at: header("x-twiml-fallback-received-at"),
         user_agent: header("user-agent"),
         answered: response.status().as_u16(),
+        at: std::time::Instant::now(),
     });
     response
 }

@@ -15,6 +15,38 @@ pub fn message_sid(prefix: &str, n: usize) -> String {
     format!("SM{prefix}{n:0>width$}", width = 32 - prefix.len())
 }
 
+/// An inbound SMS as Twilio sends it to a fallback URL.
+pub struct InboundSms<'a> {
+    /// `MessageSid` (and `SmsSid`).
+    pub sid: &'a str,
+    /// `AccountSid`.
+    pub account_sid: &'a str,
+    /// `From`.
+    pub from: &'a str,
+    /// `To`.
+    pub to: &'a str,
+    /// `Body`.
+    pub body: &'a str,
+    /// `ErrorUrl` (with `ErrorCode` 11200).
+    pub error_url: &'a str,
+}
+
+/// Its form body, in Twilio's order.
+pub fn inbound_sms(sms: &InboundSms<'_>) -> String {
+    encode_form([
+        ("MessageSid", sms.sid),
+        ("SmsSid", sms.sid),
+        ("AccountSid", sms.account_sid),
+        ("From", sms.from),
+        ("To", sms.to),
+        ("Body", sms.body),
+        ("NumMedia", "0"),
+        ("SmsStatus", "received"),
+        ("ErrorCode", "11200"),
+        ("ErrorUrl", sms.error_url),
+    ])
+}
+
 /// What a burst did.
 #[derive(Debug, Default)]
 pub struct Burst {
@@ -72,18 +104,14 @@ pub async fn burst(
                     return burst;
                 }
                 let sid = message_sid(&prefix, n);
-                let form = encode_form([
-                    ("MessageSid", sid.as_str()),
-                    ("SmsSid", sid.as_str()),
-                    ("AccountSid", "AC00000000000000000000000000000000"),
-                    ("From", "+14155550100"),
-                    ("To", "+14155550199"),
-                    ("Body", "Is my order ready?"),
-                    ("NumMedia", "0"),
-                    ("SmsStatus", "received"),
-                    ("ErrorCode", "11200"),
-                    ("ErrorUrl", "https://app.example.com/sms"),
-                ]);
+                let form = inbound_sms(&InboundSms {
+                    sid: &sid,
+                    account_sid: "AC00000000000000000000000000000000",
+                    from: "+14155550100",
+                    to: "+14155550199",
+                    body: "Is my order ready?",
+                    error_url: "https://app.example.com/sms",
+                });
                 let signature = compute_signature(&token, &url, &Params::from_form(form.as_bytes()));
                 let sent = Instant::now();
                 let answer = client

@@ -82,6 +82,38 @@ pub fn client() -> reqwest::Client {
         .expect("the test HTTP client builds")
 }
 
+/// Starts `binary serve --addr 127.0.0.1:0 ARGS…` with `env` (and a quiet `RUST_LOG`), its
+/// standard error in `log`; the process and its base URL once it listens, or why it did not
+/// start (with its log).
+pub fn start_serve(
+    binary: &Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<(std::process::Child, String), String> {
+    let stderr = std::fs::File::create(log).map_err(|error| format!("{}: {error}", log.display()))?;
+    let mut child = std::process::Command::new(binary)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn,twiml_fallback::serve=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|error| format!("starting {}: {error}", binary.display()))?;
+    match serve_address(log, Duration::from_secs(10)) {
+        Some(addr) => Ok((child, format!("http://{addr}"))),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!(
+                "serve did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ))
+        }
+    }
+}
+
 /// The address `twiml-fallback serve` says it listens on, read from the log it writes (its
 /// start-up line `… listening on http://ADDR …`), waiting up to `within` for it; `None` when the
 /// line does not come (the log then says why).

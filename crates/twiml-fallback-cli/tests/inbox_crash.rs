@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,23 +23,16 @@ fn setting(name: &str, default: usize) -> usize {
 }
 
 fn start(inbox: &Path, log: &Path) -> (Child, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_twiml-fallback"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--inbox"])
-        .arg(inbox)
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn,twiml_fallback::serve=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("a log file"))
-        .spawn()
-        .expect("start serve");
-    let addr = twiml_fallback_e2e::serve_address(log, Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!(
-            "serve did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        )
-    });
-    (child, format!("http://{addr}"))
+    twiml_fallback_e2e::start_serve(
+        Path::new(env!("CARGO_BIN_EXE_twiml-fallback")),
+        &["--inbox".as_ref(), inbox.as_os_str()],
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+        log,
+    )
+    .unwrap_or_else(|error| panic!("{error}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use twiml_fallback_e2e::replay_load::{App, MessagesApiRecorder, by_status, entries, fill};
+use twiml_fallback_e2e::replay_load::{by_status, entries, fill, replay_config, sends_per_body};
+use twiml_fallback_e2e::{MessagesApi, ReplayApp, TOKEN};
 
-const TOKEN: &str = "replay-crash-token";
 const ADMIN_TOKEN: &str = "replay-crash-admin";
 
 fn setting(name: &str, default: u64) -> u64 {
@@ -22,26 +22,23 @@ fn setting(name: &str, default: u64) -> u64 {
 }
 
 fn start(config: &Path, inbox: &Path, api_base: &str, log: &Path) -> (Child, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_twiml-fallback"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--inbox")
-        .arg(inbox)
-        .args(["--api-base", api_base])
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn,twiml_fallback::serve=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("a log file"))
-        .spawn()
-        .expect("start serve");
-    let addr = twiml_fallback_e2e::serve_address(log, Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!(
-            "serve did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        )
-    });
-    (child, format!("http://{addr}"))
+    twiml_fallback_e2e::start_serve(
+        Path::new(env!("CARGO_BIN_EXE_twiml-fallback")),
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--inbox".as_ref(),
+            inbox.as_os_str(),
+            "--api-base".as_ref(),
+            api_base.as_ref(),
+        ],
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+        log,
+    )
+    .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// A small deterministic generator (xorshift), so a failing seed can be re-run.
@@ -67,30 +64,25 @@ async fn kill_9_during_replay_never_sends_a_reply_twice_nor_loses_an_entry() {
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let inbox = dir.join("inbox.sqlite3");
 
-    let app = App::start().await;
+    let app = ReplayApp::start().await;
+    app.set_down(true);
     // Each send takes a while, so kills land while one is in flight as well as between them.
-    let api = MessagesApiRecorder::start(Duration::from_millis(15)).await;
+    let api = MessagesApi::start().await;
+    api.answer_after(Duration::from_millis(15));
     let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[recovery]\nallow_hosts = [\"{}\"]\nallow_http = true\ntimeout_ms = 300\n\n[replay]\nmin_interval_seconds = 1\n",
-            app.host
-        ),
-    )
-    .expect("write the configuration");
+    std::fs::write(&config, replay_config(&app.host)).expect("write the configuration");
 
     // The app is down: every message is kept, pending.
-    let (mut child, base) = start(&config, &inbox, &api.base, &dir.join("fill.log"));
-    let messages = fill(&base, TOKEN, total, 10, &app.url).await;
+    let (mut child, base) = start(&config, &inbox, &api.base_url, &dir.join("fill.log"));
+    let messages = fill(&base, TOKEN, total, 10, &app.url("/sms")).await;
     assert_eq!(messages.len(), total);
 
     // The app is back: kill serve at random points of the replay, restarting it each time.
-    app.set_up(true);
+    app.set_down(false);
     let mut landed_mid_send = 0;
     for kill in 0..kills {
         if kill > 0 {
-            let (restarted, _) = start(&config, &inbox, &api.base, &dir.join(format!("run-{kill}.log")));
+            let (restarted, _) = start(&config, &inbox, &api.base_url, &dir.join(format!("run-{kill}.log")));
             child = restarted;
         }
         // Entries are due a second after they were kept; later runs replay at once.
@@ -99,15 +91,16 @@ async fn kill_9_during_replay_never_sends_a_reply_twice_nor_loses_an_entry() {
         child.kill().expect("SIGKILL serve"); // SIGKILL: no shutdown, no flush
         let _ = child.wait();
         if api
-            .last_send()
-            .is_some_and(|last| last.elapsed() < Duration::from_millis(15))
+            .requests()
+            .last()
+            .is_some_and(|last| last.at.elapsed() < Duration::from_millis(15))
         {
             landed_mid_send += 1;
         }
     }
 
     // A last run settles everything.
-    let (mut last, base) = start(&config, &inbox, &api.base, &dir.join("last.log"));
+    let (mut last, base) = start(&config, &inbox, &api.base_url, &dir.join("last.log"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let settled = loop {
         let now = entries(&base, ADMIN_TOKEN).await.expect("the inbox lists");
@@ -122,7 +115,7 @@ async fn kill_9_during_replay_never_sends_a_reply_twice_nor_loses_an_entry() {
     let _ = last.wait();
 
     let counts = by_status(&settled);
-    let sends = api.sends_per_body();
+    let sends = sends_per_body(&api);
     let duplicate_sends: Vec<_> = sends.iter().filter(|(_, count)| **count > 1).collect();
     let mut copies: HashMap<&str, usize> = HashMap::new();
     for entry in &settled {
@@ -137,7 +130,7 @@ async fn kill_9_during_replay_never_sends_a_reply_twice_nor_loses_an_entry() {
     println!(
         "replay crash: {total} entries over 10 numbers, {kills} kill -9s (seed {seed:#x}, {landed_mid_send} within a send); \
          after the last restart: {counts:?}; sends {} for {} bodies, {} duplicated; {} entries lost",
-        api.sends().len(),
+        api.requests().len(),
         sends.len(),
         duplicate_sends.len(),
         lost.len()
@@ -153,7 +146,7 @@ async fn kill_9_during_replay_never_sends_a_reply_twice_nor_loses_an_entry() {
     // Each entry agrees with what the Messages API saw.
     for entry in &settled {
         let sid = entry["sid"].as_str().unwrap_or_default();
-        let body = format!("re: {}", entry["body"].as_str().unwrap_or_default());
+        let body = format!("Got it: {}", entry["body"].as_str().unwrap_or_default());
         let sent = sends.get(&body).copied().unwrap_or(0);
         let replies = entry["replies"].as_array().cloned().unwrap_or_default();
         assert_eq!(replies.len(), 1, "{sid}: one reply, got {replies:?}");
@@ -176,7 +169,7 @@ async fn kill_9_during_replay_never_sends_a_reply_twice_nor_loses_an_entry() {
         .iter()
         .map(|entry| {
             (
-                format!("re: {}", entry["body"].as_str().unwrap_or_default()),
+                format!("Got it: {}", entry["body"].as_str().unwrap_or_default()),
                 entry["status"].as_str().unwrap_or_default(),
             )
         })

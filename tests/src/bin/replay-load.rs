@@ -10,12 +10,12 @@
 //! Exit status 0 when every check held, 1 otherwise, 2 for usage errors.
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use twiml_fallback_e2e::replay_load::{App, MessagesApiRecorder, by_status, entries, fill};
+use twiml_fallback_e2e::replay_load::{by_status, entries, fill, replay_config, sends_per_body};
+use twiml_fallback_e2e::{MessagesApi, ReplayApp, TOKEN};
 
-const TOKEN: &str = "replay-load-token";
 const ADMIN_TOKEN: &str = "replay-load-admin";
 
 struct Options {
@@ -73,41 +73,30 @@ async fn round(options: &Options, index: usize) -> Result<(Duration, f64), Strin
     let dir = std::env::temp_dir().join(format!("twiml-fallback-replay-load-{}-{index}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|error| error.to_string())?;
-    let app = App::start().await;
-    let api = MessagesApiRecorder::start(Duration::ZERO).await;
+    let app = ReplayApp::start().await;
+    app.set_down(true);
+    let api = MessagesApi::start().await;
     let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[recovery]\nallow_hosts = [\"{}\"]\nallow_http = true\ntimeout_ms = 300\n\n[replay]\nmin_interval_seconds = 1\n",
-            app.host
-        ),
-    )
-    .map_err(|error| error.to_string())?;
-    let log = dir.join("serve.log");
-    let mut serve = Command::new(&options.serve)
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--inbox")
-        .arg(dir.join("inbox.sqlite3"))
-        .args(["--api-base", &api.base])
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn,twiml_fallback::serve=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).map_err(|error| error.to_string())?)
-        .spawn()
-        .map_err(|error| format!("starting {}: {error}", options.serve.display()))?;
+    std::fs::write(&config, replay_config(&app.host)).map_err(|error| error.to_string())?;
+    let (mut serve, base) = twiml_fallback_e2e::start_serve(
+        &options.serve,
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--inbox".as_ref(),
+            dir.join("inbox.sqlite3").as_os_str(),
+            "--api-base".as_ref(),
+            api.base_url.as_ref(),
+        ],
+        &[
+            ("TWILIO_AUTH_TOKEN", TOKEN),
+            ("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+        &dir.join("serve.log"),
+    )?;
     let result = async {
-        let addr = twiml_fallback_e2e::serve_address(&log, Duration::from_secs(10)).ok_or_else(|| {
-            format!(
-                "serve did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        })?;
-        let base = format!("http://{addr}");
-        let kept = fill(&base, TOKEN, options.entries, options.numbers, &app.url).await;
-        app.set_up(true);
+        let kept = fill(&base, TOKEN, options.entries, options.numbers, &app.url("/sms")).await;
+        app.set_down(false);
         let up = Instant::now();
         while any_in(&base, "pending").await? || any_in(&base, "replaying").await? {
             if up.elapsed() > Duration::from_secs(600) {
@@ -118,18 +107,20 @@ async fn round(options: &Options, index: usize) -> Result<(Duration, f64), Strin
         let to_empty = up.elapsed();
         let settled = entries(&base, ADMIN_TOKEN).await?;
         let counts = by_status(&settled);
-        let sends = api.sends_per_body();
+        let sends = sends_per_body(&api);
         if counts.get("replayed").copied().unwrap_or(0) != kept.len() {
             return Err(format!("not every entry was replayed: {counts:?}"));
         }
         if sends.len() != kept.len() || sends.values().any(|count| *count != 1) {
             return Err(format!(
                 "{} replies for {} entries, some more than once",
-                api.sends().len(),
+                api.requests().len(),
                 kept.len()
             ));
         }
-        let replaying = match (app.first_replay(), api.last_send()) {
+        let first_replay = app.hits().into_iter().find(|hit| hit.is_replay()).map(|hit| hit.at);
+        let last_send = api.requests().last().map(|request| request.at);
+        let replaying = match (first_replay, last_send) {
             (Some(first), Some(last)) => last.saturating_duration_since(first),
             _ => return Err("no replay was observed".to_owned()),
         };

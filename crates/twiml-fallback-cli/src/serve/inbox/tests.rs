@@ -40,6 +40,11 @@ fn entry(sid: &str, at_ms: u64) -> Entry {
             "MessageSid={sid}&From=%2B14155550100&To=%2B14155550199&Body=hello+{sid}&MediaUrl0=https%3A%2F%2Fm%2F{sid}"
         )
     };
+    kept(&form, at_ms)
+}
+
+/// The entry the edge keeps for a request with this form, received at `at_ms`.
+fn kept(form: &str, at_ms: u64) -> Entry {
     match capture(
         &Params::from_form(form.as_bytes()),
         "POST",
@@ -378,22 +383,9 @@ mod replay {
         Replayer::new(&config, &SignatureVerifier::new("token"), TwilioApi::default())
     }
 
-    fn kept(form: String, at_ms: u64) -> Entry {
-        match capture(
-            &Params::from_form(form.as_bytes()),
-            "POST",
-            "https://f.example.com/sms",
-            at_ms,
-            Source::Edge,
-        ) {
-            Capture::Keep(entry) => *entry,
-            Capture::Skip(skip) => panic!("{skip:?}"),
-        }
-    }
-
     fn message(sid: &str, to: &str, at_ms: u64) -> Entry {
         kept(
-            format!(
+            &format!(
                 "MessageSid={sid}&AccountSid={ACCOUNT}&From=%2B16285550100&To={}&Body=about+{sid}\
                  &ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fsms",
                 to.replace('+', "%2B")
@@ -646,7 +638,7 @@ mod replay {
         let mut sql = Driver(&connection);
         let replayer = replayer("missed_call_sms = \"Sorry we missed you.\"");
         let call = kept(
-            format!(
+            &format!(
                 "CallSid=CA1&AccountSid={ACCOUNT}&From=%2B16285550177&To=%2B14155550001&CallStatus=ringing\
                  &Direction=inbound&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice"
             ),
