@@ -21,9 +21,6 @@ use super::{Server, now_ms, send};
 /// The most called numbers replayed at once.
 const MAX_LANES: usize = 16;
 
-/// The shortest wait between two automatic passes.
-const MIN_WAIT: Duration = Duration::from_millis(200);
-
 /// Replay as `serve` holds it: the core's rules and the lock that keeps passes one at a time.
 pub(crate) struct Replay {
     replayer: Arc<Replayer>,
@@ -55,11 +52,29 @@ impl Server {
         }
         let tick = replay.replayer.tick();
         loop {
-            let summary = self.replay_pass(PassRequest::default()).await;
-            let wait = summary.next_due_ms.map_or(tick, |due| {
-                Duration::from_millis(due.saturating_sub(now_ms())).clamp(MIN_WAIT, tick)
-            });
+            self.replay_pass(PassRequest::default()).await;
+            let wait = match self.next_pass_at().await {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())).min(tick),
+                None => tick,
+            };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// When the core says the next pass has something to do (`None`: nothing waits, or the
+    /// inbox could not be read — the next tick looks again).
+    async fn next_pass_at(self: &Arc<Self>) -> Option<u64> {
+        let (Some(replay), Some(inbox)) = (&self.replay, &self.inbox) else {
+            return None;
+        };
+        let replayer = Arc::clone(&replay.replayer);
+        let now = now_ms();
+        match inbox.run(move |sql| replayer.next_pass_at(sql, now)).await {
+            Ok(at) => at,
+            Err(error) => {
+                self.write_line(&pass_failed_line(&error));
+                None
+            }
         }
     }
 

@@ -104,6 +104,9 @@ pub const REPLAY_USER_AGENT: &str = concat!("twiml-fallback/", env!("CARGO_PKG_V
 /// How long the app has to answer a replayed request: Twilio's own 15 s.
 pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// The shortest wait between two automatic passes.
+pub const MIN_PASS_GAP_MS: u64 = 1000;
+
 /// The most `<Redirect>`s followed for one entry (Twilio gives up on a loop too).
 pub const MAX_REDIRECTS: u32 = 5;
 
@@ -238,6 +241,30 @@ impl Replayer {
             .received_at_ms
             .saturating_add(self.settings.min_interval_seconds.saturating_mul(1000));
         entry.next_attempt_ms.max(first)
+    }
+
+    /// When the next automatic pass has something to do, seen at `now_ms`: the earliest due
+    /// time of any number's queue head (an entry interrupted in replay is due now), never sooner
+    /// than [`MIN_PASS_GAP_MS`] on; `None` when no entry waits (or replay is off). A shell sleeps
+    /// (or sets its alarm) until then — and no longer than [`Replayer::tick`], for entries kept
+    /// meanwhile.
+    pub fn next_pass_at<S: Sql>(&self, sql: &mut S, now_ms: u64) -> Result<Option<u64>, StoreError> {
+        if self.off().is_some() {
+            return Ok(None);
+        }
+        let mut earliest: Option<u64> = None;
+        for to in inbox::queue::numbers(sql)? {
+            let due = if inbox::queue::interrupted(sql, to.as_deref())?.is_empty() {
+                match inbox::queue::pending_after(sql, to.as_deref(), None)? {
+                    Some(head) => self.due_at(&head),
+                    None => continue,
+                }
+            } else {
+                now_ms
+            };
+            earliest = Some(earliest.map_or(due, |known| known.min(due)));
+        }
+        Ok(earliest.map(|due| due.max(now_ms.saturating_add(MIN_PASS_GAP_MS))))
     }
 
     /// The wait before the next attempt after `attempts` failures: `min_interval_seconds`,
