@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::{InboxLauncher, Launcher, Running, wait_until_up};
+use crate::{InboxLauncher, Launcher, ReplayLauncher, Running, wait_until_up};
 
 /// The built Worker and the wrangler that runs it.
 pub struct Worker {
@@ -287,6 +287,26 @@ impl InboxLauncher for Worker {
             admin_token: Some(admin_token),
             ..Start::new(config, tokens, state)
         }))
+    }
+}
+
+impl ReplayLauncher for Worker {
+    fn launch_for_replay<'a>(
+        &'a self,
+        config: &'a str,
+        tokens: &'a [&'a str],
+        admin_token: &'a str,
+        state: &'a Path,
+        api_base: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Running> + Send + 'a>> {
+        Box::pin(async move {
+            self.start_with(Start {
+                admin_token: Some(admin_token),
+                vars: &[("TWILIO_API_BASE", api_base)],
+                ..Start::new(config, tokens, state)
+            })
+            .await
+        })
     }
 }
 

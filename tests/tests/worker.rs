@@ -1,8 +1,8 @@
 //! The shared end-to-end tables against the built Worker, running under workerd (`wrangler dev
 //! --local`, which also simulates the `ALERT_DEDUP` KV namespace and runs the inbox's Durable
 //! Object on SQLite) — the fallback endpoint's and the outage inbox's — plus what only the Worker
-//! has: alert dedup across isolates through KV, its JSON log lines, and its inbox binding (absent,
-//! or failing).
+//! has: alert dedup across isolates through KV, its JSON log lines, its inbox binding (absent,
+//! or failing), and replay driven by the inbox object's alarm.
 //!
 //! `scripts/test.sh` builds the Worker, sets `TWIML_FALLBACK_WRANGLER` (the wrangler binary) and
 //! `TWIML_FALLBACK_WORKER_BUNDLE` (the bundle directory) and runs these tests with
@@ -17,7 +17,8 @@ use twiml_fallback::edge::{DEGRADED_BODY, HEALTH_BODY, NO_INBOX_WARNING};
 use twiml_fallback::webhook::Channel;
 use twiml_fallback_e2e::worker::{InboxBinding, Start, TempDir, Worker};
 use twiml_fallback_e2e::{
-    ADMIN_TOKEN, AlertReceiver, CaseRequest, Signing, TOKEN, admin, run_inbox_table, run_table, send, voice_params,
+    ADMIN_TOKEN, AlertReceiver, CaseRequest, Signing, TOKEN, admin, run_inbox_table, run_replay_table, run_table, send,
+    voice_params,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,6 +33,15 @@ async fn the_end_to_end_table_passes_against_the_worker_under_workerd() {
 async fn the_inbox_table_passes_against_the_worker_and_its_durable_object() {
     let worker = Worker::from_env();
     run_inbox_table(&worker).await;
+}
+
+/// Replay on the Worker: the passes run in the inbox object, from its alarm (the table waits for
+/// the app's queue to empty without asking) and from the admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker, wrangler and twilio-node (scripts/test.sh provides them)"]
+async fn the_replay_table_passes_against_the_worker_and_its_alarm() {
+    let worker = Worker::from_env();
+    run_replay_table(&worker).await;
 }
 
 fn notice(error_url: &str) -> CaseRequest {

@@ -28,6 +28,9 @@ fn worker_sh() -> Command {
         .env_remove("TWILIO_AUTH_TOKEN")
         .env_remove("TWILIO_AUTH_TOKEN_SECONDARY")
         .env_remove("TWIML_FALLBACK_ADMIN_TOKEN")
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .env_remove("TWILIO_API_BASE")
         .stdin(Stdio::null());
     for (name, ..) in twiml_fallback::config::VARIABLES {
         command.env_remove(name);
@@ -75,6 +78,11 @@ fn dev_has_help_and_refuses_bad_arguments_before_building_anything() {
         (
             vec!["dev", "--var", "TWIML_FALLBACK_ADMIN_TOKEN=abc"],
             "error: --var TWIML_FALLBACK_ADMIN_TOKEN: a token on the command line is visible in ps",
+            "hint: pass it in the environment",
+        ),
+        (
+            vec!["dev", "--var", "TWILIO_API_SECRET=abc"],
+            "error: --var TWILIO_API_SECRET: a token on the command line is visible in ps",
             "hint: pass it in the environment",
         ),
         (

@@ -5,22 +5,33 @@
 //! plumbing between the Worker and the object:
 //!
 //! - `POST` [`STORE_URL`] with an entry in the core's wire form ([`inbox::entry_to_wire`]: its
-//!   row, read back as stored rows are): the object stores it ([`inbox::store`]) and answers the
+//!   row, read back as stored rows are): the object stores it ([`inbox::store()`]) and answers the
 //!   outcome; the Worker awaits it before answering Twilio, writes the outcome's line and, when
 //!   the write failed, [`write_failed_line`](inbox::store::write_failed_line).
 //! - An admin request (`/_twiml-fallback/inbox…`), forwarded as it came (method, URL,
 //!   `Authorization`, body) once the Worker's own [`Admin::route`] said it is one for the inbox:
 //!   the object routes it again (the core's [`Operation`] has no wire form) and answers what
 //!   [`Operation::perform`] renders, writing its lines.
+//! - A replay request (`POST /_twiml-fallback/replay`), forwarded the same way: the object routes
+//!   it again and runs the pass itself ([`crate::replay`]), answering its summary — or 409 while a
+//!   pass is already running in this instance.
 //!
 //! Each event's writes commit atomically before the object's answer leaves it (the output gate),
 //! so a stored entry is durable when the Worker hears `stored`. No `BEGIN`/`COMMIT` is sent: the
-//! Durable Object SQL API forbids them, and the core's statements need none.
+//! Durable Object SQL API forbids them, and the core's statements need none. The same gate holds
+//! a replay's requests until what was written before them is durable (see [`crate::replay`]).
 //!
-//! Old entries are purged ([`inbox::purge`]) when the object starts, at most hourly as requests
-//! arrive ([`PurgeSchedule`]), and hourly by the object's alarm, so an idle object does not keep
-//! expired personal data: the first request an instance serves makes sure an alarm is set, and
-//! each alarm purges and sets the next.
+//! **The alarm** does two jobs. Old entries are purged ([`inbox::purge`]) when the object starts,
+//! at most hourly as requests arrive ([`PurgeSchedule`]), and by the alarm, so an idle object does
+//! not keep expired personal data. With replay on, the alarm also runs the automatic passes: it
+//! fires at the earliest of the next purge (an hour on) and the next pass the core says has
+//! something to do (`Replayer::next_pass_at`: the earliest queue head due, never sooner than a
+//! second on). A stored entry makes
+//! sure the alarm fires within `min_interval_seconds` (the time this instance set is kept in
+//! memory, so a store reads no storage; the alarm is read once per instance). The handler purges
+//! when due, runs a pass and sets the next alarm; it never returns an error (alarms are retried
+//! on one): what fails is logged, and the next alarm tries again. With replay off, the alarm is
+//! the hourly purge only.
 //!
 //! **One object holds every number's inbox** ([`OBJECT_NAME`]): a Durable Object takes far more
 //! writes per second than an outage of a few numbers produces (every entry is one webhook a person
@@ -32,16 +43,21 @@
 
 use std::cell::Cell;
 
+use http::StatusCode;
 use twiml_fallback::admin::{ADMIN_TOKEN_VARIABLE, Admin, AdminRequest, AdminResponse, Operation, Routed};
 use twiml_fallback::config::InboxSettings;
 use twiml_fallback::edge::method_of;
 use twiml_fallback::inbox::{self, Entry, PurgeSchedule, Sql, SqlValue, Statement, StoreError, StoreOutcome};
+use twiml_fallback::replay::{MIN_PASS_GAP_MS, PassRequest, PassSummary, Replayer, pass_failed_line};
 use worker::js_sys::{self, Array, ArrayBuffer, Number, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::types::{SqlStorage, SqlStorageCursor};
-use worker::{DurableObject, Env, Method, Request, RequestInit, Response, State, durable_object, web_sys};
+use worker::{
+    DurableObject, Env, Method, Request, RequestInit, Response, ScheduledTime, State, durable_object, web_sys,
+};
 
-use crate::{now_ms, served_config, text_binding, write};
+use crate::replay::{self, Replay};
+use crate::{now_ms, served_config, text_binding, verifier, write};
 
 /// The Durable Object namespace binding (`[[durable_objects.bindings]]` in wrangler.toml).
 pub(crate) const BINDING: &str = "INBOX";
@@ -50,7 +66,7 @@ pub(crate) const BINDING: &str = "INBOX";
 pub(crate) const OBJECT_NAME: &str = "inbox";
 
 /// How long after now the purge alarm fires: the core's purge interval.
-const PURGE_ALARM_MS: i64 = inbox::store::PURGE_EVERY_MS as i64;
+const PURGE_ALARM_MS: u64 = inbox::store::PURGE_EVERY_MS;
 
 /// The URL the Worker posts an entry to (a Durable Object answers any URL; this one is ours).
 const STORE_URL: &str = "https://inbox.twiml-fallback.internal/store";
@@ -58,10 +74,16 @@ const STORE_URL: &str = "https://inbox.twiml-fallback.internal/store";
 /// The outage inbox: one SQLite database, the core's schema.
 #[durable_object(alarm)]
 pub struct Inbox {
-    /// The object's state: its alarm (the hourly purge).
+    /// The object's state: its alarm (the purge, and the automatic replay passes).
     state: State,
     /// Whether this instance has made sure an alarm is set.
     alarm_checked: Cell<bool>,
+    /// When the alarm fires, as this instance last set or read it (`None`: no alarm is set).
+    alarm_at: Cell<Option<u64>>,
+    /// The replay rules (or why replay is off).
+    replay: Replay,
+    /// Whether a replay pass is running in this instance.
+    passing: Cell<bool>,
     /// `ctx.storage.sql`, or why there is none (a class not declared in `new_sqlite_classes`).
     sql: Result<SqlStorage, String>,
     /// Whether the schema is current (migrated in `new`; retried on a request after a failure).
@@ -73,13 +95,19 @@ pub struct Inbox {
 
 impl DurableObject for Inbox {
     fn new(state: State, env: Env) -> Self {
+        let config = served_config(&env).config;
+        let replay = replay::replayer(&env, &config, &verifier(&env));
+        write(&replay::startup_line(&replay));
         let inbox = Self {
             sql: sql_storage(&state),
             state,
             alarm_checked: Cell::new(false),
+            alarm_at: Cell::new(None),
             migrated: Cell::new(false),
-            settings: served_config(&env).config.inbox(),
-            admin: Admin::new(text_binding(&env, ADMIN_TOKEN_VARIABLE), true),
+            settings: config.inbox(),
+            admin: Admin::new(text_binding(&env, ADMIN_TOKEN_VARIABLE), true).with_replay(replay::off(&replay)),
+            replay,
+            passing: Cell::new(false),
             purge: Cell::default(),
         };
         // A failure here is retried by the first request, which then answers it.
@@ -96,7 +124,7 @@ impl DurableObject for Inbox {
         // The Worker read the body to its limit before forwarding it.
         let body = request.bytes().await.ok();
         self.purge_if_due();
-        self.arm_purge_alarm().await;
+        self.check_alarm().await;
         if url == STORE_URL {
             let entry = body.as_deref().map(|body| {
                 std::str::from_utf8(body)
@@ -108,6 +136,13 @@ impl DurableObject for Inbox {
                 Some(Err(error)) => Err(StoreError::Driver(format!("the Worker sent no entry: {error}"))),
                 None => Err(StoreError::Driver("the entry could not be read".to_owned())),
             };
+            if let (Ok(StoreOutcome::Stored), Some(replayer)) = (&answer, replay::on(&self.replay)) {
+                // The new entry is due `min_interval_seconds` from now: the alarm fires by then.
+                let by = now_ms().saturating_add(tick_ms(replayer));
+                if self.alarm_at.get().is_none_or(|at| at > by) {
+                    self.set_alarm(by).await;
+                }
+            }
             return store_answer(answer).map(Response::from);
         }
         let admin = AdminRequest {
@@ -118,22 +153,55 @@ impl DurableObject for Inbox {
         };
         let answer = match self.admin.route(&admin, now_ms()) {
             Some(Routed::Inbox(operation)) => self.perform(operation),
+            Some(Routed::Replay(request)) => match self.replay_pass(&request).await {
+                Some(Ok(summary)) => summary.answer(),
+                Some(Err(error)) => AdminResponse::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the replay pass failed: {error}"),
+                ),
+                None => AdminResponse::error(StatusCode::CONFLICT, "a replay pass is running"),
+            },
             Some(Routed::Answer(answer)) => answer,
             None => return Response::error("not an inbox request", 404),
         };
         crate::respond_admin(&answer).map(Response::from)
     }
 
-    /// The hourly purge, re-armed from here (alarms are retried a few times on an error, so the
-    /// handler never returns one: a failed purge is logged, and the next alarm tries again).
+    /// The purge when due, then (with replay on) an automatic pass, then the next alarm. Alarms
+    /// are retried a few times on an error, so the handler never returns one: what fails is
+    /// logged, and the next alarm tries again.
     async fn alarm(&self) -> worker::Result<Response> {
+        // This alarm has fired: none is set until one is set again.
+        self.alarm_checked.set(true);
+        self.alarm_at.set(None);
         self.purge_if_due();
-        if let Err(error) = self.state.storage().set_alarm(PURGE_ALARM_MS).await {
-            write(&inbox::store::purge_failed_line(&StoreError::Driver(format!(
-                "cannot re-arm the purge alarm: {error}"
-            ))));
+        let now = now_ms();
+        match replay::on(&self.replay) {
+            // The pass sets the next alarm when it ends.
+            Some(replayer) => {
+                if self.replay_pass(&PassRequest::default()).await.is_none() {
+                    // A pass (an operator's) is running: it sets the next alarm when it ends;
+                    // this one only makes sure one comes should that pass never end.
+                    self.set_alarm(now.saturating_add(tick_ms(replayer))).await;
+                }
+            }
+            None => self.set_alarm(now.saturating_add(PURGE_ALARM_MS)).await,
         }
         Response::ok("")
+    }
+}
+
+/// `min_interval_seconds` in milliseconds: how soon a new entry is due.
+fn tick_ms(replayer: &Replayer) -> u64 {
+    u64::try_from(replayer.tick().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Marks a pass as running for as long as it lives (also when its event is cancelled midway).
+struct Passing<'a>(&'a Cell<bool>);
+
+impl Drop for Passing<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
@@ -166,19 +234,76 @@ impl Inbox {
         answer
     }
 
-    /// Makes sure an alarm will purge old entries even if no request comes (once per instance):
-    /// an idle object must not keep expired personal data.
-    async fn arm_purge_alarm(&self) {
+    /// Runs a replay pass of `request` and then sets the next alarm; `None` when a pass is already
+    /// running in this instance (or replay is off: the admin API answers that before).
+    async fn replay_pass(&self, request: &PassRequest) -> Option<Result<PassSummary, StoreError>> {
+        let replayer = replay::on(&self.replay)?;
+        if self.passing.replace(true) {
+            return None;
+        }
+        let passing = Passing(&self.passing);
+        let ran = match self.driver() {
+            Ok(mut driver) => replay::pass(replayer, &mut driver, request).await,
+            Err(error) => Err(error),
+        };
+        drop(passing);
+        if let Err(error) = &ran {
+            write(&pass_failed_line(error));
+        }
+        let cut_short = ran.as_ref().is_ok_and(|ran| ran.cut_short);
+        self.set_next_alarm(replayer, cut_short).await;
+        Some(ran.map(|ran| ran.summary))
+    }
+
+    /// After a pass: the alarm at the earliest of the next purge and the next pass the core says
+    /// has something to do ([`Replayer::next_pass_at`]); a second on when the pass stopped on
+    /// this invocation's limits (it goes on where it stopped).
+    async fn set_next_alarm(&self, replayer: &Replayer, cut_short: bool) {
+        let now = now_ms();
+        let next = if cut_short {
+            Some(now.saturating_add(MIN_PASS_GAP_MS))
+        } else {
+            self.driver()
+                .and_then(|mut driver| replayer.next_pass_at(&mut driver, now))
+                .unwrap_or_else(|error| {
+                    write(&pass_failed_line(&error));
+                    Some(now.saturating_add(tick_ms(replayer)))
+                })
+        };
+        let purge = now.saturating_add(PURGE_ALARM_MS);
+        self.set_alarm(next.map_or(purge, |at| at.min(purge))).await;
+    }
+
+    /// Sets the alarm to fire at `at` (milliseconds since the epoch), remembering it; a failure is
+    /// logged (the next event that sets one tries again).
+    async fn set_alarm(&self, at: u64) {
+        // Remembered first: an event that interleaves sees the alarm as it will be.
+        self.alarm_at.set(Some(at));
+        let time = ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at as f64)));
+        if let Err(error) = self.state.storage().set_alarm(time).await {
+            self.alarm_at.set(None);
+            write(&inbox::store::purge_failed_line(&StoreError::Driver(format!(
+                "cannot set the alarm: {error}"
+            ))));
+        }
+    }
+
+    /// Makes sure an alarm is set even if no request comes (once per instance): an idle object
+    /// must not keep expired personal data, nor entries it could replay. With replay on, a
+    /// missing alarm is set `min_interval_seconds` on, so the first pass finds what waits.
+    async fn check_alarm(&self) {
         if self.alarm_checked.replace(true) {
             return;
         }
-        let storage = self.state.storage();
-        if let Ok(None) = storage.get_alarm().await
-            && let Err(error) = storage.set_alarm(PURGE_ALARM_MS).await
-        {
-            write(&inbox::store::purge_failed_line(&StoreError::Driver(format!(
-                "cannot set the purge alarm: {error}"
-            ))));
+        match self.state.storage().get_alarm().await {
+            Ok(Some(at)) => self.alarm_at.set(u64::try_from(at).ok()),
+            Ok(None) => {
+                let after = replay::on(&self.replay).map_or(PURGE_ALARM_MS, tick_ms);
+                self.set_alarm(now_ms().saturating_add(after)).await;
+            }
+            Err(error) => write(&inbox::store::purge_failed_line(&StoreError::Driver(format!(
+                "cannot read the alarm: {error}"
+            )))),
         }
     }
 
@@ -337,13 +462,9 @@ pub(crate) async fn store(env: &Env, entry: &Entry) -> Result<StoreOutcome, Stor
     store_outcome(status, &body)
 }
 
-/// Forwards an admin request to the inbox object; its answer, or, when the object cannot be
-/// reached, the core's answer to an inbox that fails (with its lines written).
-pub(crate) async fn forward(
-    env: &Env,
-    operation: Operation,
-    request: &AdminRequest<'_>,
-) -> Result<web_sys::Response, AdminResponse> {
+/// Forwards an admin request to the inbox object as it came (method, URL, `Authorization`, the
+/// body read to the admin API's limit); the object's answer, or why it could not be reached.
+pub(crate) async fn forward(env: &Env, request: &AdminRequest<'_>) -> Result<web_sys::Response, StoreError> {
     let forwarded = async {
         let headers = worker::Headers::new();
         if let Some(authorization) = request.authorization {
@@ -361,15 +482,8 @@ pub(crate) async fn forward(
         let forwarded = Request::new_with_init(request.url, &init)?;
         stub(env)?.fetch_with_request(forwarded).await
     };
-    match forwarded.await {
-        Ok(answer) => Ok(answer.into()),
-        Err(error) => {
-            let reason = StoreError::Driver(format!("the inbox cannot be reached: {error}"));
-            let (answer, lines) = operation.failed(&reason);
-            for line in &lines {
-                write(line);
-            }
-            Err(answer)
-        }
-    }
+    forwarded
+        .await
+        .map(web_sys::Response::from)
+        .map_err(|error| StoreError::Driver(format!("the inbox cannot be reached: {error}")))
 }

@@ -8,8 +8,9 @@
 //! `worker::Delay` deadline (alerts from `ctx.wait_until`, once per dedup window: checked in the
 //! isolate, then in the `ALERT_DEDUP` KV namespace by the core's rule) and handing their outcome
 //! back. Admin requests (`/_twiml-fallback/…`) are routed by the core before the endpoint decides
-//! anything, and performed in the inbox object. It never panics on input (a panic aborts the wasm
-//! instance): every request gets an answer.
+//! anything, and performed in the inbox object — replay passes too, which the object also runs
+//! from its alarm (`replay.rs`). It never panics on input (a panic aborts the wasm instance):
+//! every request gets an answer.
 //!
 //! Configuration, read once per isolate:
 //! - `FALLBACK_CONFIG` (`[vars]`): the configuration document, TOML or JSON;
@@ -24,8 +25,11 @@
 //!   (`inbox.rs`). With it, each verified message or call a person sent is committed to the inbox
 //!   before the answer goes out; without it, nothing is kept (the `config` line says which);
 //! - `TWIML_FALLBACK_ADMIN_TOKEN` (secret, optional): the admin API under `/_twiml-fallback/`
-//!   (`twiml_fallback::admin`), which lists, shows and dismisses inbox entries; without it those
-//!   paths answer 404.
+//!   (`twiml_fallback::admin`), which lists, shows and dismisses inbox entries and runs replay
+//!   passes; without it those paths answer 404;
+//! - `TWILIO_API_BASE` (`[vars]`, optional) and `TWILIO_API_KEY`, `TWILIO_API_SECRET` (secrets,
+//!   optional): where replay sends the app's replies, and with which credentials (`replay.rs`).
+//!   Replay is on when the configuration has `[recovery] allow_hosts` and a token is set.
 //!
 //! A configuration with errors does not take the endpoint down: the variables that load are
 //! served over the embedded defaults (`Config::from_sources_or_defaults`) and every problem is
@@ -33,6 +37,7 @@
 //! answered by the core without a record, so they add no lines.
 
 mod inbox;
+mod replay;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
@@ -98,18 +103,29 @@ fn served_config(env: &Env) -> ServedConfig {
     Config::from_sources_or_defaults(document.as_deref(), |name| text_binding(env, name))
 }
 
+/// The verifier of `TWILIO_AUTH_TOKEN` and `TWILIO_AUTH_TOKEN_SECONDARY` (the Worker's and the
+/// inbox object's, which signs replays with the first).
+fn verifier(env: &Env) -> SignatureVerifier {
+    SignatureVerifier::from_tokens(
+        ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"]
+            .into_iter()
+            .filter_map(|name| text_binding(env, name)),
+    )
+}
+
 fn load(env: &Env) -> Rc<Loaded> {
     LOADED.with(|cell| {
         Rc::clone(cell.get_or_init(|| {
             let document = text_binding(env, "FALLBACK_CONFIG");
             let served = served_config(env);
-            let tokens = ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"]
-                .into_iter()
-                .filter_map(|name| text_binding(env, name));
             let has_inbox = env.durable_object(inbox::BINDING).is_ok();
+            let edge = Edge::new(served.config, verifier(env)).with_inbox(has_inbox);
+            // Replay runs in the inbox object (which says how in its `replay-config` line); the
+            // Worker only needs to know whether it is on, for the admin API's answers.
+            let replay_off = replay::off(&replay::replayer(env, edge.config(), edge.verifier()));
             let loaded = Loaded {
-                edge: Edge::new(served.config, SignatureVerifier::from_tokens(tokens)).with_inbox(has_inbox),
-                admin: Admin::new(text_binding(env, ADMIN_TOKEN_VARIABLE), has_inbox),
+                admin: Admin::new(text_binding(env, ADMIN_TOKEN_VARIABLE), has_inbox).with_replay(replay_off),
+                edge,
                 config_errors: served.errors.map(|errors| errors.to_string()),
                 variables: served.variables,
                 dedup: env.kv(DEDUP_BINDING).is_ok(),
@@ -180,12 +196,29 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
             ..unread
         };
         let routed = loaded.admin.route(&admin, now_ms()).unwrap_or(routed);
-        return match routed {
-            Routed::Answer(answer) => Answer::Admin(answer),
-            Routed::Inbox(operation) => match inbox::forward(env, operation, &admin).await {
-                Ok(relayed) => Answer::Relayed(relayed),
-                Err(answer) => Answer::Admin(answer),
-            },
+        // Inbox operations and replay passes are performed in the inbox object, which routes the
+        // request again (the core's operations have no wire form).
+        let operation = match routed {
+            Routed::Answer(answer) => return Answer::Admin(answer),
+            Routed::Inbox(operation) => Some(operation),
+            Routed::Replay(_) => None,
+        };
+        return match inbox::forward(env, &admin).await {
+            Ok(relayed) => Answer::Relayed(relayed),
+            // The object cannot be reached: the core's answer to an inbox that fails.
+            Err(error) => Answer::Admin(match operation {
+                Some(operation) => {
+                    let (answer, lines) = operation.failed(&error);
+                    for line in &lines {
+                        write(line);
+                    }
+                    answer
+                }
+                None => AdminResponse::error(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the replay pass failed: {error}"),
+                ),
+            }),
         };
     }
     let signature = header(SIGNATURE_HEADER);
@@ -390,7 +423,7 @@ fn send_alert(alert: Alert, env: &Env, ctx: &Context, dedup: bool) {
 }
 
 /// Sends the core's request as it is — method, URL, headers, body, redirect policy — and reads the
-/// answer to its limit, all within its deadline.
+/// answer to its limit, all within its deadline: recoveries, alerts and replays alike.
 async fn send(request: &OutboundRequest) -> SendResult {
     let headers = Headers::new();
     for (name, value) in &request.headers {
