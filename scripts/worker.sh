@@ -51,7 +51,20 @@ build() {
   log "worker-build --release ($WASM_TOOLCHAIN)"
   (cd "$CRATE" && env "${WORKER_BUILD_ENV[@]}" "$WORKER_BUILD" --release) || die "worker build failed"
   [ -f "$BUNDLE/index.js" ] && [ -f "$BUNDLE/index_bg.wasm" ] || die "worker-build produced no bundle in $BUNDLE"
+  strip_names "$BUNDLE/index_bg.wasm"
   sizes
+}
+
+# worker-build keeps the function-name section (it passes --debuginfo to wasm-opt after the
+# crate's own wasm-opt arguments): 25 KB gzip of names. A panic's message still names its file and
+# line (and the Worker must not panic); only a trace's frames show function indices instead.
+strip_names() {
+  local wasm=$1 features=()
+  for feature in mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling; do
+    features+=("--enable-$feature")
+  done
+  "$WASM_OPT_BIN" "${features[@]}" --strip-debug "$wasm" -o "$wasm.stripped" || die "wasm-opt --strip-debug failed"
+  mv "$wasm.stripped" "$wasm"
 }
 
 # The Worker's dev server port: not serve's 8787, so both can run side by side.
@@ -74,10 +87,12 @@ $(fallback_variables | sed 's/^/                         /')
                        (also read from the environment; --var wins)
   -- WRANGLER-ARGS     passed to wrangler dev as they are (e.g. --inspector-port 9230)
 
-Secrets come from the environment — TWILIO_AUTH_TOKEN, TWILIO_AUTH_TOKEN_SECONDARY, and
+Secrets come from the environment — TWILIO_AUTH_TOKEN, TWILIO_AUTH_TOKEN_SECONDARY,
 TWIML_FALLBACK_ADMIN_TOKEN for the admin API (/_twiml-fallback/inbox, as Authorization: Bearer
-TOKEN; without it those paths answer 404) — or from .dev.vars (git-ignored; see
-.dev.vars.example), never from the command line, where ps shows them.
+TOKEN; without it those paths answer 404), and TWILIO_API_KEY + TWILIO_API_SECRET for replay's
+replies (else AccountSid + TWILIO_AUTH_TOKEN) — or from .dev.vars (git-ignored; see
+.dev.vars.example), never from the command line, where ps shows them. TWILIO_API_BASE (where
+replay sends replies; default https://api.twilio.com) is passed from the environment too.
 They reach wrangler, with FALLBACK_CONFIG and the variables, through a private env file
 (--env-file; mode 0600, in a private temporary directory removed when dev stops), so no command
 line holds them (wrangler loads the file into its environment, which its workerd inherits: like
@@ -150,7 +165,7 @@ dev() {
   known=$(fallback_variables)
   for name in "${names[@]}"; do
     case "$name" in
-      TWILIO_AUTH_TOKEN|TWILIO_AUTH_TOKEN_SECONDARY|TWIML_FALLBACK_ADMIN_TOKEN)
+      TWILIO_AUTH_TOKEN|TWILIO_AUTH_TOKEN_SECONDARY|TWIML_FALLBACK_ADMIN_TOKEN|TWILIO_API_KEY|TWILIO_API_SECRET)
         usage_error "--var $name: a token on the command line is visible in ps" \
           "pass it in the environment: $name=... scripts/worker.sh dev (or put it in .dev.vars)" ;;
       FALLBACK_CONFIG)
@@ -186,7 +201,8 @@ dev() {
     { sed 's/\$/\\$/g' "$REPO_ROOT/.dev.vars"; echo; } >>"$env_file"
     passed+=(".dev.vars")
   fi
-  for name in TWILIO_AUTH_TOKEN TWILIO_AUTH_TOKEN_SECONDARY TWIML_FALLBACK_ADMIN_TOKEN; do
+  for name in TWILIO_AUTH_TOKEN TWILIO_AUTH_TOKEN_SECONDARY TWIML_FALLBACK_ADMIN_TOKEN TWILIO_API_KEY TWILIO_API_SECRET \
+              TWILIO_API_BASE; do
     if [ -n "${!name:-}" ]; then
       env_file_line "$name" "${!name}" >>"$env_file"
       passed+=("$name")
