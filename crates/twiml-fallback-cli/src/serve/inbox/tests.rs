@@ -208,7 +208,7 @@ fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
         )
         .expect("a version");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert!(migrate(&mut Driver(&connection)).is_ok());
     connection
         .execute(
