@@ -554,6 +554,8 @@ struct AppState {
     down: bool,
     routes: std::collections::HashMap<String, Route>,
     hits: Vec<AppHit>,
+    /// How long every answer takes (it is recorded on arrival).
+    delay: std::time::Duration,
 }
 
 /// The app behind a number, as replay finds it: down (every path `500`) or up, each path
@@ -599,6 +601,14 @@ impl ReplayApp {
     pub fn set_down(&self, down: bool) {
         if let Ok(mut state) = self.state.lock() {
             state.down = down;
+        }
+    }
+
+    /// Every answer comes only after `delay` (the request is recorded when it arrives): a slow
+    /// app, so a crash test's kills land while deliveries are in flight.
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        if let Ok(mut state) = self.state.lock() {
+            state.delay = delay;
         }
     }
 
@@ -648,16 +658,18 @@ async fn replay_app(State((state, base)): State<(Arc<Mutex<AppState>>, String)>,
         .verify(&url, payload, signature.as_deref().unwrap_or(""))
         .is_ok();
     let path = parts.uri.path().to_owned();
-    let Ok(mut state) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let route = if state.down {
-        Route::Down
-    } else {
-        state.routes.get(&path).cloned().unwrap_or(Route::Echo)
-    };
-    let text = xml_escape(params.get("Body").unwrap_or_default());
-    let response = match route {
+    let (response, delay) =
+        {
+            let Ok(mut state) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            let route = if state.down {
+                Route::Down
+            } else {
+                state.routes.get(&path).cloned().unwrap_or(Route::Echo)
+            };
+            let text = xml_escape(params.get("Body").unwrap_or_default());
+            let response = match route {
         Route::Echo => (
             [(CONTENT_TYPE, "text/xml")],
             format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>Got it: {text}</Message></Response>"#),
@@ -669,21 +681,26 @@ async fn replay_app(State((state, base)): State<(Arc<Mutex<AppState>>, String)>,
             (StatusCode::FOUND, [(axum::http::header::LOCATION, location)], "moved").into_response()
         }
     };
-    state.hits.push(AppHit {
-        url,
-        path,
-        method: parts.method.to_string(),
-        params: params
-            .iter()
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect(),
-        signature,
-        verified,
-        replay: header("x-twiml-fallback-replay"),
-        received_at: header("x-twiml-fallback-received-at"),
-        user_agent: header("user-agent"),
-        answered: response.status().as_u16(),
-        at: std::time::Instant::now(),
-    });
+            state.hits.push(AppHit {
+                url,
+                path,
+                method: parts.method.to_string(),
+                params: params
+                    .iter()
+                    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                    .collect(),
+                signature,
+                verified,
+                replay: header("x-twiml-fallback-replay"),
+                received_at: header("x-twiml-fallback-received-at"),
+                user_agent: header("user-agent"),
+                answered: response.status().as_u16(),
+                at: std::time::Instant::now(),
+            });
+            (response, state.delay)
+        };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     response
 }

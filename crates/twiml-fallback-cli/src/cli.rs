@@ -179,7 +179,7 @@ pub(crate) struct ServeArgs {
     pub(crate) api_base: String,
     /// An API key SID (SK…), with TWILIO_API_SECRET, to send replies with instead of the
     /// account's auth token
-    #[arg(long, env = "TWILIO_API_KEY", value_name = "SID", requires = "api_secret")]
+    #[arg(long, env = "TWILIO_API_KEY", value_name = "SID")]
     pub(crate) api_key: Option<String>,
     /// The API key's secret (else TWILIO_API_SECRET)
     #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true, value_name = "SECRET")]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use twiml_fallback::Channel;
 use twiml_fallback::inbox::store::Page;
 use twiml_fallback::inbox::{Entry, Status};
-use twiml_fallback::replay::{Outcome, PassRequest, PassSummary};
+use twiml_fallback::replay::{PassRequest, PassSummary};
 use twiml_fallback::webhook::encode_form;
 
 use crate::cli::{ExportFormat, Format, InboxArgs, InboxCommand, InboxFilter, InboxReplayArgs};
@@ -172,12 +172,14 @@ async fn run_replay(api: &Api, replay: &InboxReplayArgs) -> Result<ExitCode, Cli
             println!("nothing was due (entries wait [replay] min_interval_seconds after they arrive or fail)");
         }
     }
-    let troubled = summary.entries.iter().any(|entry| {
-        matches!(
-            entry.outcome,
-            Outcome::Failed | Outcome::NeedsAttention | Outcome::StoreFailed
-        )
-    });
+    if let (Some(until), Some(why)) = (summary.held_until_ms, &summary.held_because) {
+        println!(
+            "automatic replay is held until {} because the Messages API failed: {}",
+            twiml_fallback::edge::rfc3339(until),
+            printable(why)
+        );
+    }
+    let troubled = summary.troubled();
     Ok(if troubled { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -253,6 +255,8 @@ impl Api {
             }
             404 => Err(CliError::new(format!("{url}: 404, the endpoint has no admin API"))
                 .hint("start it with TWIML_FALLBACK_ADMIN_TOKEN set (serve: the environment; the Worker: wrangler secret put TWIML_FALLBACK_ADMIN_TOKEN)")),
+            409 if message().contains("pass is running") => Err(CliError::new(format!("{url}: {}", message()))
+                .hint("another replay pass is running on the endpoint: try again when it ends")),
             409 => Err(CliError::new(format!("{url}: {}", message())).hint(
                 "replay delivers only to hosts in [recovery] allow_hosts and signs with TWILIO_AUTH_TOKEN: configure both",
             )),

@@ -159,12 +159,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
 /// The replay rules: the configuration's `[replay]` and allowlist, the endpoint's token, the
 /// Messages API at `--api-base` (with `TWILIO_API_KEY`/`TWILIO_API_SECRET` when set).
 fn replayer(args: &ServeArgs, edge: &Edge) -> Result<Replayer, CliError> {
-    let mut api = TwilioApi::new(&args.api_base).map_err(|error| {
-        CliError::new(format!("--api-base: {error}")).hint("e.g. --api-base https://api.twilio.com")
-    })?;
-    if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
-        api = api.with_api_key(key.clone(), secret.clone());
-    }
+    let api = TwilioApi::new(&args.api_base)
+        .map_err(|error| CliError::new(format!("--api-base: {error}")).hint("e.g. --api-base https://api.twilio.com"))?
+        .with_credentials(args.api_key.clone(), args.api_secret.clone())
+        .map_err(|error| {
+            CliError::new(error)
+                .hint("set both TWILIO_API_KEY and TWILIO_API_SECRET, or neither (replies then use TWILIO_AUTH_TOKEN)")
+        })?;
     Ok(Replayer::new(edge.config(), edge.verifier(), api))
 }
 
@@ -255,7 +256,7 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
         return match routed {
             Some(Routed::Answer(answer)) => admin_response(answer),
             Some(Routed::Inbox(operation)) => admin_response(server.perform(operation).await),
-            Some(Routed::Replay(request)) => admin_response(server.replay_pass(request).await.answer()),
+            Some(Routed::Replay(request)) => admin_response(server.requested_pass(request).await.answer()),
             // `claims` and `route` agree on what is an admin path.
             None => admin_response(AdminResponse::error(http::StatusCode::NOT_FOUND, "not found")),
         };

@@ -214,7 +214,12 @@ impl Admin {
             (["inbox", sid], &Method::GET) | (["inbox", sid], &Method::HEAD) => Operation::Show((*sid).to_owned()),
             (["inbox", sid, "dismiss"], &Method::POST) => Operation::Dismiss((*sid).to_owned()),
             (["replay"], &Method::GET) | (["replay"], &Method::HEAD) => {
-                let status = match self.replay_off {
+                let off = if self.has_inbox {
+                    self.replay_off
+                } else {
+                    Some("this endpoint keeps no inbox, so there is nothing to replay")
+                };
+                let status = match off {
                     None => serde_json::json!({ "replay": "on" }),
                     Some(reason) => serde_json::json!({ "replay": "off", "reason": reason }),
                 };

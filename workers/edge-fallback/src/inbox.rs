@@ -131,14 +131,16 @@ impl DurableObject for Inbox {
                     .map_err(|error| error.to_string())
                     .and_then(inbox::entry_from_wire)
             });
-            let answer = match entry {
-                Some(Ok(entry)) => self.store(&entry),
+            let answer = match &entry {
+                Some(Ok(entry)) => self.store(entry),
                 Some(Err(error)) => Err(StoreError::Driver(format!("the Worker sent no entry: {error}"))),
                 None => Err(StoreError::Driver("the entry could not be read".to_owned())),
             };
-            if let (Ok(StoreOutcome::Stored), Some(replayer)) = (&answer, replay::on(&self.replay)) {
-                // The new entry is due `min_interval_seconds` from now: the alarm fires by then.
-                let by = now_ms().saturating_add(tick_ms(replayer));
+            if let (Ok(StoreOutcome::Stored), Some(replayer), Some(Ok(entry))) =
+                (&answer, replay::on(&self.replay), entry.as_ref())
+            {
+                // The alarm fires by the time the new entry is due.
+                let by = replayer.due_at(entry);
                 if self.alarm_at.get().is_none_or(|at| at > by) {
                     self.set_alarm(by).await;
                 }

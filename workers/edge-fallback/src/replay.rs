@@ -67,10 +67,9 @@ use crate::{now_ms, text_binding, write};
 /// The `[vars]` entry naming the Messages API's base URL.
 pub(crate) const API_BASE_VARIABLE: &str = "TWILIO_API_BASE";
 
-/// Why replay is off when `TWILIO_API_BASE` is not a URL (the `replay-config` line has the
-/// error).
-const BAD_API_BASE: &str =
-    "TWILIO_API_BASE is not an absolute http(s) URL: replies could not be sent, so nothing is replayed";
+/// Why replay is off when `TWILIO_API_BASE` or the API key cannot be used (the `replay-config`
+/// line has the error).
+const BAD_API_BASE: &str = "TWILIO_API_BASE (an https URL) or TWILIO_API_KEY and TWILIO_API_SECRET (both or neither) cannot be used: replies could not be sent, so nothing is replayed";
 
 /// How long a pass keeps taking new entries (an alarm may run for 15 minutes).
 pub(crate) const PASS_BUDGET_MS: u64 = 10 * 60 * 1000;
@@ -86,13 +85,10 @@ pub(crate) type Replay = Result<Replayer, String>;
 /// API key.
 pub(crate) fn replayer(env: &Env, config: &Config, verifier: &SignatureVerifier) -> Replay {
     let base = text_binding(env, API_BASE_VARIABLE);
-    let mut api = TwilioApi::new(base.as_deref().unwrap_or(DEFAULT_API_BASE))?;
-    if let (Some(key), Some(secret)) = (
+    let api = TwilioApi::new(base.as_deref().unwrap_or(DEFAULT_API_BASE))?.with_credentials(
         text_binding(env, "TWILIO_API_KEY"),
         text_binding(env, "TWILIO_API_SECRET"),
-    ) {
-        api = api.with_api_key(key, secret);
-    }
+    )?;
     Ok(Replayer::new(config, verifier, api))
 }
 
@@ -165,6 +161,9 @@ pub(crate) async fn pass(replayer: &Replayer, sql: &mut Driver<'_>, request: &Pa
                 summary.add(report);
             }
         }
+    }
+    if let Some(line) = replayer.finish_pass(sql, &mut summary, now_ms())? {
+        write(&line);
     }
     if let Some(line) = summary.line() {
         write(&line);

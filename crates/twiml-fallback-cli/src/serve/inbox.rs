@@ -126,6 +126,9 @@ pub(crate) struct Counts {
 
 /// The inbox as `serve` holds it: a handle to the writer thread.
 pub(crate) struct Inbox {
+    /// The lock that keeps a second `serve` off this inbox (held until `serve` stops): two
+    /// processes replaying one inbox could both deliver an entry and text its sender twice.
+    _lock: std::fs::File,
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     writer: Option<JoinHandle<()>>,
     failing: AtomicBool,
@@ -135,6 +138,31 @@ pub(crate) struct Inbox {
 
 fn driver_error(error: rusqlite::Error) -> StoreError {
     StoreError::Driver(error.to_string())
+}
+
+/// Takes the inbox's lock file (`PATH.lock`, next to it) for this process, or says that another
+/// `serve` holds it. The operating system releases it when the process ends, however it ends.
+fn lock(path: &Path) -> Result<std::fs::File, String> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| format!("cannot open {}: {error}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another twiml-fallback serve uses this inbox (it holds {}): one process per inbox, or two could replay the same message",
+            lock_path.display()
+        )),
+        Err(std::fs::TryLockError::Error(error)) => Err(format!("cannot lock {}: {error}", lock_path.display())),
+    }
 }
 
 /// Opens (creating it and its folder when missing) and migrates the database at `path`: WAL,
@@ -177,6 +205,7 @@ impl Inbox {
         now_ms: fn() -> u64,
         log: impl Fn(&LogLine) + Send + 'static,
     ) -> Result<(Self, Counts), String> {
+        let lock = lock(path)?;
         let connection = open(path)?;
         let counts = Counts {
             stored: inbox::store::count(&mut Driver(&connection)).map_err(|error| error.to_string())?,
@@ -189,6 +218,7 @@ impl Inbox {
             .map_err(|error| format!("cannot start the inbox writer: {error}"))?;
         Ok((
             Self {
+                _lock: lock,
                 jobs: Some(jobs),
                 writer: Some(writer),
                 failing: AtomicBool::new(false),

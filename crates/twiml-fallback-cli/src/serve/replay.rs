@@ -78,6 +78,17 @@ impl Server {
         }
     }
 
+    /// A pass an operator asked for, run in a task of its own: should the request go away (the
+    /// CLI interrupted, a timeout), the pass still ends as it would — a lane is never cut between
+    /// a send and its commit by a caller leaving.
+    pub(crate) async fn requested_pass(self: &Arc<Self>, request: PassRequest) -> PassSummary {
+        let server = Arc::clone(self);
+        let fallback = PassSummary::new(&request);
+        tokio::spawn(async move { server.replay_pass(request).await })
+            .await
+            .unwrap_or(fallback)
+    }
+
     /// One pass, after any pass already running; its summary (also when the inbox failed: the
     /// entries it reached are in it, and the failure is logged).
     pub(crate) async fn replay_pass(self: &Arc<Self>, request: PassRequest) -> PassSummary {
@@ -124,10 +135,29 @@ impl Server {
             }
             Err(error) => self.write_line(&pass_failed_line(&error)),
         }
-        if let Some(line) = summary.line() {
-            self.write_line(&line);
+        let replayer = Arc::clone(&replay.replayer);
+        let now = now_ms();
+        match inbox
+            .run(move |sql| {
+                let mut summary = summary;
+                replayer.finish_pass(sql, &mut summary, now).map(|line| (summary, line))
+            })
+            .await
+        {
+            Ok((finished, line)) => {
+                if let Some(line) = line {
+                    self.write_line(&line);
+                }
+                if let Some(line) = finished.line() {
+                    self.write_line(&line);
+                }
+                finished
+            }
+            Err(error) => {
+                self.write_line(&pass_failed_line(&error));
+                PassSummary::new(&request)
+            }
         }
-        summary
     }
 
     /// A lane's queue, one entry at a time: the lane as it ended, and each entry's report.

@@ -285,11 +285,11 @@ fn get_replay_says_whether_replay_is_on_and_why_not() {
     );
     let headed = answer(replaying().route(&request(&head, "/twilio/_twiml-fallback/replay/", AUTH), 0));
     assert_eq!(headed.status, StatusCode::OK, "HEAD too, and behind a proxy's prefix");
-    // Whether there is an inbox does not change what GET says.
+    // Without an inbox there is nothing to replay, whatever the shell says of replay.
     let no_inbox = Admin::new(Some("s3cret".to_owned()), false).with_replay(None);
     assert_eq!(
         json_of(&answer(no_inbox.route(&request(&get, REPLAY, AUTH), 0))),
-        serde_json::json!({ "replay": "on" })
+        serde_json::json!({ "replay": "off", "reason": "this endpoint keeps no inbox, so there is nothing to replay" })
     );
 }
 

@@ -783,3 +783,20 @@ fn replay_variables_apply_over_the_document_and_are_reported_by_name() {
             .is_some_and(|errors| errors.to_string().contains("FALLBACK_REPLAY_REPLY_WINDOW_MINUTES")),
     );
 }
+
+#[test]
+fn send_replies_is_set_by_its_variable_as_true_or_false_only() {
+    let off = vars_from(&[("FALLBACK_REPLAY_SEND_REPLIES", "false")]);
+    let config = Config::from_sources(None, &off).unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(!config.replay().send_replies);
+    let on = vars_from(&[("FALLBACK_REPLAY_SEND_REPLIES", "true")]);
+    let config =
+        Config::from_sources(Some("[replay]\nsend_replies = false"), &on).unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(config.replay().send_replies, "the variable wins over the document");
+    let bad = vars_from(&[("FALLBACK_REPLAY_SEND_REPLIES", "yes")]);
+    let errors = Config::from_sources(None, &bad).expect_err("refused").to_string();
+    assert!(
+        errors.contains("FALLBACK_REPLAY_SEND_REPLIES: \"yes\" is not true or false (sets replay.send_replies)"),
+        "{errors}"
+    );
+}

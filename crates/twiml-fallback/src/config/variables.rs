@@ -31,6 +31,8 @@ pub enum VariableKind {
     Integer,
     /// A comma-separated list.
     List,
+    /// `true` or `false`.
+    Boolean,
 }
 
 /// Simple per-field settings, for environments where a whole document is awkward (a Worker's
@@ -84,6 +86,11 @@ pub const VARIABLES: &[(&str, &str, VariableKind)] = &[
         "replay.missed_call_sms",
         VariableKind::Text,
     ),
+    (
+        "FALLBACK_REPLAY_SEND_REPLIES",
+        "replay.send_replies",
+        VariableKind::Boolean,
+    ),
 ];
 
 /// The sections the [`VARIABLES`] write into, each loadable on its own.
@@ -133,6 +140,17 @@ pub(super) fn apply(value: &mut Value, variable: impl Fn(&str) -> Option<String>
                     errors.push(ConfigError {
                         path: name.to_owned(),
                         message: format!("{raw:?} is not a whole number (sets {path})"),
+                    });
+                    continue;
+                }
+            },
+            VariableKind::Boolean => match raw {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => {
+                    errors.push(ConfigError {
+                        path: name.to_owned(),
+                        message: format!("{raw:?} is not true or false (sets {path})"),
                     });
                     continue;
                 }

@@ -90,6 +90,56 @@ pub fn pending_after<S: Sql>(
     rows.first().map(|row| entry_from_row(row)).transpose()
 }
 
+/// Replay's hold on sending: while the Messages API fails, no automatic pass runs before
+/// `until_ms`; `failures` in a row set how long the next hold is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hold {
+    /// No automatic pass before this time (milliseconds since the Unix epoch; 0: none).
+    pub until_ms: u64,
+    /// Passes in a row that found the Messages API failing.
+    pub failures: u32,
+    /// What the last of them found.
+    pub reason: Option<String>,
+}
+
+/// The hold as stored.
+pub fn hold<S: Sql>(sql: &mut S) -> Result<Hold, StoreError> {
+    let rows = run(
+        sql,
+        &Statement::new(
+            "SELECT until_ms, failures, reason FROM replay_hold WHERE id = 1",
+            Vec::new(),
+        ),
+    )?;
+    match rows.first().map(Vec::as_slice) {
+        Some([SqlValue::Integer(until), SqlValue::Integer(failures), reason]) => Ok(Hold {
+            until_ms: u64::try_from(*until).unwrap_or(0),
+            failures: u32::try_from(*failures).unwrap_or(0),
+            reason: match reason {
+                SqlValue::Text(reason) => Some(reason.clone()),
+                _ => None,
+            },
+        }),
+        _ => Err(StoreError::BadRow("replay_hold".to_owned())),
+    }
+}
+
+/// Stores the hold.
+pub fn set_hold<S: Sql>(sql: &mut S, hold: &Hold) -> Result<(), StoreError> {
+    run(
+        sql,
+        &Statement::new(
+            "UPDATE replay_hold SET until_ms = ?1, failures = ?2, reason = ?3 WHERE id = 1",
+            vec![
+                SqlValue::integer(hold.until_ms),
+                SqlValue::Integer(hold.failures.into()),
+                hold.reason.as_deref().map_or(SqlValue::Null, SqlValue::text),
+            ],
+        ),
+    )?;
+    Ok(())
+}
+
 /// The most missed calls one pass texts.
 pub const MISSED_CALLS_PER_PASS: u32 = 1000;
 
@@ -112,4 +162,47 @@ pub fn unanswered_calls<S: Sql>(sql: &mut S, since_ms: u64) -> Result<Vec<Entry>
         ),
     )?;
     rows.iter().map(|row| entry_from_row(row)).collect()
+}
+
+/// The callers (`From`, `To`) already texted (`[replay] missed_call_sms`) for a call received at
+/// or after `since_ms`.
+pub fn texted_callers<S: Sql>(sql: &mut S, since_ms: u64) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = run(
+        sql,
+        &Statement::new(
+            "SELECT DISTINCT from_number, to_number FROM inbox_entries WHERE channel = 'voice' AND replies != '[]' \
+             AND received_at_ms >= ?1 AND from_number IS NOT NULL AND to_number IS NOT NULL",
+            vec![SqlValue::integer(since_ms)],
+        ),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [SqlValue::Text(from), SqlValue::Text(to)] => Some((from.clone(), to.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The most replayed messages one pass reads to tell whether an app was back.
+pub const REPLAYED_PER_PASS: u32 = 1000;
+
+/// The `ErrorUrl` and time of the newest messages received at or after `since_ms` that the app
+/// has answered (`replayed`: on replay, or during the fallback request's recovery).
+pub fn answered_since<S: Sql>(sql: &mut S, since_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    let rows = run(
+        sql,
+        &Statement::new(
+            "SELECT error_url, received_at_ms FROM inbox_entries WHERE status = 'replayed' AND channel = 'messaging' \
+             AND error_url IS NOT NULL AND received_at_ms >= ?1 ORDER BY received_at_ms DESC LIMIT ?2",
+            vec![SqlValue::integer(since_ms), SqlValue::Integer(REPLAYED_PER_PASS.into())],
+        ),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [SqlValue::Text(url), SqlValue::Integer(at)] => Some((url.clone(), u64::try_from(*at).unwrap_or(0))),
+            _ => None,
+        })
+        .collect())
 }

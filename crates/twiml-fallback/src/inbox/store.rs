@@ -172,6 +172,10 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE inbox_entries ADD COLUMN replies TEXT NOT NULL DEFAULT '[]'",
         "ALTER TABLE inbox_entries ADD COLUMN next_attempt_ms INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX inbox_entries_by_queue ON inbox_entries (status, to_number, received_at_ms, sid)",
+        // While the Messages API fails, every send waits: until when, after how many failures, why.
+        "CREATE TABLE replay_hold (id INTEGER PRIMARY KEY CHECK (id = 1), until_ms INTEGER NOT NULL, \
+         failures INTEGER NOT NULL, reason TEXT)",
+        "INSERT INTO replay_hold (id, until_ms, failures, reason) VALUES (1, 0, 0, NULL)",
     ],
 ];
 

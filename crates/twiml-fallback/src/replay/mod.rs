@@ -85,7 +85,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admin::AdminResponse;
 use crate::config::{Config, MAX_REPLAY_INTERVAL_SECONDS, Recovery, ReplaySettings};
-use crate::edge::{LogLevel, LogLine};
+use crate::edge::{LogLevel, LogLine, rfc3339};
 use crate::inbox::{self, Entry, Sql, Status, StoreError};
 use crate::signature::SignatureVerifier;
 
@@ -183,8 +183,18 @@ impl Replayer {
 
     /// Why nothing is replayed, when nothing is: no allowlist, or no auth token to sign with.
     pub fn off(&self) -> Option<&'static str> {
-        if self.recovery.is_none() {
-            Some("no [recovery] allow_hosts: replay delivers only to allowlisted hosts, so nothing is replayed")
+        let Some(recovery) = &self.recovery else {
+            return Some(
+                "no [recovery] allow_hosts: replay delivers only to allowlisted hosts, so nothing is replayed",
+            );
+        };
+        if self
+            .settings
+            .url
+            .as_deref()
+            .is_some_and(|url| recovery.allows(url).is_err())
+        {
+            Some("[replay] url is not on [recovery] allow_hosts: nothing could be delivered, so nothing is replayed")
         } else if self.token.is_none() {
             Some("no TWILIO_AUTH_TOKEN: replayed requests cannot be signed, so nothing is replayed")
         } else {
@@ -244,14 +254,15 @@ impl Replayer {
     }
 
     /// When the next automatic pass has something to do, seen at `now_ms`: the earliest due
-    /// time of any number's queue head (an entry interrupted in replay is due now), never sooner
-    /// than [`MIN_PASS_GAP_MS`] on; `None` when no entry waits (or replay is off). A shell sleeps
-    /// (or sets its alarm) until then — and no longer than [`Replayer::tick`], for entries kept
-    /// meanwhile.
+    /// time of any number's queue head (an entry interrupted in replay is due now), not before a
+    /// hold on sending ends, never sooner than [`MIN_PASS_GAP_MS`] on; `None` when no entry waits
+    /// (or replay is off). A shell sleeps (or sets its alarm) until then — and no longer than
+    /// [`Replayer::tick`], for entries kept meanwhile.
     pub fn next_pass_at<S: Sql>(&self, sql: &mut S, now_ms: u64) -> Result<Option<u64>, StoreError> {
         if self.off().is_some() {
             return Ok(None);
         }
+        let held_until = inbox::queue::hold(sql)?.until_ms;
         let mut earliest: Option<u64> = None;
         for to in inbox::queue::numbers(sql)? {
             let due = if inbox::queue::interrupted(sql, to.as_deref())?.is_empty() {
@@ -264,7 +275,51 @@ impl Replayer {
             };
             earliest = Some(earliest.map_or(due, |known| known.min(due)));
         }
-        Ok(earliest.map(|due| due.max(now_ms.saturating_add(MIN_PASS_GAP_MS))))
+        Ok(earliest.map(|due| due.max(held_until).max(now_ms.saturating_add(MIN_PASS_GAP_MS))))
+    }
+
+    /// Ends a pass: when a send in it found the Messages API failing (unreachable, 5xx, timing
+    /// out, refusing the credentials or the rate), every automatic pass waits — from
+    /// `min_interval_seconds`, doubling with each failing pass, to 15 minutes — so an outage of
+    /// Twilio's API leaves one entry needing attention, not the whole backlog; a pass that sent a
+    /// reply lifts the hold. Writes the hold and says so in the summary; the line to log, if any.
+    pub fn finish_pass<S: Sql>(
+        &self,
+        sql: &mut S,
+        summary: &mut PassSummary,
+        now_ms: u64,
+    ) -> Result<Option<LogLine>, StoreError> {
+        if summary.dry_run {
+            return Ok(None);
+        }
+        let mut hold = inbox::queue::hold(sql)?;
+        let trouble = summary.entries.iter().find_map(|report| report.api_trouble.clone());
+        if let Some(reason) = trouble {
+            hold.failures = hold.failures.saturating_add(1);
+            hold.until_ms = now_ms.saturating_add(self.backoff_ms(hold.failures));
+            hold.reason = Some(reason.clone());
+            inbox::queue::set_hold(sql, &hold)?;
+            summary.held_until_ms = Some(hold.until_ms);
+            summary.held_because = Some(reason.clone());
+            return Ok(Some(LogLine::new(
+                LogLevel::Error,
+                &serde_json::json!({
+                    "event": "replay-held",
+                    "until": rfc3339(hold.until_ms),
+                    "failures": hold.failures,
+                    "reason": reason,
+                    "note": "the Messages API is failing: no automatic replay until then (the entry whose send it was left unknown needs attention; replies it refused are sent once it takes them)",
+                }),
+            )));
+        }
+        if hold.failures > 0 && summary.replies_sent > 0 {
+            inbox::queue::set_hold(sql, &inbox::queue::Hold::default())?;
+            return Ok(Some(LogLine::new(
+                LogLevel::Info,
+                &serde_json::json!({ "event": "replay-resumed", "after_failures": hold.failures }),
+            )));
+        }
+        Ok(None)
     }
 
     /// The wait before the next attempt after `attempts` failures: `min_interval_seconds`,
@@ -282,8 +337,21 @@ impl Replayer {
     /// A pass: one lane per called number with entries to replay (all of them, or, when
     /// `request` names SIDs, those entries grouped by number in arrival order), and its summary
     /// so far (a named SID the inbox does not hold is reported as skipped).
+    /// An automatic pass during a hold on sending ([`Replayer::finish_pass`]) has no lanes: its
+    /// summary says until when, and why.
     pub fn pass<S: Sql>(&self, sql: &mut S, request: &PassRequest, now_ms: u64) -> Result<Pass, StoreError> {
         let mut summary = PassSummary::new(request);
+        let hold = inbox::queue::hold(sql)?;
+        if hold.until_ms > now_ms {
+            summary.held_until_ms = Some(hold.until_ms);
+            summary.held_because = hold.reason;
+            if request.sids.is_empty() && !request.dry_run {
+                return Ok(Pass {
+                    lanes: Vec::new(),
+                    summary,
+                });
+            }
+        }
         let lanes = self.lanes(sql, request, now_ms, &mut summary)?;
         Ok(Pass { lanes, summary })
     }
@@ -335,6 +403,7 @@ impl Replayer {
                         stored: true,
                         halts_queue: false,
                         next_due_ms: None,
+                        api_trouble: None,
                     });
                 }
             }
@@ -351,32 +420,57 @@ impl Replayer {
     }
 
     /// The missed calls to text (`[replay] missed_call_sms`) now that the app is known to be
-    /// back: calls within the reply window, not texted yet, whose `ErrorUrl` is on an origin
-    /// (scheme, host, port) that answered a delivery in this pass. Start each with
-    /// [`Replayer::text_missed_call`].
+    /// back: calls within the reply window, nobody texted for yet, whose `ErrorUrl` is on an origin
+    /// (scheme, host, port) that answered after the call — a delivery in this pass, or a message
+    /// received since the call that the app answered (on replay, or on recovery). One text per
+    /// caller and number within the window, however often they called; none while
+    /// `send_replies` is off. Start each with [`Replayer::text_missed_call`].
     pub fn missed_calls<S: Sql>(
         &self,
         sql: &mut S,
         summary: &PassSummary,
         now_ms: u64,
     ) -> Result<Vec<Entry>, StoreError> {
-        if self.settings.missed_call_sms.is_none() || summary.origins_up.is_empty() || self.off().is_some() {
+        if self.settings.missed_call_sms.is_none() || !self.settings.send_replies || self.off().is_some() {
             return Ok(Vec::new());
         }
         let since = now_ms.saturating_sub(self.settings.reply_window_minutes.saturating_mul(60_000));
         let calls = inbox::queue::unanswered_calls(sql, since)?;
-        Ok(calls
-            .into_iter()
-            .filter(|call| {
-                call.from.is_some()
-                    && call.to.is_some()
-                    && call
-                        .error_url
-                        .as_deref()
-                        .and_then(origin_of)
-                        .is_some_and(|origin| summary.origins_up.contains(&origin))
-            })
-            .collect())
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        // When each origin last answered: now for this pass's deliveries, else the newest
+        // answered message's arrival.
+        let mut answered: Vec<(String, u64)> = summary
+            .origins_up
+            .iter()
+            .map(|origin| (origin.clone(), now_ms))
+            .collect();
+        for (url, at) in inbox::queue::answered_since(sql, since)? {
+            if let Some(origin) = origin_of(&url) {
+                match answered.iter_mut().find(|(known, _)| *known == origin) {
+                    Some((_, latest)) => *latest = (*latest).max(at),
+                    None => answered.push((origin, at)),
+                }
+            }
+        }
+        let mut texted = inbox::queue::texted_callers(sql, since)?;
+        let mut chosen = Vec::new();
+        for call in calls {
+            let (Some(from), Some(to)) = (call.from.clone(), call.to.clone()) else {
+                continue;
+            };
+            let back = call.error_url.as_deref().and_then(origin_of).is_some_and(|origin| {
+                answered
+                    .iter()
+                    .any(|(known, at)| *known == origin && *at >= call.received_at_ms)
+            });
+            if back && !texted.contains(&(from.clone(), to.clone())) {
+                texted.push((from, to));
+                chosen.push(call);
+            }
+        }
+        Ok(chosen)
     }
 
     /// The run that texts a missed caller `[replay] missed_call_sms` (from the number they
@@ -486,7 +580,7 @@ impl Lane {
         let due = entry
             .next_attempt_ms
             .max(entry.received_at_ms.saturating_add(self.min_interval_ms));
-        if due > self.now_ms && !self.mode.dry_run {
+        if due > self.now_ms {
             self.stopped = true;
             self.next_due_ms = Some(due);
             return Ok(None);
@@ -578,6 +672,9 @@ pub struct EntryReport {
     /// When the entry is next due, after a failed attempt.
     #[serde(skip)]
     pub(crate) next_due_ms: Option<u64>,
+    /// Why the Messages API is in trouble, when a send in this run found it so.
+    #[serde(skip)]
+    pub(crate) api_trouble: Option<String>,
 }
 
 impl EntryReport {
@@ -634,10 +731,20 @@ pub struct PassSummary {
     pub skipped: u32,
     /// Entries left needing attention (an interrupted or unknown send).
     pub needs_attention: u32,
+    /// Entries whose run stopped because the inbox could not be written.
+    #[serde(default)]
+    pub store_failed: u32,
     /// Each entry, in the order they finished.
     pub entries: Vec<EntryReport>,
     /// When the next entry is due (milliseconds since the Unix epoch), if one waits.
     pub next_due_ms: Option<u64>,
+    /// Until when automatic passes wait because the Messages API failed (milliseconds since the
+    /// Unix epoch), if they do.
+    #[serde(default)]
+    pub held_until_ms: Option<u64>,
+    /// What the Messages API did, when passes wait for it.
+    #[serde(default)]
+    pub held_because: Option<String>,
     /// Origins that answered a delivery in this pass.
     #[serde(skip)]
     origins_up: BTreeSet<String>,
@@ -658,7 +765,8 @@ impl PassSummary {
             Outcome::Delivered => self.delivered += 1,
             Outcome::Retrying | Outcome::Failed => self.failed += 1,
             Outcome::NeedsAttention => self.needs_attention += 1,
-            Outcome::Skipped | Outcome::StoreFailed => self.skipped += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::StoreFailed => self.store_failed += 1,
             Outcome::Replied | Outcome::WouldDeliver => {}
         }
         if report.outcome == Outcome::Delivered
@@ -676,6 +784,17 @@ impl PassSummary {
         if let Some(due) = lane.next_due_ms() {
             self.next_due_ms = Some(self.next_due_ms.map_or(due, |known| known.min(due)));
         }
+    }
+
+    /// Whether an operator should look: an entry failed for good, needs attention, or could not
+    /// be written, or sends are held (the CLI's exit status 1).
+    pub fn troubled(&self) -> bool {
+        self.entries.iter().any(|entry| {
+            matches!(
+                entry.outcome,
+                Outcome::Failed | Outcome::NeedsAttention | Outcome::StoreFailed
+            )
+        }) || self.held_until_ms.is_some()
     }
 
     /// The admin API's answer: 200 and the summary.
@@ -697,6 +816,7 @@ impl PassSummary {
                     "failed": self.failed,
                     "skipped": self.skipped,
                     "needs_attention": self.needs_attention,
+                    "store_failed": self.store_failed,
                 }),
             )
         })

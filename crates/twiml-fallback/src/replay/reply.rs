@@ -53,9 +53,18 @@ impl TwilioApi {
     /// http(s) URL without query or fragment.
     pub fn new(base: &str) -> Result<Self, String> {
         let base = base.trim().trim_end_matches('/');
-        if !crate::url::is_absolute_http_url(base) || base.contains(['?', '#']) {
+        let parts =
+            crate::url::split(base).filter(|_| crate::url::is_absolute_http_url(base) && !base.contains(['?', '#']));
+        let Some(parts) = parts else {
             return Err(format!(
                 "the API base {base:?} is not an absolute http(s) URL without query (e.g. {DEFAULT_API_BASE})"
+            ));
+        };
+        // The credentials travel with every send: in clear text only to this machine (a fake).
+        let loopback = matches!(parts.host(), "localhost" | "[::1]") || parts.host().starts_with("127.");
+        if !parts.scheme().eq_ignore_ascii_case("https") && !loopback {
+            return Err(format!(
+                "the API base {base:?} is plain http: the credentials would cross the network unencrypted (https, or a loopback address for a local fake)"
             ));
         }
         Ok(Self {
@@ -68,6 +77,21 @@ impl TwilioApi {
     pub fn with_api_key(mut self, sid: impl Into<String>, secret: impl Into<String>) -> Self {
         self.key = Some((sid.into(), secret.into()));
         self
+    }
+
+    /// The API key as a shell finds it (`TWILIO_API_KEY`, `TWILIO_API_SECRET`): both or neither —
+    /// one without the other is an error that says so, rather than a silent fallback to the auth
+    /// token.
+    pub fn with_credentials(self, key: Option<String>, secret: Option<String>) -> Result<Self, String> {
+        match (
+            key.filter(|key| !key.is_empty()),
+            secret.filter(|secret| !secret.is_empty()),
+        ) {
+            (Some(key), Some(secret)) => Ok(self.with_api_key(key, secret)),
+            (None, None) => Ok(self),
+            (Some(_), None) => Err("TWILIO_API_KEY is set without TWILIO_API_SECRET".to_owned()),
+            (None, Some(_)) => Err("TWILIO_API_SECRET is set without TWILIO_API_KEY".to_owned()),
+        }
     }
 
     /// The base URL.
@@ -97,6 +121,9 @@ impl TwilioApi {
         let account = account_sid
             .filter(|sid| is_sid(sid, "AC"))
             .ok_or("the entry has no valid AccountSid to send from")?;
+        if reply.to.trim().is_empty() || reply.from.trim().is_empty() {
+            return Err("the reply has no To or no From (the entry has no sender or no number)".to_owned());
+        }
         let (user, password) = match &self.key {
             Some((sid, secret)) => (sid.as_str(), secret.as_str()),
             None => (account, token),
@@ -123,10 +150,33 @@ impl TwilioApi {
     }
 }
 
-/// What a send's outcome means for the reply: sent (with the message's SID), refused by Twilio
-/// (a 4xx with its code and message: not sent), or unknown (a 5xx, a timeout, a failed
+/// What a send's outcome means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SendVerdict {
+    /// The reply's state: sent, refused (not sent), unknown (maybe sent) or, when Twilio refused
+    /// the request itself (the credentials, the rate), still planned: certainly not sent.
+    pub(crate) state: ReplyState,
+    /// The message's SID, when sent.
+    pub(crate) sid: Option<String>,
+    /// Why it was not sent, or what left it unknown.
+    pub(crate) error: Option<String>,
+    /// Whether the Messages API itself is in trouble (unreachable, failing, refusing the
+    /// credentials, rate limiting): replay then holds every send until it is back.
+    pub(crate) api_trouble: bool,
+}
+
+/// What a send's outcome means for the reply: sent (with the message's SID); refused by Twilio
+/// for this message (a 400 with its code and message: not sent); not sent because Twilio refused
+/// the request itself (401, 403 and 404: the credentials or the account; 429: the rate) — the
+/// reply stays planned, for when the API takes it; or unknown (a 5xx, a 408, a timeout, a failed
 /// connection, an answer that is not Twilio's: it may have gone out, so it is never re-sent).
-pub(crate) fn judge_send(outcome: &SendOutcome<'_>) -> (ReplyState, Option<String>, Option<String>) {
+pub(crate) fn judge_send(outcome: &SendOutcome<'_>) -> SendVerdict {
+    let verdict = |state, error: String, api_trouble| SendVerdict {
+        state,
+        sid: None,
+        error: Some(error),
+        api_trouble,
+    };
     match outcome {
         SendOutcome::Answered { status, body, .. } => {
             let json: Option<serde_json::Value> = std::str::from_utf8(body)
@@ -137,55 +187,75 @@ pub(crate) fn judge_send(outcome: &SendOutcome<'_>) -> (ReplyState, Option<Strin
                     .and_then(|json| json.get(name))
                     .map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))
             };
-            if status.is_success() {
-                match field("sid").filter(|sid| is_sid(sid, "SM") || is_sid(sid, "MM")) {
-                    Some(sid) => (ReplyState::Sent, Some(sid), None),
-                    None => (
-                        ReplyState::Unknown,
-                        None,
-                        Some(format!(
-                            "the Messages API answered HTTP {} without a message SID",
-                            status.as_u16()
-                        )),
-                    ),
-                }
-            } else if status.is_client_error() && *status != StatusCode::REQUEST_TIMEOUT {
+            let twilio_error = || {
                 let code = field("code").unwrap_or_else(|| "-".to_owned());
                 let message = field("message").unwrap_or_default();
-                (
+                format!("HTTP {}, error {code}: {message}", status.as_u16())
+            };
+            if status.is_success() {
+                match field("sid").filter(|sid| is_sid(sid, "SM") || is_sid(sid, "MM")) {
+                    Some(sid) => SendVerdict {
+                        state: ReplyState::Sent,
+                        sid: Some(sid),
+                        error: None,
+                        api_trouble: false,
+                    },
+                    None => verdict(
+                        ReplyState::Unknown,
+                        format!(
+                            "the Messages API answered HTTP {} without a message SID",
+                            status.as_u16()
+                        ),
+                        true,
+                    ),
+                }
+            } else if matches!(
+                *status,
+                StatusCode::UNAUTHORIZED
+                    | StatusCode::FORBIDDEN
+                    | StatusCode::NOT_FOUND
+                    | StatusCode::TOO_MANY_REQUESTS
+            ) {
+                verdict(
+                    ReplyState::Planned,
+                    format!(
+                        "not sent, Twilio refused the request ({}): sent when the API takes it",
+                        twilio_error()
+                    ),
+                    true,
+                )
+            } else if status.is_client_error() && *status != StatusCode::REQUEST_TIMEOUT {
+                verdict(
                     ReplyState::Refused,
-                    None,
-                    Some(format!(
-                        "Twilio refused it: HTTP {}, error {code}: {message}",
-                        status.as_u16()
-                    )),
+                    format!("Twilio refused it: {}", twilio_error()),
+                    false,
                 )
             } else {
-                (
+                verdict(
                     ReplyState::Unknown,
-                    None,
-                    Some(format!(
+                    format!(
                         "the Messages API answered HTTP {}: it may or may not have been sent",
                         status.as_u16()
-                    )),
+                    ),
+                    true,
                 )
             }
         }
-        SendOutcome::TimedOut => (
+        SendOutcome::TimedOut => verdict(
             ReplyState::Unknown,
-            None,
-            Some(format!(
+            format!(
                 "no answer from the Messages API within {} s: it may or may not have been sent",
                 SEND_TIMEOUT.as_secs()
-            )),
+            ),
+            true,
         ),
-        SendOutcome::Failed(reason) => (
+        SendOutcome::Failed(reason) => verdict(
             ReplyState::Unknown,
-            None,
-            Some(format!(
+            format!(
                 "the Messages API request failed ({}): it may or may not have been sent",
                 crate::edge::clip(reason)
-            )),
+            ),
+            true,
         ),
     }
 }

@@ -67,8 +67,8 @@ pub struct Run<'r> {
     withheld: u32,
     /// The Messages API request of the reply being sent.
     send: Option<OutboundRequest>,
-    /// Whether a send in this run ended with an unknown outcome.
-    unknown_now: bool,
+    /// Why the Messages API is in trouble, when a send in this run found it so.
+    api_trouble: Option<String>,
 }
 
 impl Replayer {
@@ -93,7 +93,7 @@ impl Replayer {
             sent: 0,
             withheld: 0,
             send: None,
-            unknown_now: false,
+            api_trouble: None,
         };
         if let Some(reason) = self.off() {
             run.skip(reason);
@@ -188,16 +188,29 @@ impl<'r> Run<'r> {
         match self.step {
             Step::Deliver => self.delivered(outcome),
             Step::SendReply(index) => {
-                let (state, sid, error) = judge_send(&outcome);
-                let reply = &mut self.entry.replies[index];
-                reply.set(state, error);
-                reply.message_sid = sid;
-                if state == ReplyState::Sent {
+                let verdict = judge_send(&outcome);
+                let Some(reply) = self.entry.replies.get_mut(index) else {
+                    self.step = Step::Done;
+                    return;
+                };
+                reply.set(verdict.state, verdict.error.clone());
+                reply.message_sid = verdict.sid;
+                if verdict.state == ReplyState::Sent {
                     self.sent += 1;
                 }
-                if state == ReplyState::Unknown {
-                    self.unknown_now = true;
-                    // Twilio may be failing: send nothing more until someone has looked.
+                if verdict.api_trouble {
+                    // The Messages API is failing: send nothing more; the pass holds every send.
+                    self.api_trouble = verdict.error;
+                }
+                if verdict.state == ReplyState::Planned {
+                    // Certainly not sent: the entry stays replaying, its replies planned, and the
+                    // next pass after the hold sends them without asking the app again.
+                    self.outcome = Outcome::Retrying;
+                    self.detail = "the Messages API refused the request: its replies wait for it; ".to_owned();
+                    self.step = Step::Save(After::Finish);
+                    return;
+                }
+                if verdict.state == ReplyState::Unknown {
                     self.withhold_planned("not sent: an earlier reply's outcome is unknown");
                 }
                 self.next_reply();
@@ -598,8 +611,10 @@ impl<'r> Run<'r> {
             status: self.entry.status,
             stored: self.stored,
             halts_queue: matches!(self.outcome, Outcome::Retrying | Outcome::Failed | Outcome::StoreFailed)
-                || self.unknown_now,
-            next_due_ms: (self.outcome == Outcome::Retrying).then_some(self.entry.next_attempt_ms),
+                || self.api_trouble.is_some(),
+            api_trouble: self.api_trouble.clone(),
+            next_due_ms: (self.outcome == Outcome::Retrying && self.entry.next_attempt_ms > 0)
+                .then_some(self.entry.next_attempt_ms),
         }
     }
 }

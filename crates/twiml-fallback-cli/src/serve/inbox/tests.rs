@@ -324,6 +324,24 @@ fn a_file_that_cannot_be_written_is_refused_at_start() {
 }
 
 #[test]
+fn a_second_serve_on_the_same_inbox_is_refused_until_the_first_stops() {
+    let dir = TempDir::new("lock");
+    let first = Inbox::open(&dir.file(), settings(10), || 0, |_| {}).expect("the first opens");
+    let refused = Inbox::open(&dir.file(), settings(10), || 0, |_| {})
+        .err()
+        .expect("the second is refused");
+    assert!(
+        refused.contains("another twiml-fallback serve uses this inbox"),
+        "{refused}"
+    );
+    drop(first);
+    assert!(
+        Inbox::open(&dir.file(), settings(10), || 0, |_| {}).is_ok(),
+        "free again once the first stopped"
+    );
+}
+
+#[test]
 fn a_version_1_database_is_migrated_through_every_version_with_its_entries_kept() {
     let dir = TempDir::new("upgrade");
     let current = open(&dir.file()).expect("creates");
@@ -333,6 +351,7 @@ fn a_version_1_database_is_migrated_through_every_version_with_its_entries_kept(
         .execute_batch(
             "ALTER TABLE inbox_count DROP COLUMN refused; \
              DROP INDEX inbox_entries_by_queue; \
+             DROP TABLE replay_hold; \
              ALTER TABLE inbox_entries DROP COLUMN replies; \
              ALTER TABLE inbox_entries DROP COLUMN next_attempt_ms; \
              UPDATE twiml_fallback_schema SET version = 1 WHERE component = 'inbox';",
@@ -368,7 +387,7 @@ mod replay {
     use twiml_fallback::config::Config;
     use twiml_fallback::edge::{OutboundRequest, SendResult};
     use twiml_fallback::inbox::{ReplyState, queue};
-    use twiml_fallback::replay::{EntryReport, Mode, Next, Outcome, PassRequest, Replayer, TwilioApi};
+    use twiml_fallback::replay::{EntryReport, Mode, Next, Outcome, PassRequest, PassSummary, Replayer, TwilioApi};
     use twiml_fallback::signature::SignatureVerifier;
 
     use super::*;
@@ -434,31 +453,62 @@ mod replay {
         now: u64,
         app: impl Fn(&OutboundRequest) -> SendResult,
     ) -> (Vec<EntryReport>, Vec<OutboundRequest>, Option<u64>) {
+        let (summary, requests) = pass_with(replayer, sql, now, app, |_| {
+            answer(
+                201,
+                "application/json",
+                r#"{"sid":"SM00000000000000000000000000000001"}"#,
+            )
+        });
+        (summary.entries, requests, summary.next_due_ms)
+    }
+
+    /// A whole pass as a shell runs it — the lanes, the missed calls, then `finish_pass` — with
+    /// the app answered by `app` and the Messages API by `api`.
+    fn pass_with(
+        replayer: &Replayer,
+        sql: &mut Driver<'_>,
+        now: u64,
+        app: impl Fn(&OutboundRequest) -> SendResult,
+        api: impl Fn(&OutboundRequest) -> SendResult,
+    ) -> (PassSummary, Vec<OutboundRequest>) {
         let plan = replayer.pass(sql, &PassRequest::default(), now).expect("a pass");
         let mut summary = plan.summary;
         let mut requests = Vec::new();
-        let mut reports = Vec::new();
+        let answer = |request: &OutboundRequest| {
+            if request.url.contains("/Messages.json") {
+                api(request)
+            } else {
+                app(request)
+            }
+        };
         for mut lane in plan.lanes {
             while let Some(entry) = lane.next(sql).expect("the next entry") {
-                let (report, sent) = drive(replayer, sql, entry, lane.mode(), now, |request| {
-                    if request.url.contains("/Messages.json") {
-                        answer(
-                            201,
-                            "application/json",
-                            r#"{"sid":"SM00000000000000000000000000000001"}"#,
-                        )
-                    } else {
-                        app(request)
-                    }
-                });
+                let (report, sent) = drive(replayer, sql, entry, lane.mode(), now, answer);
                 lane.finished(&report);
                 requests.extend(sent);
-                reports.push(report.clone());
                 summary.add(report);
             }
             summary.lane_done(&lane);
         }
-        (reports, requests, summary.next_due_ms)
+        for call in replayer.missed_calls(sql, &summary, now).expect("the calls") {
+            if let Some(mut run) = replayer.text_missed_call(call, now) {
+                let report = loop {
+                    match run.next() {
+                        Next::Save(entry) => run.saved(queue::save(sql, &entry)),
+                        Next::Send(request) => {
+                            let result = answer(&request);
+                            requests.push(request);
+                            run.answered(result.outcome(), now);
+                        }
+                        Next::Done(report) => break report,
+                    }
+                };
+                summary.add(report);
+            }
+        }
+        replayer.finish_pass(sql, &mut summary, now).expect("finished");
+        (summary, requests)
     }
 
     fn delivered_sids(requests: &[OutboundRequest]) -> Vec<String> {
@@ -701,6 +751,201 @@ mod replay {
                 .expect("works")
                 .is_empty(),
             "a caller is texted once"
+        );
+    }
+
+    fn sent(sid: &str) -> SendResult {
+        answer(201, "application/json", &format!(r#"{{"sid":"{sid}"}}"#))
+    }
+
+    #[test]
+    fn a_failing_messages_api_holds_every_send_so_one_entry_needs_attention_not_the_backlog() {
+        let dir = TempDir::new("replay-hold");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("");
+        for (sid, to, at) in [
+            ("SM1", "+14155550001", 1_000),
+            ("SM2", "+14155550001", 2_000),
+            ("SM3", "+14155550002", 1_500),
+        ] {
+            store(&mut sql, &message(sid, to, at), settings(100)).expect("stored");
+        }
+        let echo = |_: &OutboundRequest| answer(200, "text/xml", "<Response><Message>ok</Message></Response>");
+        // The API fails (500): the first send of each lane is unknown, and every send is held.
+        let (summary, _) = pass_with(&replayer, &mut sql, 10_000, echo, |_| {
+            answer(500, "application/json", "{}")
+        });
+        assert_eq!(
+            summary.needs_attention, 2,
+            "one entry per number, not the backlog: {:?}",
+            summary.entries
+        );
+        assert_eq!(
+            summary.held_until_ms,
+            Some(11_000),
+            "min_interval_seconds after the pass"
+        );
+        assert!(
+            summary
+                .held_because
+                .as_deref()
+                .is_some_and(|why| why.contains("HTTP 500"))
+        );
+        assert!(summary.troubled());
+        assert_eq!(
+            get(&mut sql, "SM2").expect("reads").expect("there").status,
+            Status::Pending
+        );
+        // During the hold no automatic pass runs, and the next one is due when it ends.
+        let (held, requests) = pass_with(&replayer, &mut sql, 10_500, echo, |_| panic!("held"));
+        assert!(held.entries.is_empty() && requests.is_empty());
+        assert_eq!(held.held_until_ms, Some(11_000));
+        assert_eq!(
+            replayer.next_pass_at(&mut sql, 9_900),
+            Ok(Some(11_000)),
+            "not before the hold ends"
+        );
+        // Still failing: the hold doubles.
+        let (again, _) = pass_with(&replayer, &mut sql, 11_000, echo, |_| {
+            answer(503, "application/json", "{}")
+        });
+        assert_eq!(again.held_until_ms, Some(13_000));
+        assert_eq!(
+            again.needs_attention, 1,
+            "one more entry tried, one more needing attention"
+        );
+        // Back: the queue goes on, and the hold is lifted.
+        store(&mut sql, &message("SM4", "+14155550001", 3_000), settings(100)).expect("stored");
+        let (back, _) = pass_with(&replayer, &mut sql, 13_000, echo, |_| {
+            sent("SM00000000000000000000000000000009")
+        });
+        assert!(back.replies_sent >= 1 && back.held_until_ms.is_none(), "{back:?}");
+        assert_eq!(queue::hold(&mut sql).expect("the hold"), queue::Hold::default());
+    }
+
+    #[test]
+    fn a_send_twilio_refuses_for_its_credentials_waits_planned_and_goes_out_without_asking_the_app_again() {
+        let dir = TempDir::new("replay-401");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("");
+        store(&mut sql, &message("SM1", "+14155550001", 1_000), settings(100)).expect("stored");
+        let echo = |_: &OutboundRequest| answer(200, "text/xml", "<Response><Message>ok</Message></Response>");
+        let (summary, requests) = pass_with(&replayer, &mut sql, 10_000, echo, |_| {
+            answer(401, "application/json", r#"{"code":20003,"message":"Authenticate"}"#)
+        });
+        assert_eq!(delivered_sids(&requests), ["SM1"]);
+        assert_eq!(summary.entries[0].outcome, Outcome::Retrying);
+        assert!(summary.held_until_ms.is_some());
+        let waiting = get(&mut sql, "SM1").expect("reads").expect("there");
+        assert_eq!(waiting.status, Status::Replaying);
+        assert_eq!(
+            waiting.replies[0].state,
+            ReplyState::Planned,
+            "certainly not sent: it still may be"
+        );
+        assert!(
+            waiting.replies[0]
+                .error
+                .as_deref()
+                .is_some_and(|error| error.contains("20003"))
+        );
+        // The credentials fixed: the planned reply goes out; the app is not asked again.
+        let (summary, requests) = pass_with(
+            &replayer,
+            &mut sql,
+            20_000,
+            |_| panic!("not delivered again"),
+            |_| sent("SM00000000000000000000000000000003"),
+        );
+        assert_eq!(requests.len(), 1);
+        assert_eq!(summary.replies_sent, 1);
+        let settled = get(&mut sql, "SM1").expect("reads").expect("there");
+        assert_eq!(
+            (settled.status, settled.replies[0].state),
+            (Status::Replayed, ReplyState::Sent)
+        );
+    }
+
+    #[test]
+    fn a_missed_caller_is_texted_once_however_often_they_called_and_when_a_recovered_message_shows_the_app_back() {
+        let dir = TempDir::new("replay-callers");
+        let connection = open(&dir.file()).expect("opens");
+        let mut sql = Driver(&connection);
+        let replayer = replayer("missed_call_sms = \"Sorry we missed you.\"");
+        let call = |sid: &str, from: &str, at: u64| {
+            kept(
+                &format!(
+                    "CallSid={sid}&AccountSid={ACCOUNT}&From={}&To=%2B14155550001&CallStatus=ringing\
+                     &Direction=inbound&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice",
+                    from.replace('+', "%2B")
+                ),
+                at,
+            )
+        };
+        for entry in [
+            call("CA1", "+16285550177", 1_000),
+            call("CA2", "+16285550177", 2_000),
+            call("CA3", "+16285550188", 3_000),
+        ] {
+            store(&mut sql, &entry, settings(100)).expect("stored");
+        }
+        // No message has been answered since the calls: the app is not known to be back.
+        let (quiet, _) = pass_with(
+            &replayer,
+            &mut sql,
+            10_000,
+            |_| panic!("no message"),
+            |_| panic!("no text"),
+        );
+        assert!(quiet.entries.is_empty());
+        // A message the app answered on recovery, after the calls: it is back.
+        let mut recovered = message("SM1", "+14155550002", 4_000);
+        recovered.status = Status::Replayed;
+        store(&mut sql, &recovered, settings(100)).expect("stored");
+        let (texted, requests) = pass_with(
+            &replayer,
+            &mut sql,
+            10_000,
+            |_| panic!("no delivery"),
+            |_| sent("SM00000000000000000000000000000004"),
+        );
+        let to: Vec<String> = requests
+            .iter()
+            .map(|request| {
+                Params::from_form(request.body.as_deref().unwrap_or_default().as_bytes())
+                    .get("To")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            to,
+            ["+16285550177", "+16285550188"],
+            "one text per caller: {:?}",
+            texted.entries
+        );
+        let (again, requests) = pass_with(
+            &replayer,
+            &mut sql,
+            11_000,
+            |_| panic!("no delivery"),
+            |_| panic!("no text"),
+        );
+        assert!(
+            again.entries.is_empty() && requests.is_empty(),
+            "nobody is texted twice"
+        );
+        // With send_replies off, nobody is texted at all.
+        let silent = self::replayer("missed_call_sms = \"Sorry\"\nsend_replies = false");
+        store(&mut sql, &call("CA4", "+16285550199", 5_000), settings(100)).expect("stored");
+        let summary = PassSummary::default();
+        assert!(
+            silent
+                .missed_calls(&mut sql, &summary, 10_000)
+                .expect("the calls")
+                .is_empty()
         );
     }
 }
