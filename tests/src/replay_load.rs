@@ -22,6 +22,35 @@ pub fn replay_config(app_host: &str) -> String {
     )
 }
 
+/// Starts `binary serve` (the CLI's test binary, or a release build) replaying: with `config`,
+/// its inbox at `inbox`, replies through the Messages API at `api_base`, signed with
+/// [`TOKEN`](crate::TOKEN), the admin API on `admin_token`; its log in `log`.
+pub fn start_replaying_serve(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    inbox: &std::path::Path,
+    api_base: &str,
+    admin_token: &str,
+    log: &std::path::Path,
+) -> Result<(std::process::Child, String), String> {
+    crate::start_serve(
+        binary,
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--inbox".as_ref(),
+            inbox.as_os_str(),
+            "--api-base".as_ref(),
+            api_base.as_ref(),
+        ],
+        &[
+            ("TWILIO_AUTH_TOKEN", crate::TOKEN),
+            ("TWIML_FALLBACK_ADMIN_TOKEN", admin_token),
+        ],
+        log,
+    )
+}
+
 /// One kept message of a backlog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {

@@ -7,10 +7,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use twiml_fallback_e2e::replay_load::{by_status, entries, fill, replay_config, sends_per_body};
+use twiml_fallback_e2e::replay_load::{by_status, entries, fill, replay_config, sends_per_body, start_replaying_serve};
 use twiml_fallback_e2e::{MessagesApi, ReplayApp, TOKEN};
 
 const ADMIN_TOKEN: &str = "replay-crash-admin";
@@ -22,21 +21,13 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn start(config: &Path, inbox: &Path, api_base: &str, log: &Path) -> (Child, String) {
-    twiml_fallback_e2e::start_serve(
+fn start(config: &Path, inbox: &Path, api_base: &str, log: &Path) -> (std::process::Child, String) {
+    start_replaying_serve(
         Path::new(env!("CARGO_BIN_EXE_twiml-fallback")),
-        &[
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--inbox".as_ref(),
-            inbox.as_os_str(),
-            "--api-base".as_ref(),
-            api_base.as_ref(),
-        ],
-        &[
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
+        config,
+        inbox,
+        api_base,
+        ADMIN_TOKEN,
         log,
     )
     .unwrap_or_else(|error| panic!("{error}"))

@@ -9,26 +9,18 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use twiml_fallback_e2e::replay_load::{entries, fill};
+use twiml_fallback_e2e::replay_load::{entries, fill, start_replaying_serve};
 use twiml_fallback_e2e::{MessagesApi, ReplayApp, TOKEN};
 
 const ADMIN_TOKEN: &str = "replay-late-admin";
 
 fn start(config: &Path, inbox: &Path, api_base: &str, log: &Path) -> (std::process::Child, String) {
-    twiml_fallback_e2e::start_serve(
+    start_replaying_serve(
         Path::new(env!("CARGO_BIN_EXE_twiml-fallback")),
-        &[
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--inbox".as_ref(),
-            inbox.as_os_str(),
-            "--api-base".as_ref(),
-            api_base.as_ref(),
-        ],
-        &[
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
+        config,
+        inbox,
+        api_base,
+        ADMIN_TOKEN,
         log,
     )
     .unwrap_or_else(|error| panic!("{error}"))

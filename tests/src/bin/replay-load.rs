@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use twiml_fallback_e2e::replay_load::{by_status, entries, fill, replay_config, sends_per_body};
+use twiml_fallback_e2e::replay_load::{by_status, entries, fill, replay_config, sends_per_body, start_replaying_serve};
 use twiml_fallback_e2e::{MessagesApi, ReplayApp, TOKEN};
 
 const ADMIN_TOKEN: &str = "replay-load-admin";
@@ -78,20 +78,12 @@ async fn round(options: &Options, index: usize) -> Result<(Duration, f64), Strin
     let api = MessagesApi::start().await;
     let config = dir.join("config.toml");
     std::fs::write(&config, replay_config(&app.host)).map_err(|error| error.to_string())?;
-    let (mut serve, base) = twiml_fallback_e2e::start_serve(
+    let (mut serve, base) = start_replaying_serve(
         &options.serve,
-        &[
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--inbox".as_ref(),
-            dir.join("inbox.sqlite3").as_os_str(),
-            "--api-base".as_ref(),
-            api.base_url.as_ref(),
-        ],
-        &[
-            ("TWILIO_AUTH_TOKEN", TOKEN),
-            ("TWIML_FALLBACK_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
+        &config,
+        &dir.join("inbox.sqlite3"),
+        &api.base_url,
+        ADMIN_TOKEN,
         &dir.join("serve.log"),
     )?;
     let result = async {
