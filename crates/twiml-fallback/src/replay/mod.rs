@@ -247,10 +247,7 @@ impl Replayer {
     /// When `entry` is next due: its scheduled attempt, and never sooner than
     /// `min_interval_seconds` after it was received (the app was failing then).
     pub fn due_at(&self, entry: &Entry) -> u64 {
-        let first = entry
-            .received_at_ms
-            .saturating_add(self.settings.min_interval_seconds.saturating_mul(1000));
-        entry.next_attempt_ms.max(first)
+        due_at(entry, self.settings.min_interval_seconds.saturating_mul(1000))
     }
 
     /// When the next automatic pass has something to do, seen at `now_ms`: the earliest due
@@ -498,6 +495,14 @@ pub fn pass_failed_line(error: &StoreError) -> LogLine {
     )
 }
 
+/// When `entry` is due: its scheduled attempt, never sooner than `min_interval_ms` after it was
+/// received ([`Replayer::due_at`]).
+fn due_at(entry: &Entry, min_interval_ms: u64) -> u64 {
+    entry
+        .next_attempt_ms
+        .max(entry.received_at_ms.saturating_add(min_interval_ms))
+}
+
 /// `scheme://host:port` of a URL, lowercased, the default port written out: what "the same app"
 /// means for a missed call.
 fn origin_of(url: &str) -> Option<String> {
@@ -577,9 +582,7 @@ impl Lane {
             self.stopped = true;
             return Ok(None);
         };
-        let due = entry
-            .next_attempt_ms
-            .max(entry.received_at_ms.saturating_add(self.min_interval_ms));
+        let due = due_at(&entry, self.min_interval_ms);
         if due > self.now_ms {
             self.stopped = true;
             self.next_due_ms = Some(due);
