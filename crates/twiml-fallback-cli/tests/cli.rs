@@ -197,8 +197,15 @@ fn start_serve_at(addr: &str, extra: &[&str], token: Option<&str>) -> (KillOnDro
 
 /// Starts `serve` on `addr` with `extra` arguments and `env` set, and returns its base URL and log.
 fn start_serve_with(addr: &str, extra: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String, PathBuf) {
-    let log = temp_file(&format!("serve-{}.log", rand_suffix()), "");
+    let run = rand_suffix();
+    let log = temp_file(&format!("serve-{run}.log"), "");
     let mut command = command(&[&["serve", "--addr", addr], extra].concat());
+    // Each serve its own default inbox: one serve per inbox (a second on the same file is
+    // refused), and these tests run in parallel.
+    command.env(
+        "XDG_DATA_HOME",
+        std::env::temp_dir().join(format!("twiml-fallback-cli-data-{}-{run}", std::process::id())),
+    );
     command.envs(env.iter().copied());
     let child = command
         .stdout(Stdio::null())
