@@ -40,6 +40,9 @@ fn start_serve(extra: &[&str], token: Option<&str>, rust_log: &str) -> (KillOnDr
     let mut command = Command::new(BIN);
     command
         .args(["serve", "--addr", "127.0.0.1:0"])
+        // Its own inbox: never the user's default one, and one serve per inbox.
+        .arg("--inbox")
+        .arg(dir.join(format!("inbox-{nanos}.sqlite3")))
         .args(extra)
         .env_remove("TWILIO_AUTH_TOKEN")
         .env_remove("TWILIO_AUTH_TOKEN_SECONDARY")

@@ -87,8 +87,12 @@ fn start_serve(options: &Options) -> Result<(KillOnDrop, SocketAddr, std::path::
     let log = std::env::temp_dir().join(format!("twiml-fallback-slow-clients-{}.log", std::process::id()));
     let file = std::fs::File::create(&log).map_err(|error| format!("{}: {error}", log.display()))?;
     let max_connections = options.half_lines + options.drips + 256;
+    // Its own inbox, never the user's default one.
+    let inbox = std::env::temp_dir().join(format!("twiml-fallback-slow-clients-{}.sqlite3", std::process::id()));
     let child = Command::new(&options.serve)
         .args(["serve", "--addr", "127.0.0.1:0"])
+        .arg("--inbox")
+        .arg(&inbox)
         .args(["--header-timeout-ms", &options.header_timeout_ms.to_string()])
         .args(["--body-timeout-ms", &options.body_timeout_ms.to_string()])
         .args(["--max-connections", &max_connections.to_string()])
