@@ -5,7 +5,7 @@
 //! The whole decision is here, as data; a shell (`serve`'s background task, the Worker's Durable
 //! Object alarm) only runs statements and sends requests:
 //!
-//! 1. [`Replayer::lanes`] lists one [`Lane`] per called number (`To`): its queue, in arrival
+//! 1. [`Replayer::pass`] lists one [`Lane`] per called number (`To`): its queue, in arrival
 //!    order. Lanes may run concurrently; within one, one entry is in flight at a time.
 //! 2. [`Lane::next`] reads the next entry to replay — an entry interrupted by a crash first, then
 //!    the oldest pending one, and only when it is due: the oldest pending entry is the number's
