@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
 
 CARGO_FUZZ_VERSION=0.13.2   # crates.io: cargo-fuzz
-TARGETS=(twiml_validate webhook_params signature config edge_decide admin_route)
+TARGETS=(twiml_validate webhook_params signature config edge_decide admin_route replay_run)
 
 setup() {
   command -v rustup >/dev/null 2>&1 || die "fuzzing needs rustup with a nightly toolchain"
