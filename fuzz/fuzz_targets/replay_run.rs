@@ -4,7 +4,7 @@
 //! `refused` or `unknown` is never sent again.
 //!
 //! Input: a sequence of answers, each `STATUS(2 bytes) KIND(1 byte) LEN(1 byte) BODY(LEN)`; KIND
-//! picks a Content-Type, a timeout or a failed connection. The first bytes also choose the mode
+//! picks a Content-Type, a timeout, a request that never left or a failed connection. The first bytes also choose the mode
 //! and the entry (a message, a GET one, one already replaying with replies in any state).
 #![no_main]
 
@@ -112,7 +112,8 @@ fuzz_target!(|data: &[u8]| {
                 rest = left;
                 match answer {
                     Answer::Timeout => run.answered(SendOutcome::TimedOut, 31_000),
-                    Answer::Failed => run.answered(SendOutcome::Failed("connection refused"), 31_000),
+                    Answer::NotSent => run.answered(SendOutcome::NotSent("connection refused"), 31_000),
+                    Answer::Failed => run.answered(SendOutcome::Failed("connection reset"), 31_000),
                     Answer::Http(status, content_type, body) => run.answered(
                         SendOutcome::Answered {
                             status,
@@ -134,6 +135,7 @@ fuzz_target!(|data: &[u8]| {
 
 enum Answer<'a> {
     Timeout,
+    NotSent,
     Failed,
     Http(StatusCode, Option<&'static str>, &'a [u8]),
 }
@@ -146,9 +148,10 @@ fn next_answer(data: &[u8]) -> (Answer<'_>, &[u8]) {
     let status = StatusCode::from_u16(100 + (u16::from_be_bytes([*high, *low]) % 500)).unwrap_or(StatusCode::OK);
     let length = usize::from(*length).min(rest.len());
     let (body, rest) = rest.split_at(length);
-    let answer = match kind % 8 {
+    let answer = match kind % 9 {
         6 => Answer::Timeout,
         7 => Answer::Failed,
+        8 => Answer::NotSent,
         index => Answer::Http(status, CONTENT_TYPES[usize::from(index) % CONTENT_TYPES.len()], body),
     };
     (answer, rest)

@@ -332,6 +332,10 @@ pub(crate) async fn send(client: &reqwest::Client, request: &OutboundRequest) ->
     match http_client::fetch_limited(builder, request.max_answer_bytes, request.timeout).await {
         None => SendResult::TimedOut,
         Some(Err(error)) if error.is_timeout() => SendResult::TimedOut,
+        // No connection was made, or the request could not be built: it never left.
+        Some(Err(error)) if error.is_connect() || error.is_builder() => {
+            SendResult::NotSent(http_client::describe(&error))
+        }
         Some(Err(error)) => SendResult::Failed(http_client::describe(&error)),
         Some(Ok(answer)) => SendResult::Answered {
             status: answer.status,

@@ -128,3 +128,72 @@ async fn a_late_reply_is_withheld_and_sent_once_only_when_asked() {
     let _ = second.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_the_messages_api_never_received_waits_and_goes_once_it_is_reachable() {
+    let dir = std::env::temp_dir().join(format!("twiml-fallback-replay-unreachable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let inbox = dir.join("inbox.sqlite3");
+    let app = ReplayApp::start().await;
+    app.set_down(true);
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[recovery]\nallow_hosts = [\"{}\"]\nallow_http = true\ntimeout_ms = 300\n\n[replay]\nmin_interval_seconds = 1\n",
+            app.host
+        ),
+    )
+    .expect("write the configuration");
+    // A port nothing listens on: every connection to "the API" is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let unreachable = format!("http://{}", closed.local_addr().expect("its address"));
+    drop(closed);
+
+    let (mut first, base) = start(&config, &inbox, &unreachable, &dir.join("first.log"));
+    let kept = fill(&base, TOKEN, 1, 1, &app.url("/sms")).await;
+    app.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let now = entries(&base, ADMIN_TOKEN).await.expect("the inbox lists");
+        if now[0]["replies"].as_array().is_some_and(|replies| !replies.is_empty()) && now[0]["status"] == "replaying" {
+            break now[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the reply did not wait: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        waiting["replies"][0]["state"], "planned",
+        "certainly not sent: {waiting}"
+    );
+    let log = std::fs::read_to_string(dir.join("first.log")).unwrap_or_default();
+    assert!(log.contains("replay-held"), "the hold is logged:\n{log}");
+    let _ = first.kill();
+    let _ = first.wait();
+    let delivered = app.hits_for(&kept[0].sid).iter().filter(|hit| hit.is_replay()).count();
+    assert_eq!(delivered, 1);
+
+    // The API reachable again (a restart with it): the reply goes out once, the app is not asked again.
+    let api = MessagesApi::start().await;
+    let (mut second, base) = start(&config, &inbox, &api.base_url, &dir.join("second.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = entries(&base, ADMIN_TOKEN).await.expect("the inbox lists");
+        if now[0]["status"] == "replayed" {
+            assert_eq!(now[0]["replies"][0]["state"], "sent", "{}", now[0]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not sent: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.requests().len(), 1, "sent once");
+    assert_eq!(
+        app.hits_for(&kept[0].sid).iter().filter(|hit| hit.is_replay()).count(),
+        delivered,
+        "the app is not asked again"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

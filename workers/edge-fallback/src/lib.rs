@@ -428,7 +428,7 @@ async fn send(request: &OutboundRequest) -> SendResult {
     let headers = Headers::new();
     for (name, value) in &request.headers {
         if let Err(error) = headers.set(name.as_str(), value) {
-            return SendResult::Failed(error.to_string());
+            return SendResult::NotSent(error.to_string());
         }
     }
     let mut init = RequestInit::new();
@@ -442,7 +442,8 @@ async fn send(request: &OutboundRequest) -> SendResult {
     }
     let outgoing = match Request::new_with_init(&request.url, &init) {
         Ok(outgoing) => outgoing,
-        Err(error) => return SendResult::Failed(error.to_string()),
+        // Not built, so never sent; a failed fetch below may have been (the runtime does not say).
+        Err(error) => return SendResult::NotSent(error.to_string()),
     };
     let limit = request.max_answer_bytes;
     let fetched = async {

@@ -117,7 +117,12 @@ pub enum SendOutcome<'a> {
     },
     /// The request's timeout passed first.
     TimedOut,
-    /// The request failed (connection, TLS, DNS, an invalid URL…), in the shell's words.
+    /// The request never left: no connection could be made (refused, DNS, TLS), or it could not
+    /// be built — certainly nothing was sent, in the shell's words. A shell that cannot tell
+    /// reports [`SendOutcome::Failed`].
+    NotSent(&'a str),
+    /// The request failed (connection, TLS, DNS, an invalid URL…), in the shell's words; it may
+    /// have been sent.
     Failed(&'a str),
 }
 
@@ -136,6 +141,8 @@ pub enum SendResult {
     },
     /// The request's timeout passed first.
     TimedOut,
+    /// The request never left, in the shell's words ([`SendOutcome::NotSent`]).
+    NotSent(String),
     /// The request failed, in the shell's words.
     Failed(String),
 }
@@ -154,6 +161,7 @@ impl SendResult {
                 body,
             },
             SendResult::TimedOut => SendOutcome::TimedOut,
+            SendResult::NotSent(reason) => SendOutcome::NotSent(reason),
             SendResult::Failed(reason) => SendOutcome::Failed(reason),
         }
     }
@@ -165,7 +173,9 @@ impl OutboundRequest {
         match outcome {
             SendOutcome::Answered { status, .. } => format!("HTTP {}", status.as_u16()),
             SendOutcome::TimedOut => format!("not sent: no answer within {} ms", self.timeout.as_millis()),
-            SendOutcome::Failed(reason) => format!("not sent: {}", super::log::clip(reason)),
+            SendOutcome::NotSent(reason) | SendOutcome::Failed(reason) => {
+                format!("not sent: {}", super::log::clip(reason))
+            }
         }
     }
 }

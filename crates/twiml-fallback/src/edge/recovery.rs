@@ -174,7 +174,7 @@ impl Edge {
         let mut log = plan.log.clone();
         let verdict = match outcome {
             SendOutcome::TimedOut => Err(format!("failed: no answer within {} ms", plan.timeout().as_millis())),
-            SendOutcome::Failed(reason) => Err(format!("failed: {}", clip(reason))),
+            SendOutcome::NotSent(reason) | SendOutcome::Failed(reason) => Err(format!("failed: {}", clip(reason))),
             SendOutcome::Answered {
                 status,
                 content_type,

@@ -168,8 +168,9 @@ pub(crate) struct SendVerdict {
 /// What a send's outcome means for the reply: sent (with the message's SID); refused by Twilio
 /// for this message (a 400 with its code and message: not sent); not sent because Twilio refused
 /// the request itself (401, 403 and 404: the credentials or the account; 429: the rate) — the
-/// reply stays planned, for when the API takes it; or unknown (a 5xx, a 408, a timeout, a failed
-/// connection, an answer that is not Twilio's: it may have gone out, so it is never re-sent).
+/// reply stays planned, for when the API takes it — as it does when the request never left (no
+/// connection could be made); or unknown (a 5xx, a 408, a timeout, a connection that failed once
+/// made, an answer that is not Twilio's: it may have gone out, so it is never re-sent).
 pub(crate) fn judge_send(outcome: &SendOutcome<'_>) -> SendVerdict {
     let verdict = |state, error: String, api_trouble| SendVerdict {
         state,
@@ -246,6 +247,14 @@ pub(crate) fn judge_send(outcome: &SendOutcome<'_>) -> SendVerdict {
             format!(
                 "no answer from the Messages API within {} s: it may or may not have been sent",
                 SEND_TIMEOUT.as_secs()
+            ),
+            true,
+        ),
+        SendOutcome::NotSent(reason) => verdict(
+            ReplyState::Planned,
+            format!(
+                "not sent, the Messages API could not be reached ({}): sent once it can",
+                crate::edge::clip(reason)
             ),
             true,
         ),

@@ -307,7 +307,7 @@ impl<'r> Run<'r> {
             SendOutcome::TimedOut => {
                 return self.failed(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs()));
             }
-            SendOutcome::Failed(reason) => return self.failed(clip(reason)),
+            SendOutcome::NotSent(reason) | SendOutcome::Failed(reason) => return self.failed(clip(reason)),
             SendOutcome::Answered {
                 status,
                 content_type,

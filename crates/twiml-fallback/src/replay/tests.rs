@@ -2496,3 +2496,37 @@ fn a_reply_with_no_recipient_is_refused_before_anything_is_sent() {
             .is_some_and(|error| error.contains("no To or no From"))
     );
 }
+
+#[test]
+fn a_send_that_never_left_keeps_its_reply_planned_and_holds_the_api() {
+    let replayer = replayer(RECOVERY);
+    let mut run = replayer.begin(message(), Mode::default(), NOW);
+    expect_save(&mut run);
+    let _delivery = expect_send(&run);
+    run.answered(
+        SendOutcome::Answered {
+            status: StatusCode::OK,
+            content_type: Some("text/xml"),
+            body: b"<Response><Message>ok</Message></Response>",
+        },
+        NOW,
+    );
+    expect_save(&mut run);
+    let _send = expect_send(&run);
+    run.answered(SendOutcome::NotSent("connection refused"), NOW);
+    let Next::Save(waiting) = run.next() else {
+        panic!("the entry is committed as it stands")
+    };
+    assert_eq!(waiting.status, Status::Replaying, "its reply waits for the API");
+    assert_eq!(waiting.replies[0].state, ReplyState::Planned);
+    assert!(
+        waiting.replies[0]
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("could not be reached"))
+    );
+    run.saved(Ok(true));
+    let Next::Done(report) = run.next() else { panic!("done") };
+    assert_eq!(report.outcome, Outcome::Retrying);
+    assert!(report.api_trouble.is_some() && report.halts_queue);
+}
