@@ -4,7 +4,7 @@
 //! against them, keeps `--entries` signed messages across `--numbers` numbers, then brings the
 //! app up and measures the time from "primary up" to an empty queue (no entry `pending` or
 //! `replaying`, polled every 50 ms) and the replay's own rate (entries per second from the first
-//! replayed delivery to the last send). Checks that every entry was replayed and every reply sent
+//! replayed delivery after the app came up to the last send). Checks that every entry was replayed and every reply sent
 //! exactly once. Used by `benches/replay-load.sh`.
 //!
 //! Exit status 0 when every check held, 1 otherwise, 2 for usage errors.
@@ -110,7 +110,13 @@ async fn round(options: &Options, index: usize) -> Result<(Duration, f64), Strin
                 kept.len()
             ));
         }
-        let first_replay = app.hits().into_iter().find(|hit| hit.is_replay()).map(|hit| hit.at);
+        // From the first replayed delivery once the app is up: a probe the app failed while down
+        // is the outage, not the replay.
+        let first_replay = app
+            .hits()
+            .into_iter()
+            .find(|hit| hit.is_replay() && hit.at >= up)
+            .map(|hit| hit.at);
         let last_send = api.requests().last().map(|request| request.at);
         let replaying = match (first_replay, last_send) {
             (Some(first), Some(last)) => last.saturating_duration_since(first),
@@ -141,7 +147,7 @@ async fn main() -> ExitCode {
             Ok((to_empty, rate)) => {
                 println!(
                     "round {}: {} entries over {} numbers: primary up -> empty queue {:.2} s; replay {:.0} entries/s \
-                     (first replayed delivery to last send); every reply sent once",
+                     (first replayed delivery after the app came up to last send); every reply sent once",
                     index + 1,
                     options.entries,
                     options.numbers,
