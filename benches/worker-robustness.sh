@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The built Worker under raw workerd, hit with a mix of 10,000 requests — signed voice and SMS
 # (POST and GET), forged, tampered, unsigned garbage, huge declared and huge chunked bodies — each
-# answer checked (200 valid TwiML or 403), alerts counted at a local receiver (exactly one per
-# error code and failing URL), the Worker's log searched for panics and instance resets.
+# answer checked (200 valid TwiML or 403), incident notifications counted at a local receiver
+# (exactly one per failing primary, from the inbox object), the Worker's log searched for panics
+# and instance resets.
 #   benches/worker-robustness.sh                       # 10,000 requests, 8 connections
 #   REQUESTS=50000 CONCURRENCY=16 benches/worker-robustness.sh
 #   PROFILE=debug benches/worker-robustness.sh         # reuse the test build (CI)

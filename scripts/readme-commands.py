@@ -19,7 +19,7 @@ test command itself). Rules, in order, the first match wins:
 - A transcript marked as a log sample (the HTML comment `SAMPLE` below, just before its fence)
   shows lines that requests from Twilio produce; its command is not run.
 - A transcript's output is compared with what the command prints, line by line, after replacing
-  times and durations by placeholders and leaving out the `date` and `content-length` headers; a server's transcript lines are its log,
+  times, durations and incident ids by placeholders and leaving out the `date` and `content-length` headers; a server's transcript lines are its log,
   checked for the same shape once it has answered the commands that follow it.
 
 Exits 1 with every difference listed; prints `N passed, N failed` last.
@@ -123,6 +123,10 @@ def normalise(text: str) -> str:
     text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "<TIME>", text)
     text = re.sub(r"\b\d+ ms\b", "<N> ms", text)
     text = re.sub(r"\bin \d+(\.\d+)? ?(µs|ms|s)\b", "in <T>", text)
+    # An incident's id (a hash of its origin and when it opened) and how long it has lasted.
+    text = re.sub(r"\btwf-[0-9a-f]{16}\b", "twf-<ID>", text)
+    text = re.sub(r"\b(for|after) +(\d+h )?(\d+m )?\d+[sm]\b", r"\1 <D>", text)
+    text = re.sub(r"\bduration_seconds=\d+", "duration_seconds=<N>", text)
     return text.rstrip()
 
 

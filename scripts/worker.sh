@@ -6,10 +6,8 @@
 #   scripts/worker.sh dev [--port 8788] [--config FILE] [--var NAME=VALUE]... [-- WRANGLER-ARGS]
 #                                             run it locally under workerd (wrangler dev --local);
 #                                             `dev --help` says more
-#   scripts/worker.sh deploy --dry-run        bundle for upload without uploading (sizes printed);
-#                                             warns while wrangler.toml has the placeholder KV id
-#   scripts/worker.sh deploy                  build and deploy (wrangler login / CLOUDFLARE_API_TOKEN);
-#                                             refused while wrangler.toml has the placeholder KV id
+#   scripts/worker.sh deploy --dry-run        bundle for upload without uploading (sizes printed)
+#   scripts/worker.sh deploy                  build and deploy (wrangler login / CLOUDFLARE_API_TOKEN)
 #   scripts/worker.sh wrangler ARGS...        the pinned wrangler, from the repository root
 #                                             (e.g. `secret put TWILIO_AUTH_TOKEN`,
 #                                             `secret put TWIML_FALLBACK_ADMIN_TOKEN`, `tail`, `login`)
@@ -75,9 +73,10 @@ dev_usage() {
 Usage: scripts/worker.sh dev [--port $DEV_PORT] [--config FILE] [--var NAME=VALUE]... [-- WRANGLER-ARGS...]
 
 Runs the built Worker locally under workerd (wrangler dev --local) on http://127.0.0.1:PORT, with
-a local KV namespace and the outage inbox's Durable Object (SQLite) under target/worker-dev-state
-(kept across runs: delete the directory to start empty), rebuilding the bundle first when its
-sources changed.
+the outage inbox's Durable Object (SQLite; it keeps the incidents too) under
+target/worker-dev-state (kept across runs: delete the directory to start empty), rebuilding the
+bundle first when its sources changed. Alert email is not sent: the ALERT_EMAIL binding writes
+each message to an .eml file under .wrangler/tmp/ and logs "Email: PATH".
 
   --port PORT          the port (default $DEV_PORT; twiml-fallback serve's default is 8787)
   --config FILE        the configuration document (TOML or JSON), as FALLBACK_CONFIG
@@ -97,8 +96,8 @@ They reach wrangler, with FALLBACK_CONFIG and the variables, through a private e
 (--env-file; mode 0600, in a private temporary directory removed when dev stops), so no command
 line holds them (wrangler loads the file into its environment, which its workerd inherits: like
 the environment you passed them in, readable by your user and root only). A --var value is on
-this script's own command line: put a secret one (an alert webhook URL) in the environment or the
---config file instead.
+this script's own command line: put a secret one (an alert webhook URL, a PagerDuty routing key)
+in the environment or the --config file instead.
 
 Examples:
   TWILIO_AUTH_TOKEN=... scripts/worker.sh dev
@@ -251,51 +250,9 @@ dev() {
   return "$status"
 }
 
-# The template's KV namespace id, which no account has: wrangler.toml ships with it.
-PLACEHOLDER_KV_ID=00000000000000000000000000000000
-
-# The wrangler configuration a deploy uses: --config/-c FILE among its arguments, else wrangler.toml
-# (relative paths from the repository root, where wrangler runs).
-deploy_config() {
-  local config=wrangler.toml previous=""
-  for arg; do
-    case "$previous" in --config|-c) config=$arg ;; esac
-    case "$arg" in --config=*|-c=*) config=${arg#*=} ;; esac
-    previous=$arg
-  done
-  case "$config" in /*) echo "$config" ;; *) echo "$REPO_ROOT/$config" ;; esac
-}
-
-# Whether $1 still binds a KV namespace to the placeholder id.
-has_placeholder_kv() {
-  grep -Eq "^[[:space:]]*id[[:space:]]*=[[:space:]]*[\"']$PLACEHOLDER_KV_ID[\"']" "$1"
-}
-
-placeholder_kv_problem() {
-  echo "${1#"$REPO_ROOT"/} still binds ALERT_DEDUP to the placeholder KV namespace id $PLACEHOLDER_KV_ID, which no Cloudflare account has (the upload would fail)"
-}
-
-PLACEHOLDER_KV_FIX="create the namespace and put the id it prints in [[kv_namespaces]]: scripts/worker.sh wrangler kv namespace create ALERT_DEDUP — or delete the [[kv_namespaces]] block (each isolate then deduplicates alerts on its own)"
-
-# The dry run's warning, loud: a banner on standard error (yellow on a terminal).
-placeholder_kv_warning() {
-  local bold="" reset="" rule="WARNING ======================================================================"
-  [ -t 2 ] && bold=$'\033[1;33m' reset=$'\033[0m'
-  printf '%s%s\nWARNING: %s.\nWARNING: Before deploying, %s.\n%s%s\n' \
-    "$bold" "$rule" "$(placeholder_kv_problem "$1")" "$PLACEHOLDER_KV_FIX" "$rule" "$reset" >&2
-}
-
 deploy() {
-  local dry_run=0 arg config placeholder=0
+  local dry_run=0 arg
   for arg; do [ "$arg" = --dry-run ] && dry_run=1; done
-  config=$(deploy_config "$@")
-  [ -f "$config" ] || die "no wrangler configuration at $config"
-  has_placeholder_kv "$config" && placeholder=1
-  if [ "$placeholder" = 1 ] && [ "$dry_run" = 0 ]; then
-    printf 'error: refusing to deploy: %s\nhint: %s\n' "$(placeholder_kv_problem "$config")" "$PLACEHOLDER_KV_FIX" >&2
-    exit 1
-  fi
-  [ "$placeholder" = 1 ] && placeholder_kv_warning "$config"
   build
   setup_worker_toolchain
   cd "$REPO_ROOT"
@@ -311,8 +268,6 @@ deploy() {
     for file in "$outdir"/*; do
       printf '  %-28s %8d bytes, gzip -9 %7d bytes\n' "${file#"$REPO_ROOT"/}" "$(stat -c %s "$file")" "$(gzip -9 -c "$file" | wc -c)"
     done
-    # Again after wrangler's output, where it is read.
-    [ "$placeholder" = 1 ] && placeholder_kv_warning "$config"
     return 0
   else
     exec "$WRANGLER" deploy --no-bundle "$@"

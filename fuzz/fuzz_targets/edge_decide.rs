@@ -10,7 +10,9 @@
 //! judged as a 200 answer under each Content-Type Twilio runs (`text/xml`, `text/html`,
 //! `text/plain`): relayed TwiML must be valid, relayed text at most 64 KB. The endpoint keeps an
 //! inbox: an entry is kept only for a 200 (never a refused request), first among the effects, with
-//! a SID, every parameter the request carried in order, and JSON that reads back as itself.
+//! a SID, every parameter the request carried in order, and JSON that reads back as itself. At
+//! most one incident notice, only for a 200, bounded, its JSON (the Worker's wire form) reading
+//! back as itself; a judged recovery files the notice or resolves, never both.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -23,6 +25,7 @@ use twiml_fallback::edge::{
     is_health_check, method_of,
 };
 use twiml_fallback::inbox::Entry;
+use twiml_fallback::incident::Notice;
 use twiml_fallback::signature::{SignatureVerifier, compute_signature};
 use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, validate};
 use twiml_fallback::webhook::Params;
@@ -123,10 +126,27 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|effect| match effect {
             Effect::Keep(entry) => Some(&**entry),
             Effect::Recover(plan) => plan.keep(),
-            Effect::Log(_) | Effect::Alert(_) => None,
+            Effect::Log(_) | Effect::Incident(_) => None,
         })
         .collect();
     assert!(kept.len() <= 1, "one entry per request at most");
+    let notices: Vec<&Notice> = decision
+        .effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Incident(notice) => Some(notice),
+            Effect::Recover(plan) => plan.notice(),
+            Effect::Log(_) | Effect::Keep(_) => None,
+        })
+        .collect();
+    assert!(notices.len() <= 1, "one incident notice per request at most");
+    if let Some(notice) = notices.first() {
+        assert_eq!(decision.response.status, StatusCode::OK, "a refused request filed a notice");
+        assert!(notice.origin.chars().count() <= 513, "an origin of {} characters", notice.origin.chars().count());
+        let json = serde_json::to_string(notice).expect("a notice serialises");
+        let back: Notice = serde_json::from_str(&json).expect("its JSON (the Worker's wire form) reads back");
+        assert_eq!(&back, *notice);
+    }
     if let Some(entry) = kept.first() {
         assert_eq!(
             decision.response.status,
@@ -157,6 +177,10 @@ fuzz_target!(|data: &[u8]| {
                     },
                 );
                 assert_eq!(judgement.response.status, StatusCode::OK, "a judged recovery answers");
+                assert!(
+                    judgement.notice.is_none() || judgement.resolves.is_none(),
+                    "a recovery either failed (the notice is filed) or resolved the incident"
+                );
                 if judgement.response.content_type == TEXT_CONTENT_TYPE {
                     assert!(
                         content_type.starts_with("text/plain"),

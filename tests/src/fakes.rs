@@ -1,4 +1,5 @@
-//! Local stand-ins for what the fallback endpoint talks to: the alert webhook, the app's
+//! Local stand-ins for what the fallback endpoint talks to: the alert webhook (more sinks are in
+//! [`crate::sinks`]), the app's
 //! primary webhook, and — for replay — an app that can be taken down and brought back
 //! ([`ReplayApp`]) and Twilio's Messages API ([`MessagesApi`]).
 
@@ -52,11 +53,12 @@ impl AlertReceiver {
         self.received.lock().map(|alerts| alerts.clone()).unwrap_or_default()
     }
 
-    /// The alerts whose `error_url` is `url`.
-    pub fn alerts_for(&self, url: &str) -> Vec<serde_json::Value> {
+    /// The notifications about the incident of `origin` (the failing primary's scheme, host and
+    /// port).
+    pub fn alerts_for(&self, origin: &str) -> Vec<serde_json::Value> {
         self.alerts()
             .into_iter()
-            .filter(|alert| alert["error_url"] == url)
+            .filter(|alert| alert["origin"] == origin)
             .collect()
     }
 }

@@ -12,8 +12,10 @@
 mod fakes;
 pub mod inbox_load;
 mod inbox_table;
+mod incident_table;
 pub mod replay_load;
 mod replay_table;
+pub mod sinks;
 pub mod slow_clients;
 mod table;
 pub mod worker;
@@ -28,6 +30,7 @@ pub use fakes::{
     AlertReceiver, ApiFailure, ApiRequest, AppHit, HEALTHY_TWIML, Hit, MessagesApi, Primary, ReplayApp, Route,
 };
 pub use inbox_table::{ADMIN_TOKEN, AdminAnswer, InboxLauncher, admin, run_inbox_table};
+pub use incident_table::run_incident_table;
 pub use replay_table::{ReplayLauncher, run_replay_table};
 pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send, send_chunked, voice as voice_params};
 

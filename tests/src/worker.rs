@@ -1,5 +1,5 @@
-//! Starting the built Worker under workerd (`wrangler dev --local`, which also simulates its KV
-//! namespace and runs its inbox's Durable Object on SQLite), for the end-to-end tests and the
+//! Starting the built Worker under workerd (`wrangler dev --local`, which also runs its inbox's
+//! Durable Object on SQLite and writes its `send_email` messages to files), for the end-to-end tests and the
 //! robustness run; and under raw `workerd serve`, for load runs.
 
 use std::future::Future;
@@ -110,7 +110,7 @@ pub struct Start<'a> {
     pub config: &'a str,
     /// `TWILIO_AUTH_TOKEN` and `TWILIO_AUTH_TOKEN_SECONDARY`, as secrets.
     pub tokens: &'a [&'a str],
-    /// Where its KV namespace and Durable Objects are kept (`--persist-to`): Workers started on
+    /// Where its Durable Objects are kept (`--persist-to`): Workers started on
     /// the same directory share them, one after the other.
     pub state: &'a Path,
     /// More `[vars]` (the per-field settings).
@@ -137,8 +137,8 @@ impl<'a> Start<'a> {
 }
 
 impl Worker {
-    /// Starts the Worker with `config` as `FALLBACK_CONFIG`, `tokens` as its secrets, and its KV
-    /// namespace and inbox stored in `state` (shared by Workers started on the same directory).
+    /// Starts the Worker with `config` as `FALLBACK_CONFIG`, `tokens` as its secrets, and its
+    /// inbox stored in `state` (shared by Workers started on the same directory).
     pub async fn start(&self, config: &str, tokens: &[&str], state: &Path) -> Running {
         self.start_with(Start::new(config, tokens, state)).await
     }
@@ -184,7 +184,7 @@ impl Worker {
         };
         let manifest = format!(
             "name = \"twiml-fallback-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-11-01\"\n\n\
-             [[kv_namespaces]]\nbinding = \"ALERT_DEDUP\"\nid = \"e2e-alert-dedup\"\n\n{inbox}[vars]\n{vars}",
+             [[send_email]]\nname = \"ALERT_EMAIL\"\n\n{inbox}[vars]\n{vars}",
             self.bundle.join("index.js").display()
         );
         std::fs::write(dir.0.join("wrangler.toml"), manifest).expect("write wrangler.toml");
@@ -342,8 +342,8 @@ impl Worker {
 }
 
 /// The built Worker under raw `workerd serve` — no wrangler, no dev proxy in front (which fails
-/// some concurrent requests whose large bodies the Worker does not read), no KV namespace (alert
-/// dedup is then per isolate, and there is one isolate). Its inbox is the `Inbox` Durable Object on
+/// some concurrent requests whose large bodies the Worker does not read), no email binding (the
+/// `send_email` module is `wrangler dev`'s). Its inbox is the `Inbox` Durable Object on
 /// SQLite, stored on local disk under the run's folder, unless [`Workerd::without_inbox`] says
 /// otherwise (to measure what the inbox costs). For load and robustness runs.
 pub struct Workerd {

@@ -1,8 +1,9 @@
 //! The shared end-to-end tables against the built Worker, running under workerd (`wrangler dev
-//! --local`, which also simulates the `ALERT_DEDUP` KV namespace and runs the inbox's Durable
-//! Object on SQLite) — the fallback endpoint's and the outage inbox's — plus what only the Worker
-//! has: alert dedup across isolates through KV, its JSON log lines, its inbox binding (absent,
-//! or failing), and replay driven by the inbox object's alarm.
+//! --local`, which runs the inbox's Durable Object on SQLite and writes the `send_email`
+//! binding's messages to files) — the fallback endpoint's, the outage inbox's, replay's and
+//! incidents' — plus what only the Worker has: an incident kept across isolates in the Durable
+//! Object, its JSON log lines, its inbox binding (absent, or failing), and replay and
+//! notifications driven by the inbox object's alarm.
 //!
 //! `scripts/test.sh` builds the Worker, sets `TWIML_FALLBACK_WRANGLER` (the wrangler binary) and
 //! `TWIML_FALLBACK_WORKER_BUNDLE` (the bundle directory) and runs these tests with
@@ -17,8 +18,8 @@ use twiml_fallback::edge::{DEGRADED_BODY, HEALTH_BODY, NO_INBOX_WARNING};
 use twiml_fallback::webhook::Channel;
 use twiml_fallback_e2e::worker::{InboxBinding, Start, TempDir, Worker};
 use twiml_fallback_e2e::{
-    ADMIN_TOKEN, AlertReceiver, CaseRequest, Signing, TOKEN, admin, run_inbox_table, run_replay_table, run_table, send,
-    voice_params,
+    ADMIN_TOKEN, AlertReceiver, CaseRequest, Signing, TOKEN, admin, run_inbox_table, run_incident_table,
+    run_replay_table, run_table, send, voice_params,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,6 +43,15 @@ async fn the_inbox_table_passes_against_the_worker_and_its_durable_object() {
 async fn the_replay_table_passes_against_the_worker_and_its_alarm() {
     let worker = Worker::from_env();
     run_replay_table(&worker).await;
+}
+
+/// Incidents on the Worker: kept in the inbox object, told from its alarm — email through the
+/// `send_email` binding (files under `wrangler dev`), the rest by fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn the_incident_table_passes_against_the_worker_and_its_alarm() {
+    let worker = Worker::from_env();
+    run_incident_table(&worker).await;
 }
 
 fn notice(error_url: &str) -> CaseRequest {
@@ -86,32 +96,47 @@ fn json_lines(logs: &Path) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
-async fn alert_windows_outlive_the_isolate_through_kv_and_every_request_logs_one_json_line() {
+async fn an_open_incident_outlives_the_isolate_in_its_durable_object_and_every_request_logs_one_json_line() {
     let worker = Worker::from_env();
     let alerts = AlertReceiver::start().await;
-    let config = format!("[alerts]\nwebhook_url = \"{}\"\ndedup_seconds = 300\n", alerts.url);
-    let state = TempDir::new("kv");
-    let first_url = "https://app.example.com/kv-first";
-    let second_url = "https://app.example.com/kv-second";
+    let config = format!(
+        "[alerts]\nwebhook_url = \"{}\"\nresolve_after_seconds = 300\n",
+        alerts.url
+    );
+    let state = TempDir::new("incident");
+    let first = "https://app.example.com";
+    let second = "https://other.example.com";
 
-    // A first Worker alerts once for the failing URL.
+    // A first Worker opens the incident of the failing primary, and tells the webhook once.
     {
         let running = worker.start(&config, &[TOKEN], &state.0).await;
         let logs = running.logs.clone().expect("logs");
-        let answer = send(&running.base_url, &notice(first_url)).await;
+        let answer = send(&running.base_url, &notice(&format!("{first}/voice"))).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
-        eventually("the first alert", &logs, || alerts.alerts_for(first_url).len() == 1).await;
-        // The alert's own line comes last: once it is in the file, so is everything before it.
-        eventually("the alert's log line", &logs, || {
-            json_lines(&logs)
-                .iter()
-                .any(|line| line["event"] == "alert" && line["outcome"] == "HTTP 200")
+        eventually("the incident's notification", &logs, || {
+            alerts.alerts_for(first).len() == 1
+        })
+        .await;
+        // The notification's own line comes last: once it is in the file, so is everything before it.
+        eventually("the notification's log line", &logs, || {
+            json_lines(&logs).iter().any(|line| {
+                line["event"] == "notification" && line["sink"] == "webhook" && line["status"] == "delivered"
+            })
         })
         .await;
         let lines = json_lines(&logs);
+        assert!(
+            lines
+                .iter()
+                .any(|line| line["event"] == "incident-opened" && line["origin"] == first),
+            "{lines:?}"
+        );
         // One record per request: the notice. The /healthz probe (wait_until_up) is answered by
         // the core without one.
-        let records: Vec<_> = lines.iter().filter(|line| line.get("status").is_some()).collect();
+        let records: Vec<_> = lines
+            .iter()
+            .filter(|line| line.get("status").is_some() && line.get("path").is_some())
+            .collect();
         assert_eq!(
             records.len(),
             1,
@@ -120,40 +145,35 @@ async fn alert_windows_outlive_the_isolate_through_kv_and_every_request_logs_one
         );
         assert_eq!(records[0]["event"], "fallback");
         assert_eq!(records[0]["error_code"], 11200);
-        assert_eq!(records[0]["error_url"], first_url);
+        assert_eq!(records[0]["incident"], first);
         assert_eq!(records[0]["signature"], "valid");
     }
 
-    // A fresh isolate on the same KV namespace: the same failure inside the window is not
-    // alerted again; another failing URL is.
+    // A fresh isolate on the same object: the same primary failing again is the same incident
+    // (no new notification); another primary opens its own.
     let running = worker.start(&config, &[TOKEN], &state.0).await;
     let logs = running.logs.clone().expect("logs");
-    assert_eq!(send(&running.base_url, &notice(first_url)).await.status, 200);
-    eventually("the KV suppression", &logs, || {
-        json_lines(&logs)
-            .iter()
-            .any(|line| line["event"] == "alert-suppressed" && line["by"] == "kv")
-    })
-    .await;
-    assert_eq!(send(&running.base_url, &notice(second_url)).await.status, 200);
-    eventually("the second URL's alert", &logs, || {
-        alerts.alerts_for(second_url).len() == 1
-    })
-    .await;
     assert_eq!(
-        alerts.alerts_for(first_url).len(),
-        1,
-        "the first URL was alerted twice in its window"
+        send(&running.base_url, &notice(&format!("{first}/sms"))).await.status,
+        200
     );
-    // And inside the same isolate, the in-memory window answers before KV is asked.
-    assert_eq!(send(&running.base_url, &notice(second_url)).await.status, 200);
-    eventually("the isolate suppression", &logs, || {
-        json_lines(&logs)
-            .iter()
-            .any(|line| line["event"] == "alert-suppressed" && line["by"] == "isolate")
+    assert_eq!(
+        send(&running.base_url, &notice(&format!("{second}/voice")))
+            .await
+            .status,
+        200
+    );
+    eventually("the second primary's notification", &logs, || {
+        alerts.alerts_for(second).len() == 1
     })
     .await;
-    assert_eq!(alerts.alerts_for(second_url).len(), 1);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        alerts.alerts_for(first).len(),
+        1,
+        "the first primary's incident was announced twice"
+    );
+    assert_eq!(alerts.alerts().len(), 2, "{:?}", alerts.alerts());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

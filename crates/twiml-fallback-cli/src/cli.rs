@@ -17,6 +17,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
       --fallback-url https://fallback.example.com/sms
   twiml-fallback numbers audit              # which numbers have no fallback URL?
   twiml-fallback healthcheck                # exit 0 when serve answers GET /healthz
+  twiml-fallback incidents                  # outages of your app, and who was told
+  twiml-fallback alerts test                # a test notification through every sink
 
 Exit status: 0 success, 1 a negative result, 2 usage, I/O or configuration errors."
 )]
@@ -39,6 +41,10 @@ pub(crate) enum Command {
     Healthcheck(HealthcheckArgs),
     /// List, show, dismiss and export what the fallback endpoint kept during an outage
     Inbox(InboxArgs),
+    /// The endpoint's incidents (open first): each outage of a primary, its counts, who was told
+    Incidents(IncidentsArgs),
+    /// Test the endpoint's alert sinks ([alerts]: webhook, email, SMS, PagerDuty)
+    Alerts(AlertsArgs),
 }
 
 /// Output formats.
@@ -116,6 +122,13 @@ Logs go to standard error, one line per request (--log-format text or json). RUS
 written (default: info): RUST_LOG=warn keeps refused requests, failed alerts and start-up problems;
 request lines have the target twiml_fallback::request, the others twiml_fallback::serve
 (RUST_LOG=info,twiml_fallback::request=warn keeps the start-up lines and only refused requests).
+
+Incidents ([alerts] in the configuration): the first verified fallback notice for a failing
+primary opens an incident, a recovery or replay it answers (or resolve_after_seconds of quiet)
+resolves it; each sink is told once of each, in the background. Incidents are kept in the inbox's
+database (none with --no-inbox). Email goes through [alerts.smtp] url (smtp:// STARTTLS, smtps://
+implicit TLS, plain text only to a loopback relay), logging in as the URL's user with the password
+in TWIML_FALLBACK_SMTP_PASSWORD. Texts go through --api-base like replay's replies.
 
 Connection limits (HTTP/1.1): Twilio sends a whole request at once, so a connection that trickles
 its request head or body is not Twilio. A head must arrive within --header-timeout-ms, a body
@@ -449,6 +462,15 @@ pub(crate) struct HealthcheckArgs {
 Exit status: 0 success, 1 an entry that is not there (or, for replay, an entry that failed or needs
 attention), 2 usage errors, a wrong token or an endpoint that cannot be reached.")]
 pub(crate) struct InboxArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+    #[command(subcommand)]
+    pub(crate) command: InboxCommand,
+}
+
+/// Where a fallback endpoint's admin API is, and its token (`inbox`, `incidents`, `alerts`).
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
     /// The fallback endpoint (serve or the Worker)
     #[arg(
         long,
@@ -467,8 +489,71 @@ pub(crate) struct InboxArgs {
         value_name = "TOKEN"
     )]
     pub(crate) admin_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  export TWIML_FALLBACK_ADMIN_TOKEN=...        # the token the endpoint was started with
+  twiml-fallback incidents
+  twiml-fallback incidents --limit 5 --format json
+  twiml-fallback incidents --endpoint https://twiml-fallback.example.workers.dev
+
+An incident is one outage of one primary (the origin of Twilio's ErrorUrl): opened by its first
+verified fallback notice, resolved when the primary answers a recovery or a replay, or after
+[alerts] resolve_after_seconds without a notice. Open incidents come first, then the most recent.
+Each lists its counts and, per sink, each notification's status (pending, sending, delivered,
+failed), tries and last error.
+
+Exit status: 0 success, 2 usage errors, a wrong token or an endpoint that cannot be reached.")]
+pub(crate) struct IncidentsArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+    /// At most this many (1 to 500)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub(crate) limit: u32,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  export TWIML_FALLBACK_ADMIN_TOKEN=...        # the token the endpoint was started with
+  twiml-fallback alerts test
+  twiml-fallback alerts test --account-sid AC0123456789abcdef0123456789abcdef --format json
+
+Exit status: 0 every sink took its test, 1 a sink failed or the endpoint has no [alerts], 2 usage
+errors, a wrong token or an endpoint that cannot be reached.")]
+pub(crate) struct AlertsArgs {
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
     #[command(subcommand)]
-    pub(crate) command: InboxCommand,
+    pub(crate) command: AlertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCommand {
+    /// Send a test notification through every configured sink and say how each went
+    Test(AlertsTestArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  twiml-fallback alerts test
+  twiml-fallback alerts test --account-sid AC0123456789abcdef0123456789abcdef
+
+Every configured sink gets one test notification, marked as a test (PagerDuty: a trigger, then
+its resolve, so no one stays paged). Texts are sent from the account of --account-sid, else the
+one of the endpoint's most recent incident; without either they are reported as not sent.
+Exit status: 0 every sink took its test, 1 a sink failed or the endpoint has no [alerts], 2 usage
+errors, a wrong token or an endpoint that cannot be reached.")]
+pub(crate) struct AlertsTestArgs {
+    /// The account alert texts are sent from (AC…; else the most recent incident's)
+    #[arg(long, value_name = "SID")]
+    pub(crate) account_sid: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Subcommand)]

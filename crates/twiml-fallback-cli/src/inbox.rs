@@ -13,29 +13,18 @@ use twiml_fallback::inbox::{Entry, Status};
 use twiml_fallback::replay::{PassRequest, PassSummary};
 use twiml_fallback::webhook::encode_form;
 
+use crate::admin_client::{Api, TIMEOUT, json_error, parse, printable, to_json};
 use crate::cli::{ExportFormat, Format, InboxArgs, InboxCommand, InboxFilter, InboxReplayArgs};
 use crate::error::CliError;
-use crate::http_client;
-
-/// How long one admin request may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a replay pass may take to answer (it delivers every due entry and sends the replies).
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The largest admin answer read (a page of 1000 entries of up to 64 KB each would be more; the
-/// CLI asks for pages of at most 200 when exporting).
-const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
-
 /// The page size `export` walks the inbox with.
 const EXPORT_PAGE: u32 = 200;
 
-/// The admin API of one endpoint.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
+/// The hint for a 503: no inbox there.
+const NO_INBOX: &str = "serve keeps an inbox unless --no-inbox; the Worker needs its INBOX Durable Object binding";
 
 /// What an admin request came back with.
 enum Answer {
@@ -44,7 +33,7 @@ enum Answer {
 }
 
 pub(crate) async fn run(args: InboxArgs) -> Result<ExitCode, CliError> {
-    let api = Api::new(&args)?;
+    let api = Api::new(&args.admin)?;
     match args.command {
         InboxCommand::List(list) => {
             let query = filter_query(&list.filter, list.limit, list.cursor.as_deref())?;
@@ -145,7 +134,7 @@ async fn run_replay(api: &Api, replay: &InboxReplayArgs) -> Result<ExitCode, Cli
     let path = "/_twiml-fallback/replay";
     let request = api
         .client
-        .post(format!("{}{path}", api.base))
+        .post(api.url(path))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     let summary = match api.send_within(request, path, REPLAY_TIMEOUT).await? {
@@ -183,28 +172,20 @@ async fn run_replay(api: &Api, replay: &InboxReplayArgs) -> Result<ExitCode, Cli
     Ok(if troubled { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-impl Api {
-    fn new(args: &InboxArgs) -> Result<Self, CliError> {
-        let base = args.endpoint.trim_end_matches('/').to_owned();
-        if !twiml_fallback::url::is_absolute_http_url(&base) {
-            return Err(
-                CliError::new(format!("--endpoint {:?} is not an absolute http(s) URL", args.endpoint))
-                    .hint("e.g. --endpoint http://127.0.0.1:8787 or https://twiml-fallback.example.workers.dev"),
-            );
-        }
-        let token = args
-            .admin_token
-            .clone()
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                CliError::new("no admin token").hint(
-                    "set TWIML_FALLBACK_ADMIN_TOKEN (or --admin-token) to the token the endpoint was started with",
-                )
-            })?;
-        let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
-        Ok(Self { client, base, token })
-    }
+/// The inbox's requests, on the shared admin client.
+trait InboxApi {
+    async fn page(&self, query: &str) -> Result<Page, CliError>;
+    async fn get(&self, path: &str) -> Result<Answer, CliError>;
+    async fn post(&self, path: &str) -> Result<Answer, CliError>;
+    async fn send_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Answer, CliError>;
+}
 
+impl InboxApi for Api {
     async fn page(&self, query: &str) -> Result<Page, CliError> {
         match self.get(&format!("/_twiml-fallback/inbox{query}")).await? {
             Answer::Found(body) => parse::<Page>(&body),
@@ -213,15 +194,11 @@ impl Api {
     }
 
     async fn get(&self, path: &str) -> Result<Answer, CliError> {
-        self.send(self.client.get(format!("{}{path}", self.base)), path).await
+        self.send_within(self.client.get(self.url(path)), path, TIMEOUT).await
     }
 
     async fn post(&self, path: &str) -> Result<Answer, CliError> {
-        self.send(self.client.post(format!("{}{path}", self.base)), path).await
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Answer, CliError> {
-        self.send_within(request, path, TIMEOUT).await
+        self.send_within(self.client.post(self.url(path)), path, TIMEOUT).await
     }
 
     async fn send_within(
@@ -230,53 +207,27 @@ impl Api {
         path: &str,
         timeout: Duration,
     ) -> Result<Answer, CliError> {
-        let url = format!("{}{path}", self.base);
-        let request = request.bearer_auth(&self.token);
-        let answer = match http_client::fetch_limited(request, MAX_ANSWER_BYTES, timeout).await {
-            Some(Ok(answer)) => answer,
-            Some(Err(error)) => {
-                return Err(CliError::new(format!("cannot reach {}: {}", self.base, http_client::describe(&error)))
-                    .hint("is the endpoint running there? serve listens on http://127.0.0.1:8787 by default; use --endpoint for another"));
+        let reply = self.exchange(request, path, timeout).await?;
+        let url = self.url(path);
+        match reply.status {
+            200 => Ok(Answer::Found(reply.body)),
+            404 if is_entry_path(path) && reply.body.starts_with(b"{\"error\":\"no entry") => {
+                Ok(Answer::NotFound(reply.message()))
             }
-            None => {
-                return Err(CliError::new(format!(
-                    "{url}: no answer within {} s",
-                    timeout.as_secs()
-                )));
+            409 if reply.message().contains("pass is running") => {
+                Err(CliError::new(format!("{url}: {}", reply.message()))
+                    .hint("another replay pass is running on the endpoint: try again when it ends"))
             }
-        };
-        let message = || error_message(&answer.body);
-        match answer.status.as_u16() {
-            200 => Ok(Answer::Found(answer.body)),
-            401 => Err(CliError::new(format!("{}: the admin token was refused (401)", self.base))
-                .hint("use the TWIML_FALLBACK_ADMIN_TOKEN the endpoint was started with")),
-            404 if is_entry_path(path) && answer.body.starts_with(b"{\"error\":\"no entry") => {
-                Ok(Answer::NotFound(message()))
-            }
-            404 => Err(CliError::new(format!("{url}: 404, the endpoint has no admin API"))
-                .hint("start it with TWIML_FALLBACK_ADMIN_TOKEN set (serve: the environment; the Worker: wrangler secret put TWIML_FALLBACK_ADMIN_TOKEN)")),
-            409 if message().contains("pass is running") => Err(CliError::new(format!("{url}: {}", message()))
-                .hint("another replay pass is running on the endpoint: try again when it ends")),
-            409 => Err(CliError::new(format!("{url}: {}", message())).hint(
+            409 => Err(CliError::new(format!("{url}: {}", reply.message())).hint(
                 "replay delivers only to hosts in [recovery] allow_hosts and signs with TWILIO_AUTH_TOKEN: configure both",
             )),
-            503 => Err(CliError::new(format!("{url}: {}", message()))
-                .hint("serve keeps an inbox unless --no-inbox; the Worker needs its INBOX Durable Object binding")),
-            status => Err(CliError::new(format!("{url}: {status}: {}", message()))),
+            _ => Err(self.unexpected(path, &reply, NO_INBOX)),
         }
     }
 }
 
 fn is_entry_path(path: &str) -> bool {
     path.starts_with("/_twiml-fallback/inbox/")
-}
-
-/// The admin API's `{"error": "…"}`, or the body as text.
-fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| value.get("error").and_then(|error| error.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
 }
 
 fn entry_path(sid: &str) -> Result<String, CliError> {
@@ -307,37 +258,6 @@ fn filter_query(filter: &InboxFilter, limit: u32, cursor: Option<&str>) -> Resul
         pairs.push(("cursor", cursor.to_owned()));
     }
     Ok(format!("?{}", encode_form(pairs)))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CliError> {
-    serde_json::from_slice(body).map_err(|error| {
-        CliError::new(format!(
-            "the endpoint's answer is not what the admin API sends: {error}"
-        ))
-        .hint("is --endpoint a twiml-fallback endpoint of this version?")
-    })
-}
-
-fn json_error(error: serde_json::Error) -> CliError {
-    CliError::new(format!("cannot write JSON: {error}"))
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
-    serde_json::to_string_pretty(value).map_err(json_error)
-}
-
-/// Text from a webhook, safe to print on a terminal: control characters (escape sequences, line
-/// breaks) are shown as `\u{…}` instead of acting on the terminal.
-fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for character in text.chars() {
-        if character.is_control() {
-            out.push_str(&character.escape_unicode().to_string());
-        } else {
-            out.push(character);
-        }
-    }
-    out
 }
 
 /// A text cell: one line, at most `width` characters.

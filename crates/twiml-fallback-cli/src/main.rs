@@ -7,18 +7,22 @@
 //!   Twilio's REST API;
 //! - `healthcheck`: exit 0 when an endpoint answers `GET /healthz` (the container's HEALTHCHECK);
 //! - `inbox list` / `show` / `dismiss` / `export`: what the endpoint kept during an outage, through
-//!   its admin API.
+//!   its admin API;
+//! - `incidents` / `alerts test`: the endpoint's incidents and who was told, and a test
+//!   notification through every alert sink, through the same API.
 //!
 //! Exit status: 0 success, 1 a negative result (invalid TwiML, a call Twilio would fail, an
 //! unprotected number, a failed update), 2 usage, I/O or configuration errors.
 
 mod addr;
+mod admin_client;
 mod check;
 mod cli;
 mod error;
 mod healthcheck;
 mod http_client;
 mod inbox;
+mod incidents;
 mod logging;
 mod numbers;
 mod serve;
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
                     },
                     Command::Healthcheck(args) => healthcheck::run(args).await,
                     Command::Inbox(args) => inbox::run(args).await,
+                    Command::Incidents(args) => incidents::incidents(args).await,
+                    Command::Alerts(args) => incidents::alerts(args).await,
                     Command::Check(args) => check::run(&args),
                 }
             }),

@@ -1,20 +1,32 @@
 //! `twiml-fallback serve`: the fallback endpoint on the core's `edge` decision, natively.
 //!
 //! This module only performs I/O — reading requests as [`BodyRead`] says, writing the core's log
-//! lines, sending the core's outbound requests (alerts deduplicated in memory with
-//! [`AlertWindows`], the recovery request) and handing their outcome back. Every decision is
-//! `Edge`'s; the effect contract is in `twiml_fallback::edge::effect`. Connections — the accept
-//! loop, the connection limit, the head, body and idle deadlines — are in [`connections`].
+//! lines, sending the core's outbound requests (the recovery request) and handing their outcome
+//! back, and passing each incident notice on. Every decision is `Edge`'s; the effect contract is
+//! in `twiml_fallback::edge::effect`. The rooms:
+//!
+//! - [`connections`]: the accept loop, the connection limit, the head, body and idle deadlines;
+//! - [`inbox`]: the rusqlite driver of the core's one SQLite schema, the group-commit writer thread;
+//! - [`replay`]: the background replay pass and the admin POST;
+//! - [`alerts`]: incidents — filing notices, the notifier that sends and settles the core's
+//!   notifications, `alerts test`;
+//! - [`smtp`]: the relay alert email goes through (lettre).
 
+mod alerts;
 mod connections;
 mod inbox;
 mod replay;
+mod smtp;
+/// The fake SMTP relay of the crate's tests, shared by the unit tests of [`smtp`] and [`alerts`].
+#[cfg(test)]
+#[path = "../tests/support/smtp_fake.rs"]
+mod smtp_fake;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -23,18 +35,21 @@ use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Limited};
 use twiml_fallback::admin::{self, Admin, AdminRequest, AdminResponse, Routed};
-use twiml_fallback::config::{Config, variables_in_use};
+use twiml_fallback::config::{Config, SMTP_PASSWORD_VARIABLE, variables_in_use};
 use twiml_fallback::edge::{
-    Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, LogRecord,
-    OutboundRequest, Redirects, SendResult,
+    BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, LogRecord, OutboundRequest, Redirects,
+    SendResult,
 };
 use twiml_fallback::inbox::Entry;
+use twiml_fallback::incident::{Alerting, EmailSupport};
 use twiml_fallback::replay::{Replayer, TwilioApi};
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier, UrlPolicy};
 
+use self::alerts::Notifications;
 use self::connections::{Bite, LimitLog, Limits};
 use self::inbox::Inbox;
 use self::replay::Replay;
+use self::smtp::Mailer;
 use crate::cli::{LogFormat, ServeArgs};
 use crate::error::CliError;
 use crate::http_client;
@@ -46,10 +61,6 @@ struct Server {
     /// The address it listens on: a request whose `Host` names another came through a proxy.
     listen: SocketAddr,
     client: reqwest::Client,
-    /// Which alerts went out, and when their windows end.
-    alert_windows: Mutex<AlertWindows>,
-    /// The clock of those windows.
-    started: Instant,
     log_format: LogFormat,
     /// How long a request body may take to arrive whole (`--body-timeout-ms`).
     body_timeout: Duration,
@@ -61,6 +72,8 @@ struct Server {
     admin: Admin,
     /// Replay of the inbox (`None` without one).
     replay: Option<Replay>,
+    /// Incidents and their notifications (none without an inbox: they are kept in it).
+    alerts: Notifications,
 }
 
 /// The configuration `serve` runs with, from the same sources as the Worker: the file (or the
@@ -90,56 +103,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     crate::logging::init(args.log_format);
     let listen = crate::addr::parse(&args.addr)?;
     let (config, variables) = serve_config(args.config.as_deref())?;
-    let verifier = SignatureVerifier::from_tokens(
-        [args.auth_token.clone(), args.secondary_auth_token.clone()]
-            .into_iter()
-            .flatten(),
-    );
-    let policy = match (&args.public_url, args.trust_forwarded_headers) {
-        (Some(url), _) => UrlPolicy::public_base(url)
-            .map_err(|error| CliError::new(error.to_string()).hint("e.g. --public-url https://fallback.example.com"))?,
-        (None, true) => UrlPolicy::trust_forwarded_headers(),
-        (None, false) => UrlPolicy::as_received(),
-    };
+    let policy = url_policy(&args)?;
     let inbox = open_inbox(&args, config.inbox())?;
-    let edge = Edge::new(config, verifier).with_inbox(inbox.is_some());
-    for warning in edge.startup_warnings() {
-        tracing::warn!("{warning}");
-    }
-    let replay = match &inbox {
-        Some(_) => Some(Replay::new(replayer(&args, &edge)?)),
-        None => None,
-    };
-    if let Some(replay) = &replay {
-        write_line_as(args.log_format, &replay.replayer().startup_line());
-    }
-    let admin = Admin::new(args.admin_token.clone(), inbox.is_some())
-        .with_replay(replay.as_ref().and_then(|replay| replay.replayer().off()));
-    if !admin.is_enabled() {
-        tracing::info!("no TWIML_FALLBACK_ADMIN_TOKEN: the admin API (/_twiml-fallback/) answers 404");
-    }
-    let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
+    let mut server = Server::build(&args, config, policy, inbox)?;
     let listener = crate::addr::bind(&listen).await?;
     let addr = listener
         .local_addr()
         .map_err(|error| CliError::new(format!("cannot listen on {listen}: {error}")))?;
-    let limits = Limits::from_args(&args);
-    let limit_log = Arc::new(LimitLog::new(limits));
-    let server = Arc::new(Server {
-        edge,
-        policy,
-        listen: addr,
-        client,
-        alert_windows: Mutex::new(AlertWindows::default()),
-        started: Instant::now(),
-        log_format: args.log_format,
-        body_timeout: limits.body_timeout(),
-        limit_log: Arc::clone(&limit_log),
-        inbox,
-        admin,
-        replay,
-    });
+    server.listen = addr;
+    let limit_log = Arc::clone(&server.limit_log);
+    let server = Arc::new(server);
     tokio::spawn(Arc::clone(&server).replay_forever());
+    tokio::spawn(Arc::clone(&server).notify_forever());
     // Every path, /healthz included: the core answers health checks (Edge::decide).
     let app = Router::new().fallback(handle).with_state(Arc::clone(&server));
     tracing::info!(
@@ -150,23 +125,120 @@ pub(crate) async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         signatures_checked_against = server.policy.to_string(),
         "twiml-fallback serve: listening on http://{addr}"
     );
-    limits.log_at_start();
+    Limits::from_args(&args).log_at_start();
     connections::serve(listener, app, limit_log, shutdown_signal()).await;
     tracing::info!("twiml-fallback serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The replay rules: the configuration's `[replay]` and allowlist, the endpoint's token, the
-/// Messages API at `--api-base` (with `TWILIO_API_KEY`/`TWILIO_API_SECRET` when set).
-fn replayer(args: &ServeArgs, edge: &Edge) -> Result<Replayer, CliError> {
-    let api = TwilioApi::new(&args.api_base)
+impl Server {
+    /// Everything `serve` holds, from its arguments, its configuration, the URL policy and its
+    /// inbox, each part's start-up lines written; it listens on no address yet (`listen` is set
+    /// once bound).
+    fn build(args: &ServeArgs, config: Config, policy: UrlPolicy, inbox: Option<Inbox>) -> Result<Server, CliError> {
+        let verifier = SignatureVerifier::from_tokens(
+            [args.auth_token.clone(), args.secondary_auth_token.clone()]
+                .into_iter()
+                .flatten(),
+        );
+        let edge = Edge::new(config, verifier).with_inbox(inbox.is_some());
+        for warning in edge.startup_warnings() {
+            tracing::warn!("{warning}");
+        }
+        let api = twilio_api(args)?;
+        let replay = inbox
+            .as_ref()
+            .map(|_| Replay::new(Replayer::new(edge.config(), edge.verifier(), api.clone())));
+        if let Some(replay) = &replay {
+            write_line_as(args.log_format, &replay.replayer().startup_line());
+        }
+        let (mailer, email) = mailer(edge.config())?;
+        // Texts go through the same Messages API, with the same credentials, as replay's replies.
+        let alerting = Alerting::new(edge.config(), edge.verifier(), api, email);
+        write_line_as(args.log_format, &alerting.startup_line());
+        if let Some(mailer) = &mailer {
+            tracing::info!(
+                relay = mailer.relay(),
+                logs_in = mailer.logs_in(),
+                "twiml-fallback serve: alert email through the SMTP relay {}",
+                mailer.relay()
+            );
+        }
+        if inbox.is_none() && alerting.is_configured() {
+            tracing::warn!(
+                "--no-inbox: [alerts] needs the inbox database (incidents are kept in it): no incident opens and no one is told"
+            );
+        }
+        let admin = Admin::new(args.admin_token.clone(), inbox.is_some())
+            .with_replay(replay.as_ref().and_then(|replay| replay.replayer().off()));
+        if !admin.is_enabled() {
+            tracing::info!("no TWIML_FALLBACK_ADMIN_TOKEN: the admin API (/_twiml-fallback/) answers 404");
+        }
+        let client = http_client::client(0, http_client::USER_AGENT).map_err(CliError::new)?;
+        let limits = Limits::from_args(args);
+        Ok(Server {
+            edge,
+            policy,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            client,
+            log_format: args.log_format,
+            body_timeout: limits.body_timeout(),
+            limit_log: Arc::new(LimitLog::new(limits)),
+            inbox,
+            admin,
+            replay,
+            alerts: Notifications::new(alerting, mailer),
+        })
+    }
+}
+
+/// Which URL signatures are checked against: `--public-url`, `--trust-forwarded-headers`, or the
+/// URL as received.
+fn url_policy(args: &ServeArgs) -> Result<UrlPolicy, CliError> {
+    Ok(match (&args.public_url, args.trust_forwarded_headers) {
+        (Some(url), _) => UrlPolicy::public_base(url)
+            .map_err(|error| CliError::new(error.to_string()).hint("e.g. --public-url https://fallback.example.com"))?,
+        (None, true) => UrlPolicy::trust_forwarded_headers(),
+        (None, false) => UrlPolicy::as_received(),
+    })
+}
+
+/// The relay alert email goes through, when `[alerts] email` is set: `[alerts.smtp] url`, logging
+/// in with `TWIML_FALLBACK_SMTP_PASSWORD` as the URL's user. Without a URL, email is not sent
+/// (the core's start-up line says why); a user without a password stops `serve`.
+fn mailer(config: &Config) -> Result<(Option<Mailer>, EmailSupport), CliError> {
+    let Some(alerts) = config.alerts().filter(|alerts| !alerts.email.is_empty()) else {
+        return Ok((None, EmailSupport::None));
+    };
+    let Some(url) = alerts.smtp.as_ref().and_then(|smtp| smtp.url.as_ref()) else {
+        return Ok((
+            None,
+            EmailSupport::Missing("no [alerts.smtp] url: serve sends email through an SMTP relay"),
+        ));
+    };
+    let password = std::env::var(SMTP_PASSWORD_VARIABLE).ok();
+    let (mailer, problem) = Mailer::new(url, password.as_deref()).map_err(|error| {
+        CliError::new(error).hint(format!(
+            "set {SMTP_PASSWORD_VARIABLE} to the relay's password (or remove the user from [alerts.smtp] url)"
+        ))
+    })?;
+    if let Some(problem) = problem {
+        tracing::warn!("{}", problem.message());
+    }
+    Ok((Some(mailer), EmailSupport::Available))
+}
+
+/// The Messages API replay's replies and alert texts go through: `--api-base` (with
+/// `TWILIO_API_KEY`/`TWILIO_API_SECRET` when set).
+fn twilio_api(args: &ServeArgs) -> Result<TwilioApi, CliError> {
+    TwilioApi::new(&args.api_base)
         .map_err(|error| CliError::new(format!("--api-base: {error}")).hint("e.g. --api-base https://api.twilio.com"))?
         .with_credentials(args.api_key.clone(), args.api_secret.clone())
         .map_err(|error| {
-            CliError::new(error)
-                .hint("set both TWILIO_API_KEY and TWILIO_API_SECRET, or neither (replies then use TWILIO_AUTH_TOKEN)")
-        })?;
-    Ok(Replayer::new(edge.config(), edge.verifier(), api))
+            CliError::new(error).hint(
+                "set both TWILIO_API_KEY and TWILIO_API_SECRET, or neither (replies and alert texts then use TWILIO_AUTH_TOKEN)",
+            )
+        })
 }
 
 /// Opens the inbox unless `--no-inbox`: at `--inbox PATH` or the default path, said at start-up.
@@ -257,6 +329,7 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
             Some(Routed::Answer(answer)) => admin_response(answer),
             Some(Routed::Inbox(operation)) => admin_response(server.perform(operation).await),
             Some(Routed::Replay(request)) => admin_response(server.requested_pass(request).await.answer()),
+            Some(Routed::AlertTest(test)) => admin_response(server.alert_test(test).await),
             // `claims` and `route` agree on what is an admin path.
             None => admin_response(AdminResponse::error(http::StatusCode::NOT_FOUND, "not found")),
         };
@@ -281,21 +354,37 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
         })
         .explain_mismatch(|| server.policy.mismatch_hint(&parts.headers, Some(server.listen)));
     let mut answer = decision.response;
+    // The entry and the incident notice are written together (one commit), before the answer.
+    let (mut entry, mut notice, mut resolves) = (None, None, None);
     for effect in decision.effects {
         match effect {
-            Effect::Keep(entry) => server.keep(*entry).await,
+            Effect::Keep(kept) => entry = Some(*kept),
             Effect::Log(record) => server.write_record(&record),
-            Effect::Alert(alert) => server.alert(alert),
+            Effect::Incident(filed) => notice = Some(filed),
             Effect::Recover(plan) => {
                 let sent = send(&server.client, &plan.request).await;
                 let judgement = server.edge.judge_recovery(&plan, sent.outcome());
-                if let Some(entry) = judgement.keep {
-                    server.keep(*entry).await;
-                }
+                entry = judgement.keep.map(|kept| *kept);
+                notice = judgement.notice;
+                resolves = judgement.resolves;
                 server.write_record(&judgement.log);
                 answer = judgement.response;
             }
         }
+    }
+    let keep = async {
+        if let Some(entry) = entry {
+            server.keep(entry).await;
+        }
+    };
+    let file = async {
+        if let Some(notice) = notice {
+            server.file_notice(notice).await;
+        }
+    };
+    tokio::join!(keep, file);
+    if let Some(origin) = resolves {
+        server.primary_answered(origin);
     }
     edge_response(answer)
 }
@@ -430,31 +519,5 @@ fn write_as(format: LogFormat, line: &LogLine, text: impl FnOnce() -> String) {
             LogFormat::Json => writeln!(stderr, "{}", line.to_json()),
             LogFormat::Text => writeln!(stderr, "{}", text()),
         };
-    }
-}
-
-impl Server {
-    /// Sends an alert in the background, unless one with the same key went out within its window.
-    fn alert(self: &Arc<Self>, alert: Alert) {
-        if !self.first_in_window(&alert) {
-            self.write_line(&alert.suppressed_line("memory"));
-            return;
-        }
-        let server = Arc::clone(self);
-        tokio::spawn(async move {
-            let sent = send(&server.client, &alert.request).await;
-            server.write_line(&alert.outcome_line(&sent.outcome()));
-        });
-    }
-
-    /// Records the alert's key; `false` when it is still inside an earlier alert's window.
-    fn first_in_window(&self, alert: &Alert) -> bool {
-        // A monotonic clock: a wall-clock jump must not reopen or stretch a window.
-        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut windows = match self.alert_windows.lock() {
-            Ok(windows) => windows,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        windows.first_in_window(alert, now_ms)
     }
 }

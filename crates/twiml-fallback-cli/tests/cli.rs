@@ -3,6 +3,8 @@
 #[path = "../../twiml-fallback/examples/chaos/app.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod chaos;
+#[path = "support/smtp_fake.rs"]
+mod smtp_fake;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ fn command(args: &[&str]) -> Command {
         .env_remove("TWILIO_API_SECRET")
         .env_remove("TWIML_FALLBACK_ADMIN_TOKEN")
         .env_remove("TWIML_FALLBACK_ENDPOINT")
+        .env_remove("TWIML_FALLBACK_SMTP_PASSWORD")
+        .env_remove("TWILIO_API_BASE")
         // serve's default inbox lives under the data directory: the tests' own, never the user's.
         .env(
             "XDG_DATA_HOME",
@@ -1358,7 +1362,7 @@ fn serve_warns_behind_a_tunnel_with_the_checked_url_and_the_fix() {
 }
 
 #[test]
-fn serve_text_log_lines_carry_the_time_once_and_say_raised_sent_and_suppressed() {
+fn serve_text_log_lines_carry_the_time_once_and_say_filed_opened_and_notified() {
     use twiml_fallback::signature::compute_signature;
     use twiml_fallback::webhook::Params;
 
@@ -1378,15 +1382,21 @@ fn serve_text_log_lines_carry_the_time_once_and_say_raised_sent_and_suppressed()
     for _ in 0..2 {
         assert!(http_post(&format!("{url}/voice"), body, Some(&signature)).starts_with("HTTP/1.1 200"));
     }
-    let mut logs = String::new();
-    for _ in 0..200 {
-        logs = std::fs::read_to_string(&log).unwrap_or_default();
-        if logs.contains(" alert ") && logs.contains(" alert-suppressed ") {
+    for _ in 0..400 {
+        let logs = std::fs::read_to_string(&log).unwrap_or_default();
+        if logs.contains(" incident-opened ") && logs.contains(" notification ") {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert_eq!(alerts.lock().expect("record").len(), 1, "one alert per window: {logs}");
+    // A moment more: a second notification would show now.
+    std::thread::sleep(Duration::from_millis(500));
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        alerts.lock().expect("record").len(),
+        1,
+        "one notification per incident: {logs}"
+    );
     let is_time = |word: &str| {
         word.len() == 24 && word.as_bytes()[4] == b'-' && word.as_bytes()[10] == b'T' && word.ends_with('Z')
     };
@@ -1395,21 +1405,32 @@ fn serve_text_log_lines_carry_the_time_once_and_say_raised_sent_and_suppressed()
         assert!(words.first().is_some_and(|word| is_time(word)), "no time first: {line}");
         assert_eq!(words.iter().filter(|word| is_time(word)).count(), 1, "{line}");
     }
-    let raised = logs
+    let filed = logs
         .lines()
-        .filter(|line| line.contains(" alert_raised=alert:"))
+        .filter(|line| line.contains(" incident_origin=https://app.example.com"))
         .count();
-    assert_eq!(raised, 2, "both records say the alert was raised: {logs}");
-    assert!(!logs.contains(" alert=alert:"), "{logs}");
-    assert!(
+    assert_eq!(
+        filed, 2,
+        "both records say which incident they were filed under: {logs}"
+    );
+    assert_eq!(
         logs.lines()
-            .any(|line| line.contains(" INFO alert dedup_key=alert:") && line.contains(" delivered=true ")),
+            .filter(|line| line.contains(" WARN incident-opened "))
+            .count(),
+        1,
+        "{logs}"
+    );
+    assert!(
+        logs.lines().any(|line| line.contains(" INFO notification ")
+            && line.contains(" sink=webhook ")
+            && line.contains(" kind=open ")
+            && line.contains(" status=delivered")),
         "{logs}"
     );
     assert!(
         logs.lines()
-            .any(|line| line.contains(" INFO alert-suppressed dedup_key=alert:") && line.contains(" by=memory ")),
-        "{logs}"
+            .any(|line| line.contains(" WARN alerts-config ") && line.contains("dedup_seconds = 300 is retired")),
+        "the retired key is said at start: {logs}"
     );
 }
 
@@ -1670,4 +1691,310 @@ async fn the_layers_http_capture_sink_puts_what_the_app_failed_into_serves_inbox
         (Some("hello"), Some("/sms"))
     );
     assert_eq!(sink.dropped(), 0);
+}
+
+/// `twiml-fallback incidents` or `alerts …` against `endpoint`, with `token` as the admin token.
+fn admin_command(endpoint: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = command(&[args, &["--endpoint", endpoint]].concat());
+    if let Some(token) = token {
+        command.env("TWIML_FALLBACK_ADMIN_TOKEN", token);
+    }
+    command.output().expect("run twiml-fallback")
+}
+
+/// A signed fallback notice for a message whose primary, https://app.example.com, failed.
+fn failed_message(sid: &str) -> twiml_fallback_e2e::CaseRequest {
+    let params = [
+        ("MessageSid", sid),
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ("From", "+14155550100"),
+        ("To", "+14155550199"),
+        ("Body", "are you open?"),
+        ("ErrorCode", "11200"),
+        ("ErrorUrl", "https://app.example.com/sms"),
+    ];
+    twiml_fallback_e2e::CaseRequest {
+        method: "POST",
+        path: "/sms",
+        params: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        signing: twiml_fallback_e2e::Signing::Token("tok"),
+        raw_body: None,
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn incidents_and_alerts_test_show_what_serve_opened_and_who_was_told() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let smtp = runtime.block_on(smtp_fake::FakeSmtp::start(smtp_fake::Behaviour::Accept));
+    let (receiver, hooks) = start_recorder(&runtime, json!({"ok": true}));
+    let config = temp_file(
+        &format!("incidents-{}.toml", rand_suffix()),
+        &format!(
+            "[alerts]\nwebhook_url = \"{receiver}/hook\"\nemail = [\"ops@example.com\"]\nresolve_after_seconds = 600\n\
+             [alerts.smtp]\nurl = \"{}\"\nfrom = \"twiml-fallback <alerts@example.com>\"\n",
+            smtp.url_as("alerts%40example.com")
+        ),
+    );
+    let (_serve, base, log) = start_serve_with(
+        "127.0.0.1:0",
+        &["--config", config.to_str().expect("path")],
+        &[
+            ("TWILIO_AUTH_TOKEN", "tok"),
+            ("TWIML_FALLBACK_ADMIN_TOKEN", "adm"),
+            ("TWIML_FALLBACK_SMTP_PASSWORD", "smtp-s3cret"),
+        ],
+    );
+    for sid in [
+        "SM00000000000000000000000000000001",
+        "SM00000000000000000000000000000002",
+    ] {
+        let answer = runtime.block_on(twiml_fallback_e2e::send(&base, &failed_message(sid)));
+        assert_eq!(answer.status, 200);
+    }
+    wait_for("the open notifications", || {
+        hooks.lock().expect("hooks").len() == 1 && smtp.received().len() == 1
+    });
+    assert_eq!(
+        smtp.received()[0].auth.as_deref(),
+        Some("alerts@example.com:smtp-s3cret"),
+        "logged in as the URL's user with the password from the environment"
+    );
+    wait_for("both notices counted", || {
+        let listed = admin_command(&base, Some("adm"), &["incidents", "--format", "json"]);
+        serde_json::from_str::<Value>(&stdout(&listed)).is_ok_and(|json| {
+            json["incidents"][0]["notices"] == 2
+                && json["incidents"][0]["deliveries"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().all(|delivery| delivery["status"] == "delivered"))
+        })
+    });
+
+    let listed = admin_command(&base, Some("adm"), &["incidents"]);
+    assert_eq!(code(&listed), 0, "{}", stderr(&listed));
+    let text = stdout(&listed);
+    assert!(
+        text.starts_with("twf-") && text.contains("  OPEN  https://app.example.com\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  notices    2: 11200 (HTTP retrieval failure) ×2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  traffic    2 messages, 0 calls, 2 kept in the inbox\n"),
+        "{text}"
+    );
+    assert!(text.contains("  numbers    +14155550199\n"), "{text}");
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words(&text).contains("webhook open delivered 1 try at "), "{text}");
+    assert!(
+        words(&text).contains("email:ops@example.com open delivered 1 try at "),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&stdout(&admin_command(
+        &base,
+        Some("adm"),
+        &["incidents", "--format", "json", "--limit", "1"],
+    )))
+    .expect("JSON");
+    assert_eq!(json["incidents"].as_array().map(Vec::len), Some(1));
+    assert_eq!(json["incidents"][0]["origin"], "https://app.example.com");
+    assert_eq!(json["incidents"][0]["error_codes"]["11200"], 2);
+
+    let tested = admin_command(&base, Some("adm"), &["alerts", "test"]);
+    assert_eq!(code(&tested), 0, "{}{}", stdout(&tested), stderr(&tested));
+    let lines = stdout(&tested);
+    assert!(words(&lines).contains("webhook test delivered HTTP 200"), "{lines}");
+    assert!(
+        words(&lines).contains("email:ops@example.com test delivered sent"),
+        "{lines}"
+    );
+    assert!(lines.ends_with("2 of 2 test notifications delivered\n"), "{lines}");
+    assert_eq!(hooks.lock().expect("hooks").len(), 2);
+    assert_eq!(smtp.received().len(), 2);
+    assert!(
+        smtp.received()[1].data.contains("Subject: =?UTF-8?B?"),
+        "{}",
+        smtp.received()[1].data
+    );
+    let json: Value = serde_json::from_str(&stdout(&admin_command(
+        &base,
+        Some("adm"),
+        &["alerts", "--endpoint", &base, "test", "--format", "json"],
+    )))
+    .expect("JSON");
+    assert_eq!(json["delivered"], true, "{json}");
+    assert_eq!(json["results"].as_array().map(Vec::len), Some(2), "{json}");
+
+    // Usage errors and refusals: 2, before or instead of anything sent.
+    let bad_sid = admin_command(&base, Some("adm"), &["alerts", "test", "--account-sid", "AC123"]);
+    assert_eq!(code(&bad_sid), 2);
+    assert!(
+        stderr(&bad_sid).contains("is not an account SID"),
+        "{}",
+        stderr(&bad_sid)
+    );
+    assert_eq!(
+        hooks.lock().expect("hooks").len(),
+        3,
+        "only the JSON test was sent since"
+    );
+    for args in [vec!["incidents"], vec!["alerts", "test"]] {
+        let wrong = admin_command(&base, Some("nope"), &args);
+        assert_eq!(code(&wrong), 2, "{args:?}");
+        assert!(stderr(&wrong).contains("refused (401)"), "{}", stderr(&wrong));
+        assert!(
+            stderr(&wrong).contains("hint: use the TWIML_FALLBACK_ADMIN_TOKEN"),
+            "{}",
+            stderr(&wrong)
+        );
+        let missing = admin_command(&base, None, &args);
+        assert_eq!(code(&missing), 2, "{args:?}");
+        assert!(stderr(&missing).contains("no admin token"), "{}", stderr(&missing));
+        let unreachable = admin_command("http://127.0.0.1:9", Some("adm"), &args);
+        assert_eq!(code(&unreachable), 2, "{args:?}");
+        assert!(
+            stderr(&unreachable).contains("cannot reach"),
+            "{}",
+            stderr(&unreachable)
+        );
+    }
+    for limit in ["0", "501", "many"] {
+        assert_eq!(
+            code(&admin_command(&base, Some("adm"), &["incidents", "--limit", limit])),
+            2
+        );
+    }
+    assert_eq!(code(&run(&["alerts"])), 2, "alerts needs a subcommand");
+    for help in [vec!["incidents", "--help"], vec!["alerts", "test", "--help"]] {
+        let shown = run(&help);
+        assert_eq!(code(&shown), 0);
+        assert!(stdout(&shown).contains("Examples:"), "{}", stdout(&shown));
+    }
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !logs.contains("smtp-s3cret"),
+        "the SMTP password is never logged: {logs}"
+    );
+    assert!(logs.contains("alert email through the SMTP relay 127.0.0.1:"), "{logs}");
+}
+
+#[test]
+fn alerts_test_exits_1_when_a_sink_fails_or_the_endpoint_has_no_alerts() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let config = temp_file(
+        &format!("failing-sink-{}.toml", rand_suffix()),
+        &format!("[alerts]\nwebhook_url = \"http://127.0.0.1:{port}/hook\"\n"),
+    );
+    let (_serve, base, _log) = start_serve_with(
+        "127.0.0.1:0",
+        &["--config", config.to_str().expect("path")],
+        &[("TWILIO_AUTH_TOKEN", "tok"), ("TWIML_FALLBACK_ADMIN_TOKEN", "adm")],
+    );
+    let tested = admin_command(&base, Some("adm"), &["alerts", "test"]);
+    assert_eq!(code(&tested), 1, "{}{}", stdout(&tested), stderr(&tested));
+    let lines = stdout(&tested);
+    assert!(lines.starts_with("webhook  test     FAILED     "), "{lines}");
+    assert!(lines.ends_with("0 of 1 test notifications delivered\n"), "{lines}");
+    let json = admin_command(&base, Some("adm"), &["alerts", "test", "--format", "json"]);
+    assert_eq!(code(&json), 1);
+    let json: Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+    assert_eq!(json["delivered"], false);
+
+    let (_bare, base, _log) = start_serve_with(
+        "127.0.0.1:0",
+        &[],
+        &[("TWILIO_AUTH_TOKEN", "tok"), ("TWIML_FALLBACK_ADMIN_TOKEN", "adm")],
+    );
+    let nothing = admin_command(&base, Some("adm"), &["alerts", "test"]);
+    assert_eq!(code(&nothing), 1);
+    assert!(
+        stderr(&nothing).contains("no [alerts] in this endpoint's configuration"),
+        "{}",
+        stderr(&nothing)
+    );
+    assert!(
+        stderr(&nothing).contains("hint: add an [alerts] table"),
+        "{}",
+        stderr(&nothing)
+    );
+    let listed = admin_command(&base, Some("adm"), &["incidents"]);
+    assert_eq!((code(&listed), stdout(&listed).as_str()), (0, "no incidents\n"));
+}
+
+#[test]
+fn serve_without_an_inbox_says_alerts_need_it_and_incidents_answer_503() {
+    let config = temp_file(
+        &format!("no-inbox-alerts-{}.toml", rand_suffix()),
+        "[alerts]\nwebhook_url = \"http://127.0.0.1:9/hook\"\n",
+    );
+    let (_serve, base, log) = start_serve_with(
+        "127.0.0.1:0",
+        &["--no-inbox", "--config", config.to_str().expect("path")],
+        &[("TWILIO_AUTH_TOKEN", "tok"), ("TWIML_FALLBACK_ADMIN_TOKEN", "adm")],
+    );
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("--no-inbox: [alerts] needs the inbox database (incidents are kept in it)"),
+        "{text}"
+    );
+    let listed = admin_command(&base, Some("adm"), &["incidents"]);
+    assert_eq!(code(&listed), 2);
+    assert!(stderr(&listed).contains("keeps no inbox"), "{}", stderr(&listed));
+    assert!(
+        stderr(&listed).contains("hint: incidents are kept in the inbox's database"),
+        "{}",
+        stderr(&listed)
+    );
+}
+
+#[test]
+fn serve_refuses_bad_alert_keys_and_an_smtp_user_without_a_password() {
+    let config = temp_file(
+        &format!("bad-alerts-{}.toml", rand_suffix()),
+        "[alerts]\nemail = [\"ops@\", \"fine@example.com\"]\nsms = [\"555-0100\"]\nsms_from = \"+14155550199\"\n\
+         pagerduty_routing_key = \"short\"\n[alerts.smtp]\nurl = \"http://smtp.example.com\"\nfrom = \"alerts@example.com\"\n",
+    );
+    let output = run(&["serve", "--no-inbox", "--config", config.to_str().expect("path")]);
+    assert_eq!(code(&output), 2);
+    let text = stderr(&output);
+    assert!(
+        text.contains("alerts.email[0]: \"ops@\" is not an email address"),
+        "{text}"
+    );
+    assert!(
+        text.contains("alerts.sms[0]: \"555-0100\" is not an E.164 phone number"),
+        "{text}"
+    );
+    assert!(
+        text.contains("alerts.pagerduty_routing_key: must be the 32 letters and digits") && !text.contains("short\""),
+        "the key is never echoed: {text}"
+    );
+    assert!(text.contains("alerts.smtp.url: ") && text.contains("smtp://"), "{text}");
+    assert!(text.contains("hint: "), "{text}");
+
+    let config = temp_file(
+        &format!("smtp-user-{}.toml", rand_suffix()),
+        "[alerts]\nemail = [\"ops@example.com\"]\n[alerts.smtp]\nurl = \"smtp://relay-user@127.0.0.1:2525\"\nfrom = \"alerts@example.com\"\n",
+    );
+    let output = run(&["serve", "--no-inbox", "--config", config.to_str().expect("path")]);
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("logs in as \"relay-user\", but TWIML_FALLBACK_SMTP_PASSWORD is not set"),
+        "{text}"
+    );
+    assert!(text.contains("hint: set TWIML_FALLBACK_SMTP_PASSWORD"), "{text}");
 }

@@ -9,6 +9,8 @@
 //! | `POST /_twiml-fallback/inbox` (JSON [`CaptureRequest`]) | the stored entry (the layer's capture sink) |
 //! | `POST /_twiml-fallback/replay` (optional JSON [`PassRequest`]: `sids`, `dry_run`, `send_withheld`) | a replay pass's [`PassSummary`](crate::replay::PassSummary), or 409 when replay is off (with why) |
 //! | `GET /_twiml-fallback/replay` | `{"replay": "on"}`, or `{"replay": "off", "reason": …}` |
+//! | `GET /_twiml-fallback/incidents?limit=` | `{"incidents": [...]}`: open ones first, then the most recent (default 50, at most 500), each with its counts and every sink's notifications ([`crate::incident`]) |
+//! | `POST /_twiml-fallback/alerts/test` (optional JSON `{"account_sid": "AC…"}`) | a test notification through every configured sink: `{"results": [{"sink", "kind", "delivered", "outcome"}], "delivered"}` (502 when one failed, 409 without `[alerts]`) |
 //!
 //! Every request needs `TWIML_FALLBACK_ADMIN_TOKEN`, as `Authorization: Bearer TOKEN` or HTTP
 //! Basic with the token as the password (any user name, so a browser can open the API); it is
@@ -119,7 +121,27 @@ pub enum Routed {
     Inbox(Operation),
     /// Run a replay pass ([`crate::replay`]) and answer its summary.
     Replay(PassRequest),
+    /// Send a test notification through every sink
+    /// ([`Alerting::test_dispatches`](crate::incident::Alerting::test_dispatches), the account
+    /// from [`crate::incident::test_account`]) and answer
+    /// [`Alerting::test_answer`](crate::incident::Alerting::test_answer).
+    AlertTest(AlertTest),
 }
+
+/// `POST /_twiml-fallback/alerts/test`'s body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertTest {
+    /// The account to text from (else the last incident's).
+    #[serde(default)]
+    pub account_sid: Option<String>,
+}
+
+/// How many incidents `GET /_twiml-fallback/incidents` lists unless `limit` says.
+pub const DEFAULT_INCIDENT_LIMIT: usize = 50;
+
+/// The most incidents one listing holds.
+pub const MAX_INCIDENT_LIMIT: usize = 500;
 
 /// An authenticated inbox operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +154,13 @@ pub enum Operation {
     Dismiss(String),
     /// Store what the layer caught.
     Store(Box<Entry>),
+    /// List incidents (open first), as of `now_ms`.
+    Incidents {
+        /// How many.
+        limit: usize,
+        /// Now, for the open ones' durations.
+        now_ms: u64,
+    },
 }
 
 /// The admin API: its token, and whether there is an inbox behind it.
@@ -245,7 +274,38 @@ impl Admin {
                 }
                 return Some(Routed::Replay(request));
             }
-            (["inbox"], _) | (["inbox", _], _) | (["inbox", _, "dismiss"], _) | (["replay"], _) => {
+            (["incidents"], &Method::GET) | (["incidents"], &Method::HEAD) => {
+                match incident_limit(crate::url::query(request.url)) {
+                    Ok(limit) => Operation::Incidents { limit, now_ms },
+                    Err(message) => {
+                        return Some(Routed::Answer(AdminResponse::error(StatusCode::BAD_REQUEST, message)));
+                    }
+                }
+            }
+            (["alerts", "test"], &Method::POST) => {
+                let test = request.body.ok_or_else(too_large).and_then(|body| {
+                    let text = std::str::from_utf8(body).unwrap_or("");
+                    if text.trim().is_empty() {
+                        return Ok(AlertTest::default());
+                    }
+                    serde_json::from_str::<AlertTest>(text).map_err(|error| {
+                        AdminResponse::error(
+                            StatusCode::BAD_REQUEST,
+                            format!("the body is not {{\"account_sid\": \"AC…\"}}: {error}"),
+                        )
+                    })
+                });
+                return Some(match test {
+                    Ok(test) => Routed::AlertTest(test),
+                    Err(answer) => Routed::Answer(answer),
+                });
+            }
+            (["inbox"], _)
+            | (["inbox", _], _)
+            | (["inbox", _, "dismiss"], _)
+            | (["replay"], _)
+            | (["incidents"], _)
+            | (["alerts", "test"], _) => {
                 return Some(Routed::Answer(AdminResponse::error(
                     StatusCode::METHOD_NOT_ALLOWED,
                     format!("{method} is not allowed here"),
@@ -262,6 +322,20 @@ impl Admin {
             return Some(Routed::Answer(no_inbox()));
         }
         Some(Routed::Inbox(operation))
+    }
+}
+
+/// `limit=N` of an incidents listing (1 to [`MAX_INCIDENT_LIMIT`]).
+fn incident_limit(query: Option<&str>) -> Result<usize, String> {
+    let params = crate::webhook::Params::from_form(query.unwrap_or("").as_bytes());
+    match params.get("limit") {
+        None => Ok(DEFAULT_INCIDENT_LIMIT),
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=MAX_INCIDENT_LIMIT).contains(limit))
+            .ok_or_else(|| format!("limit must be 1 to {MAX_INCIDENT_LIMIT}")),
     }
 }
 
@@ -344,6 +418,13 @@ impl Operation {
         let result = match &self {
             Operation::List(query) => inbox::list(sql, query).map(|page| AdminResponse::json(StatusCode::OK, &page)),
             Operation::Show(sid) => found(inbox::get(sql, sid), sid),
+            Operation::Incidents { limit, now_ms } => crate::incident::list(sql, *limit).map(|incidents| {
+                let incidents: Vec<serde_json::Value> = incidents
+                    .iter()
+                    .map(|(incident, deliveries)| incident.to_json(deliveries, *now_ms))
+                    .collect();
+                AdminResponse::json(StatusCode::OK, &serde_json::json!({ "incidents": incidents }))
+            }),
             Operation::Dismiss(sid) => found(inbox::dismiss(sql, sid), sid),
             Operation::Store(entry) => {
                 let stored = inbox::store(sql, entry, settings).and_then(|outcome| {
@@ -382,7 +463,7 @@ impl Operation {
         let answer = AdminResponse::error(StatusCode::INTERNAL_SERVER_ERROR, format!("the inbox failed: {error}"));
         let lines = match self {
             Operation::Store(entry) => vec![inbox::store::write_failed_line(entry, error)],
-            Operation::List(_) | Operation::Show(_) | Operation::Dismiss(_) => Vec::new(),
+            Operation::List(_) | Operation::Show(_) | Operation::Dismiss(_) | Operation::Incidents { .. } => Vec::new(),
         };
         (answer, lines)
     }

@@ -45,6 +45,7 @@ pub mod config;
 pub mod edge;
 pub mod error_code;
 pub mod inbox;
+pub mod incident;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;

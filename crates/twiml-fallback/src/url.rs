@@ -163,6 +163,24 @@ impl<'a> Parts<'a> {
         &self.url[..self.authority_end]
     }
 
+    /// The origin as a browser compares it: the scheme and host in lower case, the port only
+    /// when it is not the scheme's default, no user info — `https://app.example.com`,
+    /// `http://127.0.0.1:8080`. The key an incident is filed under.
+    pub fn site_origin(&self) -> String {
+        let scheme = self.scheme().to_ascii_lowercase();
+        let host = self.host().to_ascii_lowercase();
+        match self.port_number() {
+            Some(port) if Some(port) != self.default_port() => format!("{scheme}://{host}:{port}"),
+            _ => format!("{scheme}://{host}"),
+        }
+    }
+
+    /// `scheme://host[:port]` as written, without user info: what may be shown of a URL whose
+    /// path or credentials are secret.
+    pub fn origin_without_userinfo(&self) -> String {
+        format!("{}://{}", self.scheme(), &self.url[self.host_start..self.authority_end])
+    }
+
     /// [`Parts::origin`] without the port and its `:` (the same when there is no port).
     pub fn origin_without_port(&self) -> &'a str {
         &self.url[..self.host_end]
@@ -370,6 +388,12 @@ fn authority_end(url: &str, start: usize) -> usize {
     url[start..]
         .find(['/', '?', '#', '\\'])
         .map_or(url.len(), |offset| start + offset)
+}
+
+/// Whether a host names this machine: `localhost`, `127.x.x.x` or `[::1]` (as [`Parts::host`]
+/// writes it): where credentials may travel without TLS (a local fake, a local relay).
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host == "[::1]" || host == "::1" || host.starts_with("127.")
 }
 
 #[cfg(test)]

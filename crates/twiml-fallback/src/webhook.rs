@@ -360,7 +360,7 @@ impl Params {
 
 /// One name or value of a form: `+` is a space, `%XX` the byte XX (a malformed escape stays as it
 /// is), invalid UTF-8 is replaced by U+FFFD.
-fn decode_form_component(input: &[u8]) -> String {
+pub(crate) fn decode_form_component(input: &[u8]) -> String {
     fn into_string(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
     }

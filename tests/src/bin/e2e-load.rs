@@ -14,7 +14,8 @@
 //! `workerd serve` (`TWIML_FALLBACK_WORKERD`, `TWIML_FALLBACK_WORKER_BUNDLE`) with alerts pointed
 //! at a local receiver and sends a mix of valid, forged, unsigned, garbage, huge (declared and chunked),
 //! GET and POST requests. Every answer must be the expected one (200 valid TwiML, or 403); no 5xx;
-//! no panic or instance reset in the Worker's log; exactly one alert per (error code, URL).
+//! no panic or instance reset in the Worker's log; exactly one incident notification per failing
+//! primary (its inbox object on), however many notices and codes.
 //!
 //! Exit status 0 when every check held, 1 otherwise.
 
@@ -485,12 +486,15 @@ async fn worker(options: Options) -> bool {
     let alerts = AlertReceiver::start().await;
     let config = format!(
         "[voice]\nsay = \"Robustness run: please call back.\"\n[numbers.\"+14155550199\".voice]\nsay = \"Per-number.\"\n\
-         [alerts]\nwebhook_url = \"{}\"\ndedup_seconds = 3600\n",
+         [alerts]\nwebhook_url = \"{}\"\nresolve_after_seconds = 3600\n",
         alerts.url
     );
     let running = workerd.start(&config, &[TOKEN]).await;
     let logs = running.logs.clone().expect("the Worker's log");
-    let error_urls: Vec<String> = (0..5).map(|i| format!("https://app.example.com/failing/{i}")).collect();
+    // Five failing primaries (origins), each failing on two paths.
+    let error_urls: Vec<String> = (0..10)
+        .map(|i| format!("https://app{}.example.com/failing/{i}", i % 5))
+        .collect();
     let base = running.base_url.clone();
     let urls = error_urls.clone();
     let plan: Arc<dyn Fn(usize) -> Planned + Send + Sync> = Arc::new(move |n| worker_request(&base, n, &urls));
@@ -501,23 +505,19 @@ async fn worker(options: Options) -> bool {
     // Alerts go out after the answers: give the last ones a moment.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let received = alerts.alerts();
-    let keys: Vec<(i64, String)> = received
+    let origins: Vec<String> = received
         .iter()
-        .map(|alert| {
-            (
-                alert["error_code"].as_i64().unwrap_or(0),
-                alert["error_url"].as_str().unwrap_or("").to_owned(),
-            )
-        })
+        .map(|alert| alert["origin"].as_str().unwrap_or("").to_owned())
         .collect();
-    let distinct: HashSet<&(i64, String)> = keys.iter().collect();
-    // Signed requests carry 2 error codes x 5 URLs: 10 dedup keys, each alerted exactly once.
+    let distinct: HashSet<&String> = origins.iter().collect();
+    let opened = received.iter().all(|alert| alert["event"] == "incident-opened");
+    // Signed requests fail on 5 origins with 2 error codes: 5 incidents, each told exactly once.
     println!(
-        "alerts: {} received, {} distinct (error code, URL) keys, expected exactly 10",
-        keys.len(),
+        "incident notifications: {} received, {} distinct failing primaries, expected exactly 5 (all incident-opened: {opened})",
+        origins.len(),
         distinct.len()
     );
-    ok &= keys.len() == 10 && distinct.len() == 10;
+    ok &= origins.len() == 5 && distinct.len() == 5 && opened;
     let log = std::fs::read_to_string(&logs).unwrap_or_default();
     let resets = [
         "panicked",

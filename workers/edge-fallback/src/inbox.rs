@@ -14,14 +14,23 @@
 //!   [`Operation::perform`] renders, writing its lines.
 //! - A replay request (`POST /_twiml-fallback/replay`), forwarded the same way: the object routes
 //!   it again and runs the pass itself ([`crate::replay`]), answering its summary — or 409 while a
-//!   pass is already running in this instance.
+//!   pass is already running in this instance. `POST /_twiml-fallback/alerts/test` too: the
+//!   object sends the test notifications ([`crate::alerts::test`]), texts from the account of its
+//!   last incident unless the request names one.
+//! - An incident notice, in the core's [`Notice`] (`notice_to_wire`: its fields as a JSON array):
+//!   with the entry, `POST` [`STORE_NOTICE_URL`] (the notice's line, then the entry's: one
+//!   request for both, the one the Worker awaits anyway), else `POST` [`NOTICE_URL`] from the
+//!   Worker's `ctx.wait_until`. The object files it ([`Alerting::record`]) after storing the
+//!   entry; the entry's outcome is the answer either way. A recovery the primary answered:
+//!   `POST` [`RESOLVED_URL`] with its origin ([`incident::primary_answered`]). The object writes
+//!   what came of each (`incident-opened`, `incident-resolved`, `incident-store-failed`).
 //!
 //! Each event's writes commit atomically before the object's answer leaves it (the output gate),
 //! so a stored entry is durable when the Worker hears `stored`. No `BEGIN`/`COMMIT` is sent: the
 //! Durable Object SQL API forbids them, and the core's statements need none. The same gate holds
 //! a replay's requests until what was written before them is durable (see [`crate::replay`]).
 //!
-//! **The alarm** does two jobs. Old entries are purged ([`inbox::purge`]) when the object starts,
+//! **The alarm** does three jobs. Old entries are purged ([`inbox::purge`]) when the object starts,
 //! at most hourly as requests arrive ([`PurgeSchedule`]), and by the alarm, so an idle object does
 //! not keep expired personal data. With replay on, the alarm also runs the automatic passes: it
 //! fires at the earliest of the next purge (an hour on) and the next pass the core says has
@@ -31,7 +40,18 @@
 //! memory, so a store reads no storage; the alarm is read once per instance). The handler purges
 //! when due, runs a pass and sets the next alarm; it never returns an error (alarms are retried
 //! on one): what fails is logged, and the next alarm tries again. With replay off, the alarm is
-//! the hourly purge only.
+//! the hourly purge and the notifications.
+//!
+//! And the alarm sends the incident notifications ([`crate::alerts::notify`]): the core's outbox, in
+//! the same database (schema v4, migrated with the inbox's). A notice that opens an incident (or
+//! a resolve by a recovery or a replay pass) sets the alarm to now, so the notifications leave
+//! within moments of the event but never on its request's path; the handler sends what is due
+//! first, then runs the pass (and sends again when the pass resolved incidents), then sets the
+//! alarm to the earliest of the next purge, the next pass and the core's [`Tick::next_at`]
+//! (a quiet resolve, a reminder, a retry's backoff). No event ever moves a set alarm later
+//! ([`Inbox::alarm_by`]): an early alarm finds little to do, a late one would hold up what is due.
+//!
+//! [`Tick::next_at`]: twiml_fallback::incident::Tick::next_at
 //!
 //! **One object holds every number's inbox** ([`OBJECT_NAME`]): a Durable Object takes far more
 //! writes per second than an outage of a few numbers produces (every entry is one webhook a person
@@ -48,6 +68,7 @@ use twiml_fallback::admin::{ADMIN_TOKEN_VARIABLE, Admin, AdminRequest, AdminResp
 use twiml_fallback::config::InboxSettings;
 use twiml_fallback::edge::method_of;
 use twiml_fallback::inbox::{self, Entry, PurgeSchedule, Sql, SqlValue, Statement, StoreError, StoreOutcome};
+use twiml_fallback::incident::{self, Alerting, Notice, ResolvedBy};
 use twiml_fallback::replay::{MIN_PASS_GAP_MS, PassRequest, PassSummary, Replayer, pass_failed_line};
 use worker::js_sys::{self, Array, ArrayBuffer, Number, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -56,6 +77,7 @@ use worker::{
     DurableObject, Env, Method, Request, RequestInit, Response, ScheduledTime, State, durable_object, web_sys,
 };
 
+use crate::alerts;
 use crate::replay::{self, Replay};
 use crate::{now_ms, served_config, text_binding, verifier, write};
 
@@ -70,6 +92,16 @@ const PURGE_ALARM_MS: u64 = inbox::store::PURGE_EVERY_MS;
 
 /// The URL the Worker posts an entry to (a Durable Object answers any URL; this one is ours).
 const STORE_URL: &str = "https://inbox.twiml-fallback.internal/store";
+
+/// The URL the Worker posts an entry and the request's incident notice to: the notice's JSON, a
+/// newline (JSON text has none of its own), then the entry's wire form. One request for both.
+const STORE_NOTICE_URL: &str = "https://inbox.twiml-fallback.internal/store-notice";
+
+/// The URL the Worker posts an incident notice to (its JSON) when no entry goes with it.
+const NOTICE_URL: &str = "https://inbox.twiml-fallback.internal/notice";
+
+/// The URL the Worker posts an origin to whose primary answered a recovery.
+const RESOLVED_URL: &str = "https://inbox.twiml-fallback.internal/resolved";
 
 /// The outage inbox: one SQLite database, the core's schema.
 #[durable_object(alarm)]
@@ -91,13 +123,23 @@ pub struct Inbox {
     settings: InboxSettings,
     admin: Admin,
     purge: Cell<PurgeSchedule>,
+    /// The incident rules: notices filed here, notifications sent from the alarm.
+    alerting: Alerting,
+    /// The bindings (the `ALERT_EMAIL` one sends email).
+    env: Env,
 }
 
 impl DurableObject for Inbox {
     fn new(state: State, env: Env) -> Self {
         let config = served_config(&env).config;
-        let replay = replay::replayer(&env, &config, &verifier(&env));
+        let verifier = verifier(&env);
+        let replay = replay::replayer(&env, &config, &verifier);
         write(&replay::startup_line(&replay));
+        let (alerting, texts_off) = alerts::alerting(&env, &config, &verifier);
+        write(&alerting.startup_line());
+        if let Some(line) = &texts_off {
+            write(line);
+        }
         let inbox = Self {
             sql: sql_storage(&state),
             state,
@@ -109,6 +151,8 @@ impl DurableObject for Inbox {
             replay,
             passing: Cell::new(false),
             purge: Cell::default(),
+            alerting,
+            env,
         };
         // A failure here is retried by the first request, which then answers it.
         let _ = inbox.driver();
@@ -125,27 +169,11 @@ impl DurableObject for Inbox {
         let body = request.bytes().await.ok();
         self.purge_if_due();
         self.check_alarm().await;
-        if url == STORE_URL {
-            let entry = body.as_deref().map(|body| {
-                std::str::from_utf8(body)
-                    .map_err(|error| error.to_string())
-                    .and_then(inbox::entry_from_wire)
-            });
-            let answer = match &entry {
-                Some(Ok(entry)) => self.store(entry),
-                Some(Err(error)) => Err(StoreError::Driver(format!("the Worker sent no entry: {error}"))),
-                None => Err(StoreError::Driver("the entry could not be read".to_owned())),
-            };
-            if let (Ok(StoreOutcome::Stored), Some(replayer), Some(Ok(entry))) =
-                (&answer, replay::on(&self.replay), entry.as_ref())
-            {
-                // The alarm fires by the time the new entry is due.
-                let by = replayer.due_at(entry);
-                if self.alarm_at.get().is_none_or(|at| at > by) {
-                    self.set_alarm(by).await;
-                }
+        if let Some(internal) = self.internal(&url, body.as_deref()) {
+            if let Some(at) = internal.alarm_by {
+                self.alarm_by(at).await;
             }
-            return store_answer(answer).map(Response::from);
+            return internal.answer.map(Response::from);
         }
         let admin = AdminRequest {
             method: &method,
@@ -156,41 +184,85 @@ impl DurableObject for Inbox {
         let answer = match self.admin.route(&admin, now_ms()) {
             Some(Routed::Inbox(operation)) => self.perform(operation),
             Some(Routed::Replay(request)) => match self.replay_pass(&request).await {
-                Some(Ok(summary)) => summary.answer(),
-                Some(Err(error)) => AdminResponse::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the replay pass failed: {error}"),
-                ),
+                Some((ran, next)) => {
+                    // The alarm by the next pass, or now when the pass resolved incidents (their
+                    // notifications wait).
+                    let resolved = ran.as_ref().is_ok_and(|summary| summary.incidents_resolved > 0);
+                    self.alarm_by(if resolved { now_ms() } else { next }).await;
+                    match ran {
+                        Ok(summary) => summary.answer(),
+                        Err(error) => AdminResponse::error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("the replay pass failed: {error}"),
+                        ),
+                    }
+                }
                 None => AdminResponse::error(StatusCode::CONFLICT, "a replay pass is running"),
             },
+            Some(Routed::AlertTest(test)) => {
+                let requested = test.account_sid.as_deref();
+                let account = self
+                    .driver()
+                    .and_then(|mut driver| incident::test_account(&mut driver, requested))
+                    .unwrap_or_else(|error| {
+                        write(&incident::store_failed_line(&error));
+                        requested.map(str::to_owned)
+                    });
+                alerts::test(&self.alerting, &self.env, account.as_deref()).await
+            }
             Some(Routed::Answer(answer)) => answer,
             None => return Response::error("not an inbox request", 404),
         };
         crate::respond_admin(&answer).map(Response::from)
     }
 
-    /// The purge when due, then (with replay on) an automatic pass, then the next alarm. Alarms
-    /// are retried a few times on an error, so the handler never returns one: what fails is
-    /// logged, and the next alarm tries again.
+    /// The purge when due, the incident notifications due, then (with replay on) an automatic
+    /// pass — and the notifications again when it resolved incidents — then the next alarm: the
+    /// earliest of the next purge, the next pass and the next notification. Alarms are retried a
+    /// few times on an error, so the handler never returns one: what fails is logged, and the
+    /// next alarm tries again.
     async fn alarm(&self) -> worker::Result<Response> {
-        // This alarm has fired: none is set until one is set again.
+        // This alarm has fired: none is set until one is set again (an event interleaving with
+        // this one may set one; the next alarm below is never later than that).
         self.alarm_checked.set(true);
         self.alarm_at.set(None);
         self.purge_if_due();
         let now = now_ms();
-        match replay::on(&self.replay) {
-            // The pass sets the next alarm when it ends.
-            Some(replayer) => {
-                if self.replay_pass(&PassRequest::default()).await.is_none() {
-                    // A pass (an operator's) is running: it sets the next alarm when it ends;
-                    // this one only makes sure one comes should that pass never end.
-                    self.set_alarm(now.saturating_add(tick_ms(replayer))).await;
+        let mut next = now.saturating_add(PURGE_ALARM_MS);
+        let sooner = |next: &mut u64, at: Option<u64>| *next = at.map_or(*next, |at| at.min(*next));
+        sooner(&mut next, self.notify().await);
+        if let Some(replayer) = replay::on(&self.replay) {
+            match self.replay_pass(&PassRequest::default()).await {
+                Some((ran, pass_next)) => {
+                    sooner(&mut next, Some(pass_next));
+                    if ran.is_ok_and(|summary| summary.incidents_resolved > 0) {
+                        sooner(&mut next, self.notify().await);
+                    }
                 }
+                // A pass (an operator's) is running: it sets the next alarm when it ends; this
+                // one only makes sure one comes should that pass never end.
+                None => sooner(&mut next, Some(now.saturating_add(tick_ms(replayer)))),
             }
-            None => self.set_alarm(now.saturating_add(PURGE_ALARM_MS)).await,
         }
+        self.alarm_by(next).await;
         Response::ok("")
     }
+}
+
+/// What [`Inbox::internal`] did: its answer, and when the alarm must fire by.
+struct Internal {
+    alarm_by: Option<u64>,
+    answer: worker::Result<web_sys::Response>,
+}
+
+/// `200` with no body.
+fn empty_answer() -> worker::Result<web_sys::Response> {
+    Ok(web_sys::Response::new()?)
+}
+
+/// Writes that a request from the Worker could not be read (its incident part).
+fn failed(why: &str) {
+    write(&incident::store_failed_line(&StoreError::Driver(why.to_owned())));
 }
 
 /// `min_interval_seconds` in milliseconds: how soon a new entry is due.
@@ -236,9 +308,124 @@ impl Inbox {
         answer
     }
 
-    /// Runs a replay pass of `request` and then sets the next alarm; `None` when a pass is already
-    /// running in this instance (or replay is off: the admin API answers that before).
-    async fn replay_pass(&self, request: &PassRequest) -> Option<Result<PassSummary, StoreError>> {
+    /// Performs a request the Worker sent the object itself (an entry to store, an incident
+    /// notice, a recovered origin; `None` for any other URL): the answer, and when the alarm must
+    /// fire by (all synchronous: the one await is the caller's).
+    fn internal(&self, url: &str, body: Option<&[u8]>) -> Option<Internal> {
+        let text = body
+            .ok_or_else(|| "the request could not be read".to_owned())
+            .and_then(|body| std::str::from_utf8(body).map_err(|error| error.to_string()));
+        let now = now_ms();
+        let (entry, notice) = match url {
+            STORE_URL => (Some(text), None),
+            // The notice's JSON on the first line, the entry after it.
+            STORE_NOTICE_URL => match text.as_deref().map(|text| text.split_once('\n')) {
+                Ok(Some((notice, entry))) => (Some(Ok(entry)), Some(notice_from_wire(notice))),
+                Ok(None) => (Some(Err("no newline after the notice".to_owned())), None),
+                Err(error) => (Some(Err(error.clone())), None),
+            },
+            NOTICE_URL => (None, Some(text.and_then(notice_from_wire))),
+            RESOLVED_URL => {
+                let woke = match text {
+                    Ok(origin) => self.resolved(origin, now),
+                    Err(error) => {
+                        failed(&format!("the Worker sent no origin: {error}"));
+                        false
+                    }
+                };
+                return Some(Internal {
+                    alarm_by: woke.then_some(now),
+                    answer: empty_answer(),
+                });
+            }
+            _ => return None,
+        };
+        let mut alarm_by = None;
+        let stored = entry.map(|wire| {
+            let entry = wire.and_then(inbox::entry_from_wire);
+            let answer = match &entry {
+                Ok(entry) => self.store(entry),
+                Err(error) => Err(StoreError::Driver(format!("the Worker sent no entry: {error}"))),
+            };
+            if let (Ok(StoreOutcome::Stored), Some(replayer), Ok(entry)) = (&answer, replay::on(&self.replay), &entry) {
+                // The alarm fires by the time the new entry is due.
+                alarm_by = Some(replayer.due_at(entry));
+            }
+            answer
+        });
+        // The notice after the entry: the entry's outcome is the answer either way.
+        let woke = match notice {
+            Some(Ok(notice)) => self.record(&notice, now),
+            Some(Err(error)) => {
+                failed(&format!("the Worker sent no notice: {error}"));
+                false
+            }
+            None => false,
+        };
+        if woke {
+            alarm_by = Some(now);
+        }
+        Some(Internal {
+            alarm_by,
+            answer: stored.map_or_else(empty_answer, store_answer),
+        })
+    }
+
+    /// Files an incident notice ([`Alerting::record`]) and writes its line; whether the alarm
+    /// must fire now: it opened an incident, or notifications wait (they are sent from the alarm,
+    /// never in the request that brought the notice).
+    fn record(&self, notice: &Notice, now: u64) -> bool {
+        match self
+            .driver()
+            .and_then(|mut driver| self.alerting.record(&mut driver, notice, now))
+        {
+            Ok(recorded) => {
+                if let Some(line) = &recorded.line {
+                    write(line);
+                }
+                recorded.wake || recorded.opened
+            }
+            Err(error) => {
+                write(&incident::store_failed_line(&error));
+                false
+            }
+        }
+    }
+
+    /// The primary at `origin` answered a recovery: its open incident, if any, resolves
+    /// ([`incident::primary_answered`]); whether the alarm must fire now, to send the resolve.
+    fn resolved(&self, origin: &str, now: u64) -> bool {
+        match self
+            .driver()
+            .and_then(|mut driver| incident::primary_answered(&mut driver, origin, ResolvedBy::Recovery, now))
+        {
+            Ok(Some(line)) => {
+                write(&line);
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                write(&incident::store_failed_line(&error));
+                false
+            }
+        }
+    }
+
+    /// Sends the incident notifications due ([`alerts::notify`]); when to again.
+    async fn notify(&self) -> Option<u64> {
+        match self.driver() {
+            Ok(mut driver) => alerts::notify(&self.alerting, &mut driver, &self.env).await,
+            Err(error) => {
+                write(&incident::store_failed_line(&error));
+                Some(now_ms().saturating_add(alerts::AFTER_STORE_FAILURE_MS))
+            }
+        }
+    }
+
+    /// Runs a replay pass of `request`: what it did, and when the alarm should fire for the next
+    /// one (at the latest the next purge); `None` when a pass is already running in this
+    /// instance (or replay is off: the admin API answers that before).
+    async fn replay_pass(&self, request: &PassRequest) -> Option<(Result<PassSummary, StoreError>, u64)> {
         let replayer = replay::on(&self.replay)?;
         if self.passing.replace(true) {
             return None;
@@ -253,14 +440,14 @@ impl Inbox {
             write(&pass_failed_line(error));
         }
         let cut_short = ran.as_ref().is_ok_and(|ran| ran.cut_short);
-        self.set_next_alarm(replayer, cut_short).await;
-        Some(ran.map(|ran| ran.summary))
+        let next = self.next_pass_alarm(replayer, cut_short);
+        Some((ran.map(|ran| ran.summary), next))
     }
 
-    /// After a pass: the alarm at the earliest of the next purge and the next pass the core says
-    /// has something to do ([`Replayer::next_pass_at`]); a second on when the pass stopped on
-    /// this invocation's limits (it goes on where it stopped).
-    async fn set_next_alarm(&self, replayer: &Replayer, cut_short: bool) {
+    /// After a pass: the earliest of the next purge and the next pass the core says has
+    /// something to do ([`Replayer::next_pass_at`]); a second on when the pass stopped on this
+    /// invocation's limits (it goes on where it stopped).
+    fn next_pass_alarm(&self, replayer: &Replayer, cut_short: bool) -> u64 {
         let now = now_ms();
         let next = if cut_short {
             Some(now.saturating_add(MIN_PASS_GAP_MS))
@@ -273,7 +460,15 @@ impl Inbox {
                 })
         };
         let purge = now.saturating_add(PURGE_ALARM_MS);
-        self.set_alarm(next.map_or(purge, |at| at.min(purge))).await;
+        next.map_or(purge, |at| at.min(purge))
+    }
+
+    /// Makes sure the alarm fires by `at`: sets it unless one is set sooner (an early alarm
+    /// costs one invocation that finds little to do; a late one would delay what is due).
+    async fn alarm_by(&self, at: u64) {
+        if self.alarm_at.get().is_none_or(|set| set > at) {
+            self.set_alarm(at).await;
+        }
     }
 
     /// Sets the alarm to fire at `at` (milliseconds since the epoch), remembering it; a failure is
@@ -447,21 +642,99 @@ fn stub(env: &Env) -> worker::Result<worker::Stub> {
     env.durable_object(BINDING)?.get_by_name(OBJECT_NAME)
 }
 
-/// Stores `entry` in the inbox object; its outcome once committed.
-pub(crate) async fn store(env: &Env, entry: &Entry) -> Result<StoreOutcome, StoreError> {
-    let driver = |error: worker::Error| StoreError::Driver(format!("the inbox cannot be reached: {error}"));
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&inbox::entry_to_wire(entry))));
-    let request = Request::new_with_init(STORE_URL, &init).map_err(driver)?;
-    let mut response = stub(env)
-        .map_err(driver)?
-        .fetch_with_request(request)
-        .await
-        .map_err(driver)?;
+/// Stores `entry` in the inbox object, and files `notice` there in the same request; the
+/// entry's outcome once committed.
+pub(crate) async fn store(env: &Env, entry: &Entry, notice: Option<&Notice>) -> Result<StoreOutcome, StoreError> {
+    let wire = inbox::entry_to_wire(entry);
+    let (url, body) = match notice.map(notice_to_wire) {
+        Some(notice) => (STORE_NOTICE_URL, format!("{notice}\n{wire}")),
+        None => (STORE_URL, wire),
+    };
+    let mut response = post(env, url, &body).await.map_err(unreachable)?;
     let status = response.status_code();
-    let body = response.text().await.map_err(driver)?;
+    let body = response.text().await.map_err(unreachable)?;
     store_outcome(status, &body)
+}
+
+/// Files `notice` in the inbox object (which writes what came of it).
+pub(crate) async fn file(env: &Env, notice: &Notice) -> Result<(), StoreError> {
+    post(env, NOTICE_URL, &notice_to_wire(notice))
+        .await
+        .map(drop)
+        .map_err(unreachable)
+}
+
+/// Tells the inbox object the primary at `origin` answered a recovery.
+pub(crate) async fn resolved(env: &Env, origin: &str) -> Result<(), StoreError> {
+    post(env, RESOLVED_URL, origin).await.map(drop).map_err(unreachable)
+}
+
+fn unreachable(error: worker::Error) -> StoreError {
+    StoreError::Driver(format!("the inbox cannot be reached: {error}"))
+}
+
+/// POSTs `body` to the inbox object at `url`.
+async fn post(env: &Env, url: &str, body: &str) -> worker::Result<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(body)));
+    let request = Request::new_with_init(url, &init)?;
+    stub(env)?.fetch_with_request(request).await
+}
+
+/// A notice's wire form: its fields as a JSON array, on one line (read by [`notice_from_wire`];
+/// an array of JSON values rather than the derived serde form, which costs the Worker's upload
+/// several KB for one struct — as the entry's row does, [`inbox::entry_to_wire`]).
+fn notice_to_wire(notice: &Notice) -> String {
+    use serde_json::Value;
+    // Every field, so a new one does not compile until it is carried.
+    let Notice {
+        origin,
+        error_code,
+        channel,
+        to,
+        account_sid,
+        kept,
+        body,
+        at_ms,
+    } = notice;
+    let text = |text: &Option<String>| text.as_deref().map_or(Value::Null, Value::from);
+    Value::Array(vec![
+        Value::from(origin.as_str()),
+        Value::from(error_code.as_str()),
+        channel.map_or(Value::Null, |channel| Value::from(channel.as_str())),
+        text(to),
+        text(account_sid),
+        Value::Bool(*kept),
+        text(body),
+        Value::from(*at_ms),
+    ])
+    .to_string()
+}
+
+/// The notice [`notice_to_wire`] wrote, or what is wrong with the text.
+fn notice_from_wire(wire: &str) -> Result<Notice, String> {
+    use serde_json::Value;
+    let values = match serde_json::from_str(wire) {
+        Ok(Value::Array(values)) => values,
+        Ok(_) => return Err("not a notice: not a JSON array".to_owned()),
+        Err(error) => return Err(format!("not a notice: {error}")),
+    };
+    let [origin, error_code, channel, to, account_sid, kept, body, at_ms] =
+        <[Value; 8]>::try_from(values).map_err(|values| format!("not a notice: {} fields", values.len()))?;
+    let text = |value: Value| match value {
+        Value::String(text) => Some(text),
+        _ => None,
+    };
+    Ok(Notice {
+        origin: text(origin).ok_or("not a notice: no origin")?,
+        error_code: text(error_code).ok_or("not a notice: no error code")?,
+        channel: channel.as_str().and_then(|channel| channel.parse().ok()),
+        to: text(to),
+        account_sid: text(account_sid),
+        kept: kept.as_bool().unwrap_or(false),
+        body: text(body),
+        at_ms: at_ms.as_u64().ok_or("not a notice: no time")?,
+    })
 }
 
 /// Forwards an admin request to the inbox object as it came (method, URL, `Authorization`, the

@@ -5,37 +5,44 @@
 //! performs them on the Workers runtime — reading the request body as `BodyRead` says, writing the
 //! core's log lines with `console.log` / `console.error`, committing inbox entries to the `INBOX`
 //! Durable Object before answering (`inbox.rs`), sending the core's outbound requests under a
-//! `worker::Delay` deadline (alerts from `ctx.wait_until`, once per dedup window: checked in the
-//! isolate, then in the `ALERT_DEDUP` KV namespace by the core's rule) and handing their outcome
-//! back. Admin requests (`/_twiml-fallback/…`) are routed by the core before the endpoint decides
-//! anything, and performed in the inbox object — replay passes too, which the object also runs
-//! from its alarm (`replay.rs`). It never panics on input (a panic aborts the wasm instance):
-//! every request gets an answer.
+//! `worker::Delay` deadline and handing their outcome back. A verified fallback notice's incident
+//! notice (`Effect::Incident`) goes to the same object — in the entry's store request when the
+//! request is kept, else from `ctx.wait_until` — where the core opens or counts the failing
+//! primary's incident; a recovery the primary answered resolves it there. The object's alarm
+//! sends the notifications (`alerts.rs`), never the request that brought the notice. Admin
+//! requests (`/_twiml-fallback/…`) are routed by the core before the endpoint decides anything,
+//! and performed in the inbox object — replay passes too, which the object also runs from its
+//! alarm (`replay.rs`), and `alerts test`. It never panics on input (a panic aborts the wasm
+//! instance): every request gets an answer.
 //!
 //! Configuration, read once per isolate:
 //! - `FALLBACK_CONFIG` (`[vars]`): the configuration document, TOML or JSON;
 //! - `FALLBACK_VOICE_SAY`, `FALLBACK_MESSAGING_MESSAGE`, … (`[vars]`): per-field settings over it
 //!   (`twiml_fallback::config::VARIABLES`), named in the `config` log line;
 //! - `TWILIO_AUTH_TOKEN`, `TWILIO_AUTH_TOKEN_SECONDARY` (secrets): the tokens;
-//! - `ALERT_DEDUP` (KV namespace binding, optional): alert dedup windows shared across isolates and
-//!   locations. KV rather than the Cache API: the cache is per data centre and does nothing on
-//!   `*.workers.dev` hostnames, while KV is global, expires keys itself, and is written only when
-//!   an alert is actually sent;
 //! - `INBOX` (Durable Object namespace binding of the class `Inbox`, optional): the outage inbox
-//!   (`inbox.rs`). With it, each verified message or call a person sent is committed to the inbox
-//!   before the answer goes out; without it, nothing is kept (the `config` line says which);
+//!   (`inbox.rs`) and the incidents (`alerts.rs`). With it, each verified message or call a person
+//!   sent is committed to the inbox before the answer goes out, and each verified fallback notice
+//!   is filed under its primary's incident; without it, nothing is kept and no incident opens, so
+//!   `[alerts]` notifies no one (the `config` line says which);
+//! - `ALERT_EMAIL` (`send_email` binding, optional): how `[alerts] email` is sent (the addresses
+//!   verified in Cloudflare Email Routing); without it, email is skipped (the object's
+//!   `alerts-config` line says so). The other sinks need no binding: the webhook and PagerDuty are
+//!   `fetch`es, texts go through the Messages API at `TWILIO_API_BASE`;
 //! - `TWIML_FALLBACK_ADMIN_TOKEN` (secret, optional): the admin API under `/_twiml-fallback/`
-//!   (`twiml_fallback::admin`), which lists, shows and dismisses inbox entries and runs replay
-//!   passes; without it those paths answer 404;
+//!   (`twiml_fallback::admin`), which lists, shows and dismisses inbox entries, runs replay
+//!   passes, lists incidents and sends `alerts test`; without it those paths answer 404;
 //! - `TWILIO_API_BASE` (`[vars]`, optional) and `TWILIO_API_KEY`, `TWILIO_API_SECRET` (secrets,
-//!   optional): where replay sends the app's replies, and with which credentials (`replay.rs`).
-//!   Replay is on when the configuration has `[recovery] allow_hosts` and a token is set.
+//!   optional): where replay sends the app's replies and the alert texts go, and with which
+//!   credentials (`replay.rs`). Replay is on when the configuration has `[recovery] allow_hosts`
+//!   and a token is set.
 //!
 //! A configuration with errors does not take the endpoint down: the variables that load are
 //! served over the embedded defaults (`Config::from_sources_or_defaults`) and every problem is
 //! logged with each request's record, until it is fixed. Health checks (`GET /healthz`) are
 //! answered by the core without a record, so they add no lines.
 
+mod alerts;
 mod inbox;
 mod replay;
 
@@ -49,21 +56,16 @@ use twiml_fallback::admin::{
 };
 use twiml_fallback::config::{Config, ServedConfig};
 use twiml_fallback::edge::{
-    Alert, AlertWindows, BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest,
-    Redirects, SendResult, method_of,
+    BodyRead, Edge, EdgeRequest, EdgeResponse, Effect, LogLevel, LogLine, OutboundRequest, Redirects, SendResult,
+    method_of,
 };
 use twiml_fallback::inbox::store::write_failed_line;
 use twiml_fallback::inbox::{Entry, STORE_DEADLINE, StoreError};
+use twiml_fallback::incident::{self, Alerting, Notice};
 use twiml_fallback::signature::{SIGNATURE_HEADER, SignatureVerifier};
 use worker::js_sys::{Date, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{ByteStream, Context, Delay, Env, Fetch, Headers, Request, RequestInit, RequestRedirect, event, web_sys};
-
-/// The KV namespace binding for alert deduplication.
-const DEDUP_BINDING: &str = "ALERT_DEDUP";
-
-/// KV's shortest expiration.
-const KV_MIN_TTL_SECONDS: u64 = 60;
 
 /// The endpoint as configured for this isolate.
 struct Loaded {
@@ -74,15 +76,16 @@ struct Loaded {
     config_errors: Option<String>,
     /// The `FALLBACK_*` variables applied.
     variables: Vec<&'static str>,
-    dedup: bool,
+    /// Whether the `INBOX` binding exists: incidents are kept there.
+    has_inbox: bool,
+    /// The incident rules, for `alerts test` without the inbox object (which has its own).
+    alerting: Alerting,
 }
 
 thread_local! {
     static LOADED: OnceCell<Rc<Loaded>> = const { OnceCell::new() };
     /// Response inits by status and Content-Type (see `respond`).
     static RESPONSE_INITS: RefCell<Vec<(u16, &'static str, web_sys::ResponseInit)>> = const { RefCell::new(Vec::new()) };
-    /// The alerts this isolate sent, per dedup key and window.
-    static ALERT_WINDOWS: RefCell<AlertWindows> = RefCell::default();
     /// Whether this isolate's last inbox write failed (and none has succeeded since): health
     /// checks then answer `degraded`.
     static INBOX_FAILING: Cell<bool> = const { Cell::new(false) };
@@ -119,7 +122,11 @@ fn load(env: &Env) -> Rc<Loaded> {
             let document = text_binding(env, "FALLBACK_CONFIG");
             let served = served_config(env);
             let has_inbox = env.durable_object(inbox::BINDING).is_ok();
-            let edge = Edge::new(served.config, verifier(env)).with_inbox(has_inbox);
+            let verifier = verifier(env);
+            // Incidents and their notifications live in the inbox object (which logs its
+            // `alerts-config` line); the Worker's own rules serve `alerts test` without it.
+            let (alerting, _) = alerts::alerting(env, &served.config, &verifier);
+            let edge = Edge::new(served.config, verifier).with_inbox(has_inbox);
             // Replay runs in the inbox object (which says how in its `replay-config` line); the
             // Worker only needs to know whether it is on, for the admin API's answers.
             let replay_off = replay::off(&replay::replayer(env, edge.config(), edge.verifier()));
@@ -128,7 +135,13 @@ fn load(env: &Env) -> Rc<Loaded> {
                 edge,
                 config_errors: served.errors.map(|errors| errors.to_string()),
                 variables: served.variables,
-                dedup: env.kv(DEDUP_BINDING).is_ok(),
+                has_inbox,
+                alerting,
+            };
+            let alerts = match (loaded.alerting.is_configured(), has_inbox) {
+                (false, _) => "off (no [alerts] in the configuration)",
+                (true, false) => "off (needs the INBOX Durable Object binding, which keeps incidents)",
+                (true, true) => "on (incidents in the Durable Object INBOX: see its alerts-config line)",
             };
             write(&LogLine::new(
                 LogLevel::Info,
@@ -137,7 +150,7 @@ fn load(env: &Env) -> Rc<Loaded> {
                     "source": if document.is_some() { "FALLBACK_CONFIG" } else { "embedded defaults" },
                     "variables": loaded.variables,
                     "tokens": loaded.edge.verifier().tokens().len(),
-                    "alert_dedup": if loaded.dedup { "isolate + KV" } else { "isolate only (no ALERT_DEDUP binding)" },
+                    "alerts": alerts,
                     "inbox": if has_inbox { "Durable Object INBOX" } else { "none (no INBOX binding)" },
                     "admin": if loaded.admin.is_enabled() { "on" } else { "off (no TWIML_FALLBACK_ADMIN_TOKEN secret)" },
                     "warnings": loaded.edge.startup_warnings(),
@@ -198,10 +211,16 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
         let routed = loaded.admin.route(&admin, now_ms()).unwrap_or(routed);
         // Inbox operations and replay passes are performed in the inbox object, which routes the
         // request again (the core's operations have no wire form).
-        let operation = match routed {
+        let (operation, what) = match routed {
             Routed::Answer(answer) => return Answer::Admin(answer),
-            Routed::Inbox(operation) => Some(operation),
-            Routed::Replay(_) => None,
+            Routed::Inbox(operation) => (Some(operation), ""),
+            Routed::Replay(_) => (None, "the replay pass"),
+            // Without the inbox object, the test is sent from here, texts from the account the
+            // request names (the object would know the last incident's).
+            Routed::AlertTest(test) if !loaded.has_inbox => {
+                return Answer::Admin(alerts::test(&loaded.alerting, env, test.account_sid.as_deref()).await);
+            }
+            Routed::AlertTest(_) => (None, "the alerts test"),
         };
         return match inbox::forward(env, &admin).await {
             Ok(relayed) => Answer::Relayed(relayed),
@@ -216,7 +235,7 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
                 }
                 None => AdminResponse::error(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the replay pass failed: {error}"),
+                    format!("{what} failed: {error}"),
                 ),
             }),
         };
@@ -242,30 +261,77 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
         inbox_failing: INBOX_FAILING.get(),
     });
     let mut answer = decision.response;
-    for effect in decision.effects {
+    let mut effects = decision.effects;
+    // The incident notice goes to the inbox object with the entry's store request when there is
+    // one (one request for both, on the path the answer waits for anyway), else on its own,
+    // after the answer.
+    let mut notice = effects
+        .iter()
+        .position(|effect| matches!(effect, Effect::Incident(_)))
+        .and_then(|index| match effects.remove(index) {
+            Effect::Incident(notice) => Some(notice),
+            _ => None,
+        });
+    for effect in effects {
         match effect {
-            Effect::Keep(entry) => keep(&entry, env).await,
+            Effect::Keep(entry) => keep(&entry, notice.take(), env).await,
             Effect::Log(record) => write_record(&record.line(), loaded),
-            Effect::Alert(alert) => send_alert(alert, env, ctx, loaded.dedup),
+            Effect::Incident(other) => file(Some(other), env, ctx, loaded),
             Effect::Recover(plan) => {
                 let sent = send(&plan.request).await;
                 let judgement = loaded.edge.judge_recovery(&plan, sent.outcome());
+                let mut filed = judgement.notice;
                 if let Some(entry) = &judgement.keep {
-                    keep(entry, env).await;
+                    keep(entry, filed.take(), env).await;
+                }
+                file(filed, env, ctx, loaded);
+                if let Some(origin) = judgement.resolves {
+                    resolve(origin, env, ctx, loaded);
                 }
                 write_record(&judgement.log.line(), loaded);
                 answer = judgement.response;
             }
         }
     }
+    file(notice, env, ctx, loaded);
     Answer::Edge(answer)
 }
 
-/// Commits `entry` to the inbox object, awaiting it at most `STORE_DEADLINE` (the answer goes out after), and writes what
+/// Files an incident notice in the inbox object after the answer (`ctx.wait_until`); without
+/// the `INBOX` binding there are no incidents. The object writes what came of it; this writes
+/// only that it could not be reached.
+fn file(notice: Option<Notice>, env: &Env, ctx: &Context, loaded: &Loaded) {
+    let Some(notice) = notice.filter(|_| loaded.has_inbox) else {
+        return;
+    };
+    let env = env.clone();
+    ctx.wait_until(async move {
+        if let Err(error) = inbox::file(&env, &notice).await {
+            write(&incident::store_failed_line(&error));
+        }
+    });
+}
+
+/// Tells the inbox object, after the answer, that the primary at `origin` answered a recovery
+/// (its open incident resolves).
+fn resolve(origin: String, env: &Env, ctx: &Context, loaded: &Loaded) {
+    if !loaded.has_inbox {
+        return;
+    }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        if let Err(error) = inbox::resolved(&env, &origin).await {
+            write(&incident::store_failed_line(&error));
+        }
+    });
+}
+
+/// Commits `entry` to the inbox object — with the request's incident `notice`, filed in the same
+/// request — awaiting it at most `STORE_DEADLINE` (the answer goes out after), and writes what
 /// came of it. The answer is the same either way; a failure is logged loudly, and health checks
 /// answer `degraded` until a write succeeds.
-async fn keep(entry: &Entry, env: &Env) {
-    let stored = with_deadline(inbox::store(env, entry), STORE_DEADLINE)
+async fn keep(entry: &Entry, notice: Option<Notice>, env: &Env) {
+    let stored = with_deadline(inbox::store(env, entry, notice.as_ref()), STORE_DEADLINE)
         .await
         .unwrap_or(Err(StoreError::TimedOut));
     match stored {
@@ -377,53 +443,8 @@ fn write(line: &LogLine) {
     }
 }
 
-/// Sends an alert after the answer, once per dedup key and window: checked first in this isolate
-/// (synchronously, so two requests here never both send), then in the `ALERT_DEDUP` KV namespace
-/// (shared with the isolates in other locations; KV is eventually consistent, so two locations
-/// failing in the same few seconds may each send one).
-fn send_alert(alert: Alert, env: &Env, ctx: &Context, dedup: bool) {
-    let now = now_ms();
-    if !ALERT_WINDOWS.with(|windows| windows.borrow_mut().first_in_window(&alert, now)) {
-        write(&alert.suppressed_line("isolate"));
-        return;
-    }
-    let store = if dedup && alert.is_deduplicated() {
-        env.kv(DEDUP_BINDING).ok()
-    } else {
-        None
-    };
-    ctx.wait_until(async move {
-        if let Some(store) = &store {
-            let key = &alert.dedup_key;
-            match store.get(key).text().await {
-                Ok(stored) if alert.suppressed_by_stored(stored.as_deref(), now) => {
-                    write(&alert.suppressed_line("kv"));
-                    return;
-                }
-                Ok(_) => {}
-                Err(error) => write(&alert.store_error_line(&error.to_string())),
-            }
-            // The key's TTL only cleans up (KV's minimum is 60 s); the value says when the window ends.
-            match store.put(key, alert.stored_window(now)) {
-                Ok(put) => {
-                    if let Err(error) = put
-                        .expiration_ttl(alert.dedup_seconds.max(KV_MIN_TTL_SECONDS))
-                        .execute()
-                        .await
-                    {
-                        write(&alert.store_error_line(&error.to_string()));
-                    }
-                }
-                Err(error) => write(&alert.store_error_line(&error.to_string())),
-            }
-        }
-        let sent = send(&alert.request).await;
-        write(&alert.outcome_line(&sent.outcome()));
-    });
-}
-
 /// Sends the core's request as it is — method, URL, headers, body, redirect policy — and reads the
-/// answer to its limit, all within its deadline: recoveries, alerts and replays alike.
+/// answer to its limit, all within its deadline: recoveries, notifications and replays alike.
 async fn send(request: &OutboundRequest) -> SendResult {
     let headers = Headers::new();
     for (name, value) in &request.headers {

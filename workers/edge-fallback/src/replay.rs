@@ -17,7 +17,10 @@
 //!   with an API key (`SK…`) and its secret instead;
 //! - `TWILIO_API_BASE` (`[vars]`, optional): the Messages API's base URL, by default
 //!   [`DEFAULT_API_BASE`]; a value that is not an absolute http(s) URL turns replay off (the
-//!   `replay-config` line says why).
+//!   `replay-config` line says why), and alert texts with it ([`crate::alerts`]).
+//!
+//! A pass that delivered a kept message to a primary resolves that primary's incident
+//! (`Replayer::finish_pass`); the object then runs the notifications ([`crate::alerts`]).
 //!
 //! # Durability: committed before each send
 //!
@@ -84,12 +87,17 @@ pub(crate) type Replay = Result<Replayer, String>;
 /// The replayer from the configuration, the verifier's tokens, `TWILIO_API_BASE` and the optional
 /// API key.
 pub(crate) fn replayer(env: &Env, config: &Config, verifier: &SignatureVerifier) -> Replay {
+    Ok(Replayer::new(config, verifier, twilio_api(env)?))
+}
+
+/// The Messages API at `TWILIO_API_BASE` with the optional API key: replay's, and the one alert
+/// texts go through; the error when either cannot be used.
+pub(crate) fn twilio_api(env: &Env) -> Result<TwilioApi, String> {
     let base = text_binding(env, API_BASE_VARIABLE);
-    let api = TwilioApi::new(base.as_deref().unwrap_or(DEFAULT_API_BASE))?.with_credentials(
+    TwilioApi::new(base.as_deref().unwrap_or(DEFAULT_API_BASE))?.with_credentials(
         text_binding(env, "TWILIO_API_KEY"),
         text_binding(env, "TWILIO_API_SECRET"),
-    )?;
-    Ok(Replayer::new(config, verifier, api))
+    )
 }
 
 /// Why nothing is replayed, when nothing is (for `Admin::with_replay`).
@@ -162,7 +170,9 @@ pub(crate) async fn pass(replayer: &Replayer, sql: &mut Driver<'_>, request: &Pa
             }
         }
     }
-    if let Some(line) = replayer.finish_pass(sql, &mut summary, now_ms())? {
+    // The hold on sending, and the incidents of the primaries that took a delivery (resolved:
+    // `summary.incidents_resolved` says whether notifications wait).
+    for line in replayer.finish_pass(sql, &mut summary, now_ms())? {
         write(&line);
     }
     if let Some(line) = summary.line() {

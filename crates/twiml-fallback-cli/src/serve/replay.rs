@@ -140,16 +140,22 @@ impl Server {
         match inbox
             .run(move |sql| {
                 let mut summary = summary;
-                replayer.finish_pass(sql, &mut summary, now).map(|line| (summary, line))
+                replayer
+                    .finish_pass(sql, &mut summary, now)
+                    .map(|lines| (summary, lines))
             })
             .await
         {
-            Ok((finished, line)) => {
-                if let Some(line) = line {
-                    self.write_line(&line);
+            Ok((finished, lines)) => {
+                for line in &lines {
+                    self.write_line(line);
                 }
                 if let Some(line) = finished.line() {
                     self.write_line(&line);
+                }
+                // A primary that took a replayed message resolved its incident: tell the sinks.
+                if finished.incidents_resolved > 0 {
+                    self.wake_notifier();
                 }
                 finished
             }

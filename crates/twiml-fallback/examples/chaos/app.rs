@@ -315,6 +315,8 @@ where
             self.sms
         } else if path.starts_with("/2010-04-01/Accounts/") && path.ends_with("/Messages.json") {
             return Box::pin(messages_api_stand_in(request));
+        } else if path.starts_with("/hooks/") {
+            return Box::pin(alert_hook_stand_in(request));
         } else {
             return Box::pin(async { Ok(status(StatusCode::NOT_FOUND)) });
         };
@@ -371,6 +373,41 @@ where
     response
         .headers_mut()
         .insert(CONTENT_TYPE, "application/json".parse().expect("static header"));
+    Ok(response)
+}
+
+/// A stand-in for where incident notifications go — a Slack incoming webhook, PagerDuty's Events
+/// API (`POST /hooks/<name>`, JSON) — so alerts can be tried offline: it prints what it was told
+/// (the `text`, or PagerDuty's `event_action` and `summary`) and answers 200.
+async fn alert_hook_stand_in<B>(request: Request<B>) -> Result<Response<ChaosBody>, BoxError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+
+    let name = request.uri().path().trim_start_matches("/hooks/").to_owned();
+    let bytes = http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|error| -> BoxError { error })?
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let told = match (json["text"].as_str(), json["event_action"].as_str()) {
+        (Some(text), _) => text.lines().next().unwrap_or_default().to_owned(),
+        (None, Some(action)) => format!(
+            "{action} {} {}",
+            json["dedup_key"].as_str().unwrap_or("?"),
+            json["payload"]["summary"].as_str().unwrap_or_default()
+        ),
+        (None, None) => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    eprintln!("alert hook stand-in /hooks/{name}: {told}");
+    let mut response = Response::new(ChaosBody::Full(Some(Bytes::from_static(b"ok"))));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "text/plain".parse().expect("static header"));
     Ok(response)
 }
 

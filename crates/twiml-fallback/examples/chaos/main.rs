@@ -9,7 +9,8 @@
 //! panic-body, error, slow, status-500, status-404, lowercase, wrong-root, wrong-channel, huge,
 //! no-content-type, html, empty, body-error). Fallbacks are logged to stderr. With `--no-layer`
 //! it also stands in for Twilio's Messages API (`POST /2010-04-01/Accounts/{AC}/Messages.json`:
-//! printed, answered 201, never sent), so replay can be tried offline.
+//! printed, answered 201, never sent), so replay can be tried offline, and for where incident
+//! notifications go (`POST /hooks/<name>`: a Slack webhook, PagerDuty; printed, answered 200).
 
 mod app;
 

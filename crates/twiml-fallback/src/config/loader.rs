@@ -24,13 +24,13 @@ use serde_json::{Map, Value};
 
 use super::render::{render_messaging, render_voice};
 use super::{
-    Alerts, Answer, Config, ConfigError, ConfigErrors, DEFAULT_DEDUP_SECONDS, DEFAULT_MESSAGING_MESSAGE,
-    DEFAULT_RECOVERY_TIMEOUT_MS, DEFAULT_VOICE_SAY, Format, HostRule, InboxSettings, MAX_MESSAGE_CHARS,
-    MAX_RECOVERY_TIMEOUT_MS, MAX_REPLAY_INTERVAL_SECONDS, MessagingContent, NumberAnswers, Recovery, ReplaySettings,
-    VoiceContent,
+    Alerts, Answer, Config, ConfigError, ConfigErrors, DEFAULT_MESSAGING_MESSAGE, DEFAULT_PAGERDUTY_URL,
+    DEFAULT_RECOVERY_TIMEOUT_MS, DEFAULT_RESOLVE_AFTER_SECONDS, DEFAULT_VOICE_SAY, Format, HostRule, InboxSettings,
+    MAX_MESSAGE_CHARS, MAX_RECOVERY_TIMEOUT_MS, MAX_REPLAY_INTERVAL_SECONDS, MessagingContent, NumberAnswers, Recovery,
+    ReplaySettings, Secret, SmsSender, Smtp, SmtpSecurity, SmtpUrl, VoiceContent,
 };
 use crate::twiml::{self, Strictness, TargetChannel};
-use crate::webhook::{Channel, is_e164};
+use crate::webhook::{Channel, is_e164, is_sid};
 
 /// Loads a parsed document: the configuration, or every problem in it.
 pub(super) fn load(value: &Value) -> Result<Config, ConfigErrors> {
@@ -66,7 +66,21 @@ const TOP_KEYS: &[&str] = &["voice", "messaging", "numbers", "alerts", "recovery
 const VOICE_KEYS: &[&str] = &["say", "play", "twiml", "voice", "language", "loop"];
 const MESSAGING_KEYS: &[&str] = &["message", "media", "twiml"];
 const NUMBER_KEYS: &[&str] = &["voice", "messaging"];
-const ALERT_KEYS: &[&str] = &["webhook_url", "dedup_seconds"];
+const ALERT_KEYS: &[&str] = &[
+    "webhook_url",
+    "email",
+    "sms",
+    "sms_from",
+    "messaging_service_sid",
+    "pagerduty_routing_key",
+    "pagerduty_url",
+    "resolve_after_seconds",
+    "remind_minutes",
+    "include_bodies",
+    "smtp",
+    "dedup_seconds",
+];
+const SMTP_KEYS: &[&str] = &["url", "from"];
 const RECOVERY_KEYS: &[&str] = &["allow_hosts", "timeout_ms", "allow_http"];
 const INBOX_KEYS: &[&str] = &["retention_days", "max_entries"];
 const REPLAY_KEYS: &[&str] = &[
@@ -350,22 +364,228 @@ impl Loader {
 
     fn alerts(&mut self, value: &Value) -> Option<Alerts> {
         let table = self.table(value, "alerts", ALERT_KEYS)?;
-        let webhook_url = match self.string(table, "webhook_url", "alerts") {
-            Some(url) => self.url(url, "alerts.webhook_url"),
-            None => {
-                if !table.contains_key("webhook_url") {
-                    self.error("alerts.webhook_url", "missing (the URL alerts are POSTed to)");
-                }
+        // The webhook's URL is a credential (Slack's path is its secret): a bad one is not echoed.
+        let webhook_url = self.string(table, "webhook_url", "alerts").and_then(|url| {
+            let trimmed = url.trim();
+            if crate::url::is_absolute_http_url(trimmed) {
+                Some(trimmed.to_owned())
+            } else {
+                self.error(
+                    "alerts.webhook_url",
+                    "is not an absolute http(s) URL (e.g. https://hooks.slack.com/services/…; the value is not shown: it may hold a secret)",
+                );
                 None
             }
+        });
+        let email = self.list(table, "email", "alerts", |loader, at, text| {
+            if is_email_address(text) {
+                Some(text.to_owned())
+            } else {
+                loader.error(
+                    at,
+                    format!("{:?} is not an email address (name@example.com)", clip(text)),
+                );
+                None
+            }
+        });
+        let sms = self.list(table, "sms", "alerts", |loader, at, text| {
+            if is_e164(text) {
+                Some(text.to_owned())
+            } else {
+                loader.error(
+                    at,
+                    format!(
+                        "{:?} is not an E.164 phone number (+ and 8 to 15 digits, e.g. \"+14155550100\")",
+                        clip(text)
+                    ),
+                );
+                None
+            }
+        });
+        let sms_from = self.string(table, "sms_from", "alerts").and_then(|from| {
+            let from = from.trim();
+            let short_code = (3..=8).contains(&from.len()) && from.bytes().all(|b| b.is_ascii_digit());
+            if is_e164(from) || short_code {
+                Some(SmsSender::From(from.to_owned()))
+            } else {
+                self.error(
+                    "alerts.sms_from",
+                    format!(
+                        "{:?} is not an E.164 phone number or a short code (e.g. \"+14155550199\")",
+                        clip(from)
+                    ),
+                );
+                None
+            }
+        });
+        let service = self.string(table, "messaging_service_sid", "alerts").and_then(|sid| {
+            let sid = sid.trim();
+            if is_sid(sid, "MG") {
+                Some(SmsSender::MessagingService(sid.to_owned()))
+            } else {
+                self.error(
+                    "alerts.messaging_service_sid",
+                    format!("{:?} is not a Messaging Service SID (MG and 32 hex digits)", clip(sid)),
+                );
+                None
+            }
+        });
+        let sms_sender = match (sms_from, service) {
+            (Some(_), Some(_)) => {
+                self.error("alerts.sms_from", "give sms_from or messaging_service_sid, not both");
+                None
+            }
+            (from, service) => from.or(service),
         };
-        let dedup_seconds = self
-            .integer(table, "dedup_seconds", "alerts", (0, 7 * 86_400))
-            .unwrap_or(DEFAULT_DEDUP_SECONDS);
+        let sender_given = table.contains_key("sms_from") || table.contains_key("messaging_service_sid");
+        if !sms.is_empty() && sms_sender.is_none() && !sender_given {
+            self.error(
+                "alerts.sms",
+                "needs sms_from (a number of the account) or messaging_service_sid (MG…) to send from",
+            );
+        }
+        let pagerduty_routing_key = self.string(table, "pagerduty_routing_key", "alerts").and_then(|key| {
+            let key = key.trim();
+            if key.len() == 32 && key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                Some(Secret(key.to_owned()))
+            } else {
+                // Never echo a credential, even a malformed one.
+                self.error(
+                    "alerts.pagerduty_routing_key",
+                    format!(
+                        "must be the 32 letters and digits of an Events API v2 integration key ({} characters given)",
+                        key.chars().count()
+                    ),
+                );
+                None
+            }
+        });
+        let pagerduty_url = self
+            .string(table, "pagerduty_url", "alerts")
+            .and_then(|url| self.url(url, "alerts.pagerduty_url"))
+            .unwrap_or_else(|| DEFAULT_PAGERDUTY_URL.to_owned());
+        let legacy_dedup_seconds = self.integer(table, "dedup_seconds", "alerts", (0, 7 * 86_400));
+        let resolve_after_seconds = self
+            .integer(table, "resolve_after_seconds", "alerts", (1, 7 * 86_400))
+            .or(legacy_dedup_seconds.map(|seconds| seconds.max(1)))
+            .unwrap_or(DEFAULT_RESOLVE_AFTER_SECONDS);
+        let remind_minutes = self
+            .integer(table, "remind_minutes", "alerts", (0, 7 * 24 * 60))
+            .filter(|minutes| *minutes > 0);
+        let include_bodies = self.boolean(table, "include_bodies", "alerts").unwrap_or(false);
+        let smtp = table.get("smtp").and_then(|smtp| self.smtp(smtp));
+        if !email.is_empty() && smtp.is_none() && !table.contains_key("smtp") {
+            self.error(
+                "alerts.email",
+                "needs [alerts.smtp] with from (and, for serve, url: the relay to send through)",
+            );
+        }
+        let has_sink = webhook_url.is_some() || !email.is_empty() || !sms.is_empty() || pagerduty_routing_key.is_some();
+        let sink_keys = ["webhook_url", "email", "sms", "pagerduty_routing_key"];
+        if !has_sink && !sink_keys.iter().any(|key| table.contains_key(*key)) {
+            self.error(
+                "alerts",
+                "no one to tell: set webhook_url, email, sms or pagerduty_routing_key (or remove [alerts])",
+            );
+        }
         Some(Alerts {
-            webhook_url: webhook_url?,
-            dedup_seconds,
+            webhook_url,
+            email,
+            sms,
+            sms_sender,
+            pagerduty_routing_key,
+            pagerduty_url,
+            resolve_after_seconds,
+            remind_minutes,
+            include_bodies,
+            smtp,
+            legacy_dedup_seconds,
         })
+    }
+
+    fn smtp(&mut self, value: &Value) -> Option<Smtp> {
+        let table = self.table(value, "alerts.smtp", SMTP_KEYS)?;
+        let url = self
+            .string(table, "url", "alerts.smtp")
+            .and_then(|url| match parse_smtp_url(url.trim()) {
+                Ok(url) => Some(url),
+                Err(problem) => {
+                    self.error("alerts.smtp.url", problem);
+                    None
+                }
+            });
+        let from = self.string(table, "from", "alerts.smtp").and_then(|from| {
+            let from = from.trim();
+            match mailbox_address(from) {
+                Some(address) => Some((from.to_owned(), address.to_owned())),
+                None => {
+                    self.error(
+                        "alerts.smtp.from",
+                        format!(
+                            "{:?} is not an address (alerts@example.com or \"Name <alerts@example.com>\")",
+                            clip(from)
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        if from.is_none() && !table.contains_key("from") {
+            self.error("alerts.smtp.from", "missing (the address alerts are sent from)");
+        }
+        let (from, from_address) = from?;
+        Some(Smtp {
+            url,
+            from,
+            from_address,
+        })
+    }
+
+    /// A list of non-empty strings at `key`, each checked by `item` (which reports its own
+    /// problems); a single string is a list of one.
+    fn list(
+        &mut self,
+        table: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        mut item: impl FnMut(&mut Self, &str, &str) -> Option<String>,
+    ) -> Vec<String> {
+        let at = join(path, key);
+        let items: Vec<&Value> = match table.get(key) {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(single @ Value::String(_)) => vec![single],
+            Some(other) => {
+                self.error(&at, format!("must be a list of strings, not {}", kind(other)));
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (index, value) in items.into_iter().enumerate() {
+            let item_at = format!("{at}[{index}]");
+            match value.as_str().map(str::trim) {
+                Some("") => self.error(&item_at, "empty"),
+                Some(text) => {
+                    if let Some(value) = item(self, &item_at, text) {
+                        if !out.contains(&value) {
+                            out.push(value);
+                        }
+                    }
+                }
+                None => self.error(&item_at, format!("must be a string, not {}", kind(value))),
+            }
+        }
+        out
+    }
+
+    fn boolean(&mut self, table: &Map<String, Value>, key: &str, path: &str) -> Option<bool> {
+        match table.get(key)? {
+            Value::Bool(flag) => Some(*flag),
+            other => {
+                self.error(&join(path, key), format!("must be true or false, not {}", kind(other)));
+                None
+            }
+        }
     }
 
     fn recovery(&mut self, value: &Value) -> Option<Recovery> {
@@ -525,4 +745,101 @@ fn is_language_tag(tag: &str) -> bool {
     (2..=3).contains(&primary.len())
         && primary.bytes().all(|b| b.is_ascii_alphabetic())
         && parts.all(|part| (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Whether `text` is a plain email address: one `@`, a local part of printable characters, a
+/// domain of letters, digits, hyphens and dots (no leading, trailing or double dot).
+pub(crate) fn is_email_address(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'@' | b'<' | b'>' | b'(' | b')' | b',' | b';' | b':' | b'"' | b'[' | b']' | b'\\'
+                )
+        });
+    let domain_ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    local_ok && domain_ok
+}
+
+/// The address of a mailbox written `addr` or `Display Name <addr>`, when it is one.
+pub(crate) fn mailbox_address(text: &str) -> Option<&str> {
+    let text = text.trim();
+    let address = match text.strip_suffix('>') {
+        Some(rest) => {
+            let (name, address) = rest.rsplit_once('<')?;
+            if name.contains(['<', '>', '\r', '\n']) {
+                return None;
+            }
+            address
+        }
+        None => text,
+    };
+    is_email_address(address).then_some(address)
+}
+
+/// `smtp://[user@]host[:port]` or `smtps://…`, as [`SmtpUrl`] documents.
+pub(crate) fn parse_smtp_url(text: &str) -> Result<SmtpUrl, String> {
+    // A password is refused before anything else, and no message shows the user info.
+    let password_in_url = "the SMTP password must not be in the URL: put it in TWIML_FALLBACK_SMTP_PASSWORD (the URL keeps only the user name)";
+    let authority = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let authority = &authority[..authority.find(['/', '?', '#']).unwrap_or(authority.len())];
+    let userinfo = authority.rfind('@').map(|at| &authority[..at]);
+    if userinfo.is_some_and(|userinfo| userinfo.contains(':')) {
+        return Err(password_in_url.to_owned());
+    }
+    let shown = clip(&match userinfo {
+        Some(userinfo) => text.replacen(&format!("{userinfo}@"), "…@", 1),
+        None => text.to_owned(),
+    });
+    let parts = crate::url::split(text)
+        .ok_or_else(|| format!("{shown:?} is not a URL (smtp://smtp.example.com:587 or smtps://smtp.example.com)"))?;
+    let scheme = parts.scheme().to_ascii_lowercase();
+    let (security, default_port) = match scheme.as_str() {
+        "smtp" if crate::url::is_loopback_host(parts.host()) => (SmtpSecurity::Plain, 25),
+        "smtp" => (SmtpSecurity::StartTls, 587),
+        "smtps" => (SmtpSecurity::ImplicitTls, 465),
+        _ => {
+            return Err(format!(
+                "{shown:?}: the scheme must be smtp:// (STARTTLS) or smtps:// (implicit TLS)"
+            ));
+        }
+    };
+    if parts.host().is_empty() {
+        return Err(format!("{shown:?} has no host"));
+    }
+    if !matches!(parts.after_authority(), "" | "/") {
+        return Err(format!(
+            "{shown:?}: an SMTP URL has no path or query (only smtp://[user@]host[:port])"
+        ));
+    }
+    let port = match parts.port() {
+        None => default_port,
+        Some(_) => parts
+            .port_number()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| format!("{shown:?}: the port must be 1 to 65535"))?,
+    };
+    let username = match parts.userinfo() {
+        None => None,
+        Some(userinfo) if userinfo.contains(':') => return Err(password_in_url.to_owned()),
+        // `%40` for an `@` in the user name; a `+` is a `+` here (not a form's space).
+        Some(user) => Some(crate::webhook::decode_form_component(
+            user.replace('+', "%2B").as_bytes(),
+        )),
+    };
+    Ok(SmtpUrl {
+        security,
+        host: parts.host().trim_start_matches('[').trim_end_matches(']').to_owned(),
+        port,
+        username,
+    })
 }

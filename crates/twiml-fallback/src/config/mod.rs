@@ -24,9 +24,18 @@
 //! say = "Lo sentimos, tenemos problemas técnicos."   # replaces [voice] for that number
 //! language = "es-ES"
 //!
-//! [alerts]                # the fallback endpoint POSTs JSON here (Slack-compatible `text`)
-//! webhook_url = "https://hooks.example.com/services/T000/B000/XXXX"
-//! dedup_seconds = 300     # one alert per error code and failing URL per window (0 = every time)
+//! [alerts]                # one incident per failing primary: told on open and on resolve
+//! webhook_url = "https://hooks.example.com/services/T000/B000/XXXX"   # Slack-compatible `text`
+//! email = ["ops@example.com"]              # with [alerts.smtp] (serve) or ALERT_EMAIL (Worker)
+//! sms = ["+14155550100"]                   # on-call phones, through Twilio's Messages API
+//! sms_from = "+14155550199"                # or messaging_service_sid = "MG…"
+//! pagerduty_routing_key = "0123456789abcdef0123456789abcdef"   # Events API v2
+//! resolve_after_seconds = 900              # resolved after this long without a notice
+//! remind_minutes = 60                      # optional: a reminder while it stays open
+//! include_bodies = false                   # never quote message bodies unless set
+//! [alerts.smtp]
+//! url = "smtp://smtp.example.com:587"      # STARTTLS; smtps:// for implicit TLS
+//! from = "twiml-fallback <alerts@example.com>"
 //!
 //! [recovery]              # the fallback endpoint re-requests the failed primary (ErrorUrl)
 //! allow_hosts = ["app.example.com", "*.example.org", "staging.example.com:8443"]
@@ -108,9 +117,6 @@ pub const MAX_MESSAGE_CHARS: usize = 1600;
 
 /// The longest recovery deadline accepted, leaving Twilio's 15 s budget room for the rest.
 pub const MAX_RECOVERY_TIMEOUT_MS: u64 = 10_000;
-
-/// The default alert deduplication window.
-pub const DEFAULT_DEDUP_SECONDS: u64 = 300;
 
 /// The default recovery deadline.
 pub const DEFAULT_RECOVERY_TIMEOUT_MS: u64 = 4000;
@@ -258,14 +264,119 @@ pub struct NumberAnswers {
     pub messaging: Option<Answer<MessagingContent>>,
 }
 
-/// Where and how often the fallback endpoint alerts.
+/// Who is told about an incident (an outage of one primary), and how: every sink is optional and
+/// any combination may be configured, but at least one must be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alerts {
-    /// The URL the alert JSON is POSTed to.
-    pub webhook_url: String,
-    /// One alert per dedup key within this many seconds (0 = no deduplication).
-    pub dedup_seconds: u64,
+    /// A Slack-compatible webhook: JSON with a `text` field, on open and resolve.
+    pub webhook_url: Option<String>,
+    /// Email recipients (plain addresses).
+    pub email: Vec<String>,
+    /// On-call phones (E.164) texted through Twilio's Messages API.
+    pub sms: Vec<String>,
+    /// Who the texts come from (required with `sms`).
+    pub sms_sender: Option<SmsSender>,
+    /// The PagerDuty Events API v2 integration's routing key (32 characters).
+    pub pagerduty_routing_key: Option<Secret>,
+    /// Where PagerDuty events are sent ([`DEFAULT_PAGERDUTY_URL`] unless overridden, for tests).
+    pub pagerduty_url: String,
+    /// An incident resolves after this many seconds without a fallback notice for its origin.
+    pub resolve_after_seconds: u64,
+    /// While an incident is open, a reminder every this many minutes (`None`: no reminders).
+    pub remind_minutes: Option<u64>,
+    /// Whether notifications may quote the first kept message's body (off: counts only).
+    pub include_bodies: bool,
+    /// How email is sent: `[alerts.smtp]` (its `url` is `serve`'s; the Worker sends through its
+    /// `ALERT_EMAIL` binding and uses only `from`).
+    pub smtp: Option<Smtp>,
+    /// The value of the retired `dedup_seconds` key, when a configuration still has it (it is
+    /// read as `resolve_after_seconds` when that is not set; the shells warn at start).
+    pub legacy_dedup_seconds: Option<u64>,
 }
+
+/// The default `[alerts] resolve_after_seconds`: a quarter of an hour without a fallback notice.
+pub const DEFAULT_RESOLVE_AFTER_SECONDS: u64 = 900;
+
+/// PagerDuty's Events API v2 endpoint.
+pub const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// Who alert texts come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmsSender {
+    /// `sms_from`: a number of the account (E.164) or a short code.
+    From(String),
+    /// `messaging_service_sid`: a Messaging Service (`MG…`) that picks the sender.
+    MessagingService(String),
+}
+
+/// A credential kept out of `Debug` output (and so out of logs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `[alerts.smtp]`: the SMTP relay `serve` sends email through, and the sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Smtp {
+    /// The relay (`url`); `None` when only `from` is given (the Worker's case).
+    pub url: Option<SmtpUrl>,
+    /// The `From` header, as written (`alerts@example.com` or `Name <alerts@example.com>`).
+    pub from: String,
+    /// The address inside `from`: the envelope sender.
+    pub from_address: String,
+}
+
+/// An SMTP relay: `smtp://[user@]host[:port]` (STARTTLS, required; port 587) or
+/// `smtps://[user@]host[:port]` (implicit TLS; port 465). A loopback host over `smtp://` is
+/// spoken to in plain text (a local relay, a test server). The password is never in the URL: it
+/// comes from `TWIML_FALLBACK_SMTP_PASSWORD`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpUrl {
+    /// How the connection is secured.
+    pub security: SmtpSecurity,
+    /// The host.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The user name to log in with (with the password from the environment).
+    pub username: Option<String>,
+}
+
+/// How an SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// STARTTLS, required (`smtp://`).
+    StartTls,
+    /// TLS from the first byte (`smtps://`).
+    ImplicitTls,
+    /// No TLS: only for a loopback host (`smtp://localhost`, `smtp://127.0.0.1`).
+    Plain,
+}
+
+impl SmtpSecurity {
+    /// `starttls`, `tls` or `plain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::StartTls => "starttls",
+            SmtpSecurity::ImplicitTls => "tls",
+            SmtpSecurity::Plain => "plain",
+        }
+    }
+}
+
+/// The environment variable holding the SMTP password.
+pub const SMTP_PASSWORD_VARIABLE: &str = "TWIML_FALLBACK_SMTP_PASSWORD";
 
 /// Where a fallback answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -89,8 +89,17 @@ fn the_documented_example_loads() {
     assert_eq!(
         config.alerts(),
         Some(&Alerts {
-            webhook_url: "https://hooks.example.com/services/T000/B000/XXXX".into(),
-            dedup_seconds: 300
+            webhook_url: Some("https://hooks.example.com/services/T000/B000/XXXX".into()),
+            email: Vec::new(),
+            sms: Vec::new(),
+            sms_sender: None,
+            pagerduty_routing_key: None,
+            pagerduty_url: DEFAULT_PAGERDUTY_URL.to_owned(),
+            resolve_after_seconds: 300,
+            remind_minutes: None,
+            include_bodies: false,
+            smtp: None,
+            legacy_dedup_seconds: Some(300),
         })
     );
     let recovery = config.recovery().expect("recovery");
@@ -177,8 +186,8 @@ fn every_problem_is_reported_by_path() {
             "messaging.media[1]: must be a URL string, not a number",
             "numbers.\"+14155550199\".voice: needs one of say, play or twiml",
             "numbers.555-0199: not an E.164 phone number (+ and 8 to 15 digits, e.g. \"+14155550199\")",
-            "alerts.webhook_url: missing (the URL alerts are POSTed to)",
             "alerts.dedup_seconds: must be an integer, not a string",
+            "alerts: no one to tell: set webhook_url, email, sms or pagerduty_routing_key (or remove [alerts])",
             "recovery.allow_hosts[0]: only a leading \"*.\" wildcard is supported",
             "recovery.allow_hosts[1]: \"99999\" is not a port",
             "recovery.allow_hosts[2]: must be ASCII: write internationalised names in their xn-- (punycode) form",
@@ -359,10 +368,189 @@ fn recovery_defaults_and_rule_display() {
 }
 
 #[test]
-fn alerts_default_to_a_five_minute_window() {
+fn alerts_resolve_after_a_quiet_quarter_hour_by_default() {
     let config = Config::from_toml("[alerts]\nwebhook_url = \"https://hooks.example.com/x\"")
         .unwrap_or_else(|errors| panic!("{errors}"));
-    assert_eq!(config.alerts().map(|a| a.dedup_seconds), Some(DEFAULT_DEDUP_SECONDS));
+    let alerts = config.alerts().expect("alerts");
+    assert_eq!(alerts.resolve_after_seconds, DEFAULT_RESOLVE_AFTER_SECONDS);
+    assert_eq!(alerts.remind_minutes, None);
+    assert!(!alerts.include_bodies);
+    assert_eq!(alerts.legacy_dedup_seconds, None);
+}
+
+#[test]
+fn every_sink_loads_with_its_keys() {
+    let config = Config::from_toml(
+        r#"
+        [alerts]
+        webhook_url = "https://hooks.slack.com/services/T000/B000/XXXX"
+        email = ["ops@example.com", "oncall+fallback@example.org"]
+        sms = ["+14155550100", "+14155550101"]
+        messaging_service_sid = "MG0123456789abcdef0123456789abcdef"
+        pagerduty_routing_key = "0123456789abcdef0123456789ABCDEF"
+        pagerduty_url = "http://127.0.0.1:9000/v2/enqueue"
+        resolve_after_seconds = 5
+        remind_minutes = 30
+        include_bodies = true
+        [alerts.smtp]
+        url = "smtps://alerts%40example.com@smtp.example.com"
+        from = "twiml-fallback <alerts@example.com>"
+        "#,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let alerts = config.alerts().expect("alerts");
+    assert_eq!(alerts.email, ["ops@example.com", "oncall+fallback@example.org"]);
+    assert_eq!(alerts.sms, ["+14155550100", "+14155550101"]);
+    assert_eq!(
+        alerts.sms_sender,
+        Some(SmsSender::MessagingService(
+            "MG0123456789abcdef0123456789abcdef".to_owned()
+        ))
+    );
+    assert_eq!(
+        alerts.pagerduty_routing_key.as_ref().map(Secret::expose),
+        Some("0123456789abcdef0123456789ABCDEF")
+    );
+    assert!(
+        !format!("{alerts:?}").contains("0123456789abcdef0123456789ABCDEF"),
+        "the key stays out of Debug"
+    );
+    assert_eq!(alerts.pagerduty_url, "http://127.0.0.1:9000/v2/enqueue");
+    assert_eq!((alerts.resolve_after_seconds, alerts.remind_minutes), (5, Some(30)));
+    assert!(alerts.include_bodies);
+    let smtp = alerts.smtp.as_ref().expect("smtp");
+    assert_eq!(smtp.from, "twiml-fallback <alerts@example.com>");
+    assert_eq!(smtp.from_address, "alerts@example.com");
+    assert_eq!(
+        smtp.url,
+        Some(SmtpUrl {
+            security: SmtpSecurity::ImplicitTls,
+            host: "smtp.example.com".to_owned(),
+            port: 465,
+            username: Some("alerts@example.com".to_owned()),
+        })
+    );
+}
+
+#[test]
+fn smtp_urls_choose_how_the_connection_is_secured() {
+    let url = |text: &str| {
+        Config::from_toml(&format!(
+            "[alerts]\nemail = [\"ops@example.com\"]\n[alerts.smtp]\nurl = \"{text}\"\nfrom = \"a@example.com\""
+        ))
+        .map(|config| {
+            config
+                .alerts()
+                .and_then(|alerts| alerts.smtp.clone())
+                .and_then(|smtp| smtp.url)
+        })
+        .map_err(|errors| errors.to_string())
+    };
+    let parsed = url("smtp://smtp.example.com").expect("STARTTLS");
+    assert_eq!(
+        parsed.map(|u| (u.security, u.port)),
+        Some((SmtpSecurity::StartTls, 587))
+    );
+    let parsed = url("smtp://127.0.0.1:2525").expect("a local relay");
+    assert_eq!(parsed.map(|u| (u.security, u.port)), Some((SmtpSecurity::Plain, 2525)));
+    let parsed = url("smtps://smtp.example.com:2465").expect("implicit TLS");
+    assert_eq!(
+        parsed.map(|u| (u.security, u.port)),
+        Some((SmtpSecurity::ImplicitTls, 2465))
+    );
+    for (bad, message) in [
+        (
+            "https://smtp.example.com",
+            "the scheme must be smtp:// (STARTTLS) or smtps:// (implicit TLS)",
+        ),
+        (
+            "smtp://user:hunter2@smtp.example.com",
+            "must not be in the URL: put it in TWIML_FALLBACK_SMTP_PASSWORD",
+        ),
+        ("smtp://smtp.example.com:0", "the port must be 1 to 65535"),
+        ("smtp://smtp.example.com/path", "no path or query"),
+        ("not a url", "is not a URL"),
+    ] {
+        let error = url(bad).expect_err(bad);
+        assert!(error.starts_with("alerts.smtp.url: "), "{error}");
+        assert!(error.contains(message), "{bad}: {error}");
+        assert!(!error.contains("hunter2"), "a password is never echoed: {error}");
+    }
+}
+
+#[test]
+fn every_bad_alert_key_is_reported_clearly() {
+    assert_eq!(
+        errors(
+            r#"
+            [alerts]
+            webhook_url = "hooks.example.com"
+            email = ["ops@", "not an address", 7]
+            sms = ["555-0100"]
+            sms_from = "+14155550199"
+            messaging_service_sid = "MG123"
+            pagerduty_routing_key = "short-secret-key"
+            pagerduty_url = "ftp://events.example.com"
+            resolve_after_seconds = 0
+            remind_minutes = -1
+            include_bodies = "yes"
+            [alerts.smtp]
+            from = "<broken"
+            "#
+        ),
+        [
+            "alerts.webhook_url: is not an absolute http(s) URL (e.g. https://hooks.slack.com/services/…; the value is not shown: it may hold a secret)",
+            "alerts.email[0]: \"ops@\" is not an email address (name@example.com)",
+            "alerts.email[1]: \"not an address\" is not an email address (name@example.com)",
+            "alerts.email[2]: must be a string, not a number",
+            "alerts.sms[0]: \"555-0100\" is not an E.164 phone number (+ and 8 to 15 digits, e.g. \"+14155550100\")",
+            "alerts.messaging_service_sid: \"MG123\" is not a Messaging Service SID (MG and 32 hex digits)",
+            "alerts.pagerduty_routing_key: must be the 32 letters and digits of an Events API v2 integration key (16 characters given)",
+            "alerts.pagerduty_url: \"ftp://events.example.com\" is not an absolute http(s) URL",
+            "alerts.resolve_after_seconds: must be between 1 and 604800",
+            "alerts.remind_minutes: must be between 0 and 10080",
+            "alerts.include_bodies: must be true or false, not a string",
+            "alerts.smtp.from: \"<broken\" is not an address (alerts@example.com or \"Name <alerts@example.com>\")",
+        ]
+    );
+    assert_eq!(
+        errors("[alerts]\nsms = [\"+14155550100\"]"),
+        ["alerts.sms: needs sms_from (a number of the account) or messaging_service_sid (MG…) to send from"]
+    );
+    assert_eq!(
+        errors("[alerts]\nemail = [\"ops@example.com\"]"),
+        ["alerts.email: needs [alerts.smtp] with from (and, for serve, url: the relay to send through)"]
+    );
+    assert_eq!(
+        errors(
+            "[alerts]\nsms = [\"+14155550100\"]\nsms_from = \"+14155550199\"\nmessaging_service_sid = \"MG0123456789abcdef0123456789abcdef\""
+        ),
+        ["alerts.sms_from: give sms_from or messaging_service_sid, not both"]
+    );
+    assert_eq!(
+        errors("[alerts.smtp]\nurl = \"smtp://smtp.example.com\"\n[alerts]\nwebhook_url = \"https://h.example.com\""),
+        ["alerts.smtp.from: missing (the address alerts are sent from)"]
+    );
+}
+
+#[test]
+fn a_retired_dedup_window_is_read_as_the_quiet_period() {
+    let config = Config::from_toml("[alerts]\nwebhook_url = \"https://hooks.example.com/x\"\ndedup_seconds = 0")
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    let alerts = config.alerts().expect("alerts");
+    assert_eq!(
+        (alerts.legacy_dedup_seconds, alerts.resolve_after_seconds),
+        (Some(0), 1)
+    );
+    let config = Config::from_toml(
+        "[alerts]\nwebhook_url = \"https://hooks.example.com/x\"\ndedup_seconds = 300\nresolve_after_seconds = 60",
+    )
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.alerts().map(|a| a.resolve_after_seconds),
+        Some(60),
+        "the new key wins"
+    );
 }
 
 #[test]
@@ -398,7 +586,7 @@ fn variables_apply_over_the_document() {
         config.messaging().twiml.contains("from the document"),
         "an empty variable changes nothing"
     );
-    assert_eq!(config.alerts().map(|a| a.dedup_seconds), Some(120));
+    assert_eq!(config.alerts().map(|a| a.resolve_after_seconds), Some(120));
     assert_eq!(config.recovery().map(|r| r.allow_hosts.len()), Some(2));
     assert_eq!(Config::from_sources(None, |_| None).ok(), Some(Config::default()));
     assert_eq!(Config::from_sources(Some("  "), |_| None).ok(), Some(Config::default()));
@@ -457,7 +645,7 @@ fn a_broken_document_serves_the_variables_over_the_defaults_and_lists_its_proble
         assert!(served.config.voice().twiml.contains("From a var: call back soon."));
         assert_eq!(served.config.messaging(), Config::default().messaging(), "{document}");
         assert_eq!(
-            served.config.alerts().map(|alerts| alerts.webhook_url.as_str()),
+            served.config.alerts().and_then(|alerts| alerts.webhook_url.as_deref()),
             Some("https://hooks.example.com/a")
         );
         assert_eq!(served.variables, ["FALLBACK_VOICE_SAY", "FALLBACK_ALERT_WEBHOOK_URL"]);

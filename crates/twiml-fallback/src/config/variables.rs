@@ -49,6 +49,41 @@ pub const VARIABLES: &[(&str, &str, VariableKind)] = &[
         "alerts.dedup_seconds",
         VariableKind::Integer,
     ),
+    ("FALLBACK_ALERT_EMAIL", "alerts.email", VariableKind::List),
+    ("FALLBACK_ALERT_SMS", "alerts.sms", VariableKind::List),
+    ("FALLBACK_ALERT_SMS_FROM", "alerts.sms_from", VariableKind::Text),
+    (
+        "FALLBACK_ALERT_MESSAGING_SERVICE_SID",
+        "alerts.messaging_service_sid",
+        VariableKind::Text,
+    ),
+    (
+        "FALLBACK_ALERT_PAGERDUTY_ROUTING_KEY",
+        "alerts.pagerduty_routing_key",
+        VariableKind::Text,
+    ),
+    (
+        "FALLBACK_ALERT_PAGERDUTY_URL",
+        "alerts.pagerduty_url",
+        VariableKind::Text,
+    ),
+    (
+        "FALLBACK_ALERT_RESOLVE_AFTER_SECONDS",
+        "alerts.resolve_after_seconds",
+        VariableKind::Integer,
+    ),
+    (
+        "FALLBACK_ALERT_REMIND_MINUTES",
+        "alerts.remind_minutes",
+        VariableKind::Integer,
+    ),
+    (
+        "FALLBACK_ALERT_INCLUDE_BODIES",
+        "alerts.include_bodies",
+        VariableKind::Boolean,
+    ),
+    ("FALLBACK_ALERT_SMTP_URL", "alerts.smtp.url", VariableKind::Text),
+    ("FALLBACK_ALERT_SMTP_FROM", "alerts.smtp.from", VariableKind::Text),
     (
         "FALLBACK_RECOVERY_ALLOW_HOSTS",
         "recovery.allow_hosts",

@@ -12,14 +12,14 @@
 //! |---|---|---|
 //! | [`Effect::Keep`] | commits the entry with [`inbox::store`](crate::inbox::store()) through its SQLite driver, before answering | logs the outcome's line, if any; on failure [`write_failed_line`](crate::inbox::store::write_failed_line) and reports the inbox failing in health checks |
 //! | [`Effect::Log`] | writes [`LogRecord::to_json`] as one line (or [`LogRecord::to_text`] for people) | — |
-//! | [`Effect::Alert`] | sends [`Alert::request`] once per dedup window ([`AlertWindows`](super::AlertWindows) in memory, [`Alert::suppressed_by_stored`] in a shared store) | logs [`Alert::outcome_line`] |
-//! | [`Effect::Recover`] | sends [`RecoveryPlan::request`](super::RecoveryPlan::request) | feeds the [`SendOutcome`] to [`Edge::judge_recovery`](super::Edge::judge_recovery), answers its response, logs its record |
+//! | [`Effect::Incident`] | files the notice with [`Alerting::record`](crate::incident::Alerting::record) in its store, off the caller's path | logs the line it returns; on [`Recorded::wake`](crate::incident::Recorded::wake) runs [`Alerting::tick`](crate::incident::Alerting::tick) and sends each dispatch |
+//! | [`Effect::Recover`] | sends [`RecoveryPlan::request`](super::RecoveryPlan::request) | feeds the [`SendOutcome`] to [`Edge::judge_recovery`](super::Edge::judge_recovery), answers its response, logs its record; files the judgement's `notice`, or, when it `resolves` an origin, calls [`primary_answered`](crate::incident::primary_answered) |
 //!
 //! and, before a request is decided, [`BodyRead::for_request`] says how much of its body to read
 //! and [`BodyRead::body`] turns what was read into the decision's input.
-//! The effects to come (incident notifications, replays) extend
-//! [`Effect`] the same way: a complete value to perform, and, where the core needs the result, an
-//! outcome handed back for the core's next decision.
+//! Work that outlives a request — replay passes, incident notifications — is a state machine
+//! of its own ([`crate::replay`], [`crate::incident`]) the shell drives the same way: a complete
+//! value to perform, and the outcome handed back for the core's next decision.
 //!
 //! ```
 //! use std::time::Duration;
@@ -48,8 +48,9 @@ use std::time::Duration;
 
 use http::{HeaderName, Method, StatusCode};
 
-use super::{Alert, LogRecord, MAX_REQUEST_BYTES, RecoveryPlan};
+use super::{LogRecord, MAX_REQUEST_BYTES, RecoveryPlan};
 use crate::inbox::Entry;
+use crate::incident::Notice;
 
 /// Something the shell must do for a request (see the [module docs](self) for the contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,8 +66,10 @@ pub enum Effect {
     Keep(Box<Entry>),
     /// Write this record as one line.
     Log(LogRecord),
-    /// Send this alert, unless its dedup key was seen within its window.
-    Alert(Alert),
+    /// File this verified fallback notice with [`Alerting::record`](crate::incident::Alerting::record)
+    /// — off the caller's path (it opens or counts the failing primary's incident) — and, when
+    /// [`Recorded::wake`](crate::incident::Recorded::wake), run the notifications now.
+    Incident(Notice),
     /// Send the plan's request to the failed primary, then call
     /// [`Edge::judge_recovery`](super::Edge::judge_recovery) for the answer and the log record
     /// (the decision itself then carries no [`Effect::Log`]).

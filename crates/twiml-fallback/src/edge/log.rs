@@ -1,5 +1,5 @@
 //! What the endpoint logs: one [`LogRecord`] per request, and [`LogLine`]s for what happens
-//! around it (alerts sent or suppressed, the configuration in force), serialised here so every
+//! around it (incidents opened and resolved, notifications sent, the configuration in force), serialised here so every
 //! shell writes the same JSON — and, for people, the same text.
 //!
 //! ```
@@ -137,12 +137,12 @@ pub struct LogRecord {
     /// Where the answer came from: `default`, `number`, `unknown-channel`, `recovered`, or
     /// `forbidden`.
     pub answer: AnswerFrom,
-    /// The dedup key of the alert this request raised. Raised is not sent: the shell checks the
-    /// dedup window after this record is written, and logs what came of it on a line of its own
-    /// with the same key (`alert`, with `delivered` and `outcome`, or `alert-suppressed`). The
-    /// text rendering names it `alert_raised`.
+    /// The origin of the incident this verified fallback notice is filed under
+    /// ([`crate::incident`]): the failing primary's scheme, host and port. Filed is not notified:
+    /// an incident's first notice opens it (`incident-opened`, then one `notification` line per
+    /// sink), later ones only count.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alert: Option<String>,
+    pub incident: Option<String>,
     /// What recovery did, when it was considered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<String>,
@@ -161,8 +161,8 @@ pub struct LogRecord {
 }
 
 /// Fields the text rendering names differently from the JSON, so a reader is not misled: a
-/// record's `alert` is the alert it raised, not one it sent.
-const TEXT_LABELS: &[(&str, &str)] = &[("alert", "alert_raised")];
+/// record's `incident` is the origin it was filed under, not a notification sent.
+const TEXT_LABELS: &[(&str, &str)] = &[("incident", "incident_origin")];
 
 fn status_number<S: Serializer>(status: &StatusCode, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u16(status.as_u16())
@@ -175,7 +175,7 @@ impl LogRecord {
     }
 
     /// The same record for people: `TIME LEVEL EVENT key=value …`, fields in the JSON's order,
-    /// the time once; `alert` reads `alert_raised` (see [`LogRecord::alert`]).
+    /// the time once; `incident` reads `incident_origin` (see [`LogRecord::incident`]).
     pub fn to_text(&self) -> String {
         let json = self.to_json();
         let mut text = format!("{} {}", self.time, self.line_level().as_str());
@@ -340,30 +340,73 @@ pub(crate) fn clip(text: &str) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
 pub fn rfc3339(now_ms: u64) -> String {
-    let seconds = now_ms / 1000;
-    let millis = now_ms % 1000;
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let second_of_day = seconds % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let civil = Civil::from_ms(now_ms);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        civil.year, civil.month, civil.day, civil.hour, civil.minute, civil.second, civil.millis
     )
+}
+
+/// An email's `Date` (RFC 5322): `Tue, 01 Dec 2026 16:05:09 +0000`.
+pub fn rfc5322(now_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let civil = Civil::from_ms(now_ms);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} +0000",
+        DAYS[usize::try_from(civil.days.rem_euclid(7)).unwrap_or(0)],
+        civil.day,
+        MONTHS[usize::try_from(civil.month - 1).unwrap_or(0)],
+        civil.year,
+        civil.hour,
+        civil.minute,
+        civil.second
+    )
+}
+
+/// A UTC time, split.
+struct Civil {
+    days: i64,
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: u64,
+    minute: u64,
+    second: u64,
+    millis: u64,
+}
+
+impl Civil {
+    fn from_ms(now_ms: u64) -> Self {
+        let seconds = now_ms / 1000;
+        let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+        let second_of_day = seconds % 86_400;
+        // Civil from days (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let day_of_era = z.rem_euclid(146_097);
+        let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
+        Civil {
+            days,
+            year: year_of_era + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: second_of_day / 3600,
+            minute: second_of_day / 60 % 60,
+            second: second_of_day % 60,
+            millis: now_ms % 1000,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,7 +430,7 @@ mod tests {
             signature: SignatureCheck::Valid,
             checked_url: None,
             answer: AnswerFrom::Number,
-            alert: None,
+            incident: None,
             recovery: None,
             inbox: None,
             note: None,

@@ -6,11 +6,12 @@
 //!
 //! - answer health checks (`GET`/`HEAD` of `/healthz`, see [`is_health_check`]) with
 //!   `200 text/plain "ok\n"` before anything else, revealing nothing and causing nothing;
-//! - verify `X-Twilio-Signature` (403 and no alert or recovery when it fails);
+//! - verify `X-Twilio-Signature` (403 and no incident or recovery when it fails);
 //! - answer the configured fallback TwiML for the channel and the called number;
 //! - emit [effects](effect) for the shell to perform, each a complete value: exactly one
-//!   [`LogRecord`] per request (but a health check), an [`Alert`] (verified fallback notices only, with a dedup key the
-//!   shell checks with [`AlertWindows`]), and a [`RecoveryPlan`] (verified requests whose
+//!   [`LogRecord`] per request (but a health check), a [`Notice`] for the incident of the failing
+//!   primary (verified fallback notices only: [`crate::incident`] opens, counts and resolves
+//!   incidents and says who is told), and a [`RecoveryPlan`] (verified requests whose
 //!   `ErrorUrl` host is allowlisted: the original parameters re-signed for `ErrorUrl`, with a
 //!   deadline);
 //! - judge the recovery's answer ([`Edge::judge_recovery`]): relay it only if Twilio would run it
@@ -25,7 +26,7 @@
 //! | request | answer | effects |
 //! |---|---|---|
 //! | `GET`/`HEAD` `…/healthz` (signed or not, any query) | 200 `text/plain` `ok\n` | none |
-//! | signed correctly | 200 fallback TwiML (or the recovered primary's) | log, alert, recovery |
+//! | signed correctly | 200 fallback TwiML (or the recovered primary's) | keep, log, incident, recovery |
 //! | unsigned, forged, wrong token | 403 `text/plain` | log only |
 //! | no token configured | 200 fallback TwiML | log only (says why) |
 //! | body over 64 KB | 403 with a token (it can't be verified), else 200 `<Response/>` | log only |
@@ -81,23 +82,20 @@
 
 use http::{Method, StatusCode};
 
-mod alert;
-mod alert_windows;
 pub mod effect;
 mod log;
 mod recovery;
 
-pub use alert::{ALERT_TIMEOUT, ALERT_USER_AGENT, Alert};
-pub use alert_windows::{AlertWindows, MAX_ALERT_KEYS};
 pub use effect::{BodyRead, Effect, OutboundRequest, Redirects, SendOutcome, SendResult};
 pub(crate) use log::clip;
-pub use log::{AnswerFrom, LogEvent, LogLevel, LogLine, LogRecord, SignatureCheck, rfc3339};
+pub use log::{AnswerFrom, LogEvent, LogLevel, LogLine, LogRecord, SignatureCheck, rfc3339, rfc5322};
 pub(crate) use recovery::signed_webhook;
 pub use recovery::{RECOVERY_USER_AGENT, RecoveryJudgement, RecoveryPlan};
 
 use crate::config::{Config, UNKNOWN_CHANNEL_TWIML};
 use crate::error_code::ErrorCode;
 use crate::inbox::{self, Capture, Entry, Source};
+use crate::incident::Notice;
 use crate::signature::{Payload, SignatureError, SignatureVerifier, UrlHint};
 use crate::twiml::MAX_DOCUMENT_BYTES;
 use crate::webhook::Params;
@@ -222,34 +220,35 @@ pub struct Decision {
     /// The answer (replaced by [`Edge::judge_recovery`]'s when a recovery is planned).
     pub response: EdgeResponse,
     /// The effects, in the order to start them: the log record (or, when recovery is planned, the
-    /// plan that carries it), then the alert. Empty for a health check only.
+    /// plan that carries it), then the incident notice. Empty for a health check only.
     pub effects: Vec<Effect>,
 }
 
 impl Decision {
     /// A decision answering `response` whose one record is `log` or, when there is one, `plan`'s;
-    /// then `alert`. The entry to keep goes first — committed before the answer — or, with a
+    /// then the incident `notice`. The entry to keep goes first — committed before the answer — or, with a
     /// recovery, into the plan (the recovery's outcome decides whether it is kept).
     fn new(
         response: EdgeResponse,
         mut log: LogRecord,
         plan: Option<RecoveryPlan>,
-        alert: Option<Alert>,
+        notice: Option<Notice>,
         keep: Option<Box<Entry>>,
     ) -> Self {
         let mut effects = Vec::with_capacity(3);
         match plan {
             Some(mut plan) => {
                 plan.keep = keep;
+                plan.notice = notice;
                 effects.push(Effect::Recover(plan));
             }
             None => {
                 effects.extend(keep.map(Effect::Keep));
                 log.status = response.status;
                 effects.push(Effect::Log(log));
+                effects.extend(notice.map(Effect::Incident));
             }
         }
-        effects.extend(alert.map(Effect::Alert));
         Decision { response, effects }
     }
 }
@@ -397,7 +396,7 @@ impl Edge {
             signature: SignatureCheck::Valid,
             checked_url: None,
             answer: AnswerFrom::Default,
-            alert: None,
+            incident: None,
             recovery: None,
             inbox: None,
             note: None,
@@ -489,22 +488,21 @@ impl Edge {
             None => None,
         };
 
-        let alert = notice.and_then(|notice| {
-            let alerts = self.config.alerts()?;
-            Some(Alert::for_notice(
-                alerts,
-                notice.error_code,
-                notice.error_url,
-                channel,
-                &params,
-                &record,
-            ))
+        let incident_notice = notice.map(|notice| {
+            let mut filed =
+                Notice::from_error_url(notice.error_url, params.get("ErrorCode").unwrap_or(""), request.now_ms);
+            filed.channel = channel;
+            filed.to = params.to().map(clip);
+            filed.account_sid = params.account_sid().map(clip);
+            filed.kept = keep.is_some();
+            if self.config.alerts().is_some_and(|alerts| alerts.include_bodies) {
+                filed.body = keep.as_ref().and_then(|entry| entry.body.clone());
+            }
+            record.incident = Some(filed.origin.clone());
+            filed
         });
-        if let Some(alert) = &alert {
-            record.alert = Some(alert.dedup_key.clone());
-        }
         let plan = self.recovery_plan(&mut record, is_get, &params, token_index, channel, &response);
-        Decision::new(response, record, plan, alert, keep)
+        Decision::new(response, record, plan, incident_notice, keep)
     }
 
     fn verify(

@@ -12,6 +12,7 @@ use super::log::{AnswerFrom, LogEvent, LogRecord, clip};
 use super::{Edge, EdgeResponse, TEXT_CONTENT_TYPE, twiml_response};
 use crate::config::UNKNOWN_CHANNEL_TWIML;
 use crate::inbox::{Entry, Status};
+use crate::incident::Notice;
 use crate::signature::compute_signature;
 use crate::twiml::{Accepted, AnswerRules, MAX_DOCUMENT_BYTES, TWIML_CONTENT_TYPE, resolve_relative_urls};
 use crate::webhook::{Channel, FALLBACK_PARAMS, Params};
@@ -87,6 +88,8 @@ pub struct RecoveryPlan {
     log: LogRecord,
     /// The inbox entry for this request, kept unless the primary answers it on recovery.
     pub(super) keep: Option<Box<Entry>>,
+    /// The incident notice for this request: filed when the recovery fails.
+    pub(super) notice: Option<Notice>,
 }
 
 /// The final answer after a recovery attempt.
@@ -100,12 +103,25 @@ pub struct RecoveryJudgement {
     /// answered as `replayed` (the app has it: replaying it would answer the person twice), a
     /// call the primary answered not at all.
     pub keep: Option<Box<Entry>>,
+    /// The incident notice to file ([`Alerting::record`](crate::incident::Alerting::record)): the
+    /// request's, when the primary still failed.
+    pub notice: Option<Notice>,
+    /// The origin whose open incident is over ([`primary_answered`](crate::incident::primary_answered)
+    /// with [`ResolvedBy::Recovery`](crate::incident::ResolvedBy::Recovery)): the primary
+    /// answered the recovery. A primary that answers with no incident open opens none: the caller
+    /// never noticed.
+    pub resolves: Option<String>,
 }
 
 impl RecoveryPlan {
     /// The record logged if the shell cannot perform the recovery at all.
     pub fn log(&self) -> &LogRecord {
         &self.log
+    }
+
+    /// The incident notice this request files if the recovery fails.
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
     }
 
     /// The inbox entry to commit if the recovery is not performed.
@@ -164,6 +180,7 @@ impl Edge {
             fallback: fallback.clone(),
             log: record.clone(),
             keep: None,
+            notice: None,
         })
     }
 
@@ -206,7 +223,13 @@ impl Edge {
                         NOT_KEPT_RECOVERED
                     });
                 }
-                RecoveryJudgement { response, log, keep }
+                RecoveryJudgement {
+                    response,
+                    log,
+                    keep,
+                    notice: None,
+                    resolves: plan.notice.as_ref().map(|notice| notice.origin.clone()),
+                }
             }
             Err(reason) => {
                 log.recovery = Some(reason);
@@ -214,6 +237,8 @@ impl Edge {
                     response: plan.fallback.clone(),
                     log,
                     keep: plan.keep.clone(),
+                    notice: plan.notice.clone(),
+                    resolves: None,
                 }
             }
         }

@@ -43,16 +43,21 @@ fn log_of(decision: &Decision) -> &LogRecord {
         .find_map(|effect| match effect {
             Effect::Log(record) => Some(record),
             Effect::Recover(plan) => Some(plan.log()),
-            Effect::Alert(_) | Effect::Keep(_) => None,
+            Effect::Incident(_) | Effect::Keep(_) => None,
         })
         .expect("every decision logs")
 }
 
-fn alerts_of(decision: &Decision) -> Vec<&Alert> {
+/// The incident notices a decision files: its own, or its recovery plan's (filed if it fails).
+fn alerts_of(decision: &Decision) -> Vec<&Notice> {
     decision
         .effects
         .iter()
-        .filter_map(|e| if let Effect::Alert(a) = e { Some(a) } else { None })
+        .filter_map(|e| match e {
+            Effect::Incident(notice) => Some(notice),
+            Effect::Recover(plan) => plan.notice(),
+            Effect::Keep(_) | Effect::Log(_) => None,
+        })
         .collect()
 }
 
@@ -78,7 +83,13 @@ fn signed_voice_fallback_answers_the_voice_twiml_and_logs_the_notice() {
             .body
             .contains("<Say>An application error has occurred.")
     );
-    assert_eq!(decision.effects.len(), 1, "{:?}", decision.effects);
+    // The record, then the notice for the failing primary's incident.
+    assert_eq!(decision.effects.len(), 2, "{:?}", decision.effects);
+    assert!(
+        matches!(decision.effects[1], Effect::Incident(_)),
+        "{:?}",
+        decision.effects
+    );
     let record = log_of(&decision);
     assert_eq!(record.event, LogEvent::Fallback);
     assert_eq!(record.channel, Some(Channel::Voice));
@@ -326,30 +337,28 @@ fn unknown_channels_get_an_empty_response() {
 }
 
 #[test]
-fn alerts_are_raised_for_verified_notices_with_a_stable_dedup_key() {
+fn verified_notices_are_filed_under_the_failing_primarys_origin() {
     let edge = edge(ALERTS);
     let signature = sign(URL, VOICE_BODY);
     let first = edge.decide(&post(VOICE_BODY, &signature));
-    let alerts = alerts_of(&first);
-    assert_eq!(alerts.len(), 1);
-    let alert = alerts[0];
-    assert_eq!(alert.request.url, "https://hooks.example.com/alert");
-    assert_eq!(alert.dedup_seconds, 300);
-    assert_eq!(log_of(&first).alert.as_deref(), Some(alert.dedup_key.as_str()));
-    let json: serde_json::Value = serde_json::from_str(alert.body()).expect("alert is JSON");
-    let text = json["text"].as_str().expect("Slack-compatible text");
-    assert!(text.contains("A call to +14155550199"), "{text}");
-    assert!(text.contains("11200 (HTTP retrieval failure)"), "{text}");
-    assert!(text.contains("https://app.example.com/voice"), "{text}");
-    assert!(!alert.body().contains(TOKEN));
+    let notices = alerts_of(&first);
+    assert_eq!(notices.len(), 1);
+    let notice = notices[0];
+    assert_eq!(notice.origin, "https://app.example.com");
+    assert_eq!(notice.error_code, "11200");
+    assert_eq!(notice.channel, Some(Channel::Voice));
+    assert_eq!(notice.to.as_deref(), Some("+14155550199"));
+    assert_eq!(notice.at_ms, NOW);
+    assert_eq!(log_of(&first).incident.as_deref(), Some("https://app.example.com"));
+    assert!(notice.body.is_none(), "no bodies unless include_bodies");
 
-    // Another call failing the same way shares the key; another error code does not.
+    // Another path and query on the same primary is the same incident; another primary is not.
     let second_body = VOICE_BODY.replace("CA1", "CA9").replace("%3Fx%3D1", "%3Fx%3D2");
     let second = edge.decide(&post(&second_body, &sign(URL, &second_body)));
-    assert_eq!(alerts_of(&second)[0].dedup_key, alert.dedup_key);
-    let third_body = VOICE_BODY.replace("ErrorCode=11200", "ErrorCode=11205");
+    assert_eq!(alerts_of(&second)[0].origin, notice.origin);
+    let third_body = VOICE_BODY.replace("app.example.com", "other.example.com%3A8443");
     let third = edge.decide(&post(&third_body, &sign(URL, &third_body)));
-    assert_ne!(alerts_of(&third)[0].dedup_key, alert.dedup_key);
+    assert_eq!(alerts_of(&third)[0].origin, "https://other.example.com:8443");
 }
 
 #[test]
@@ -762,8 +771,9 @@ fn log_records_and_alerts_are_bounded_whatever_the_request_holds() {
                 "{parsed}"
             );
         }
-        for alert in alerts {
-            assert!(alert.body().len() < 8 * 1024, "a {} byte alert", alert.body().len());
+        for notice in alerts {
+            let json = serde_json::to_string(notice).expect("a notice is JSON");
+            assert!(json.len() < 8 * 1024, "a {} byte notice", json.len());
         }
     }
     assert_eq!(
@@ -788,7 +798,7 @@ fn kept_of(decision: &Decision) -> Option<&crate::inbox::Entry> {
     decision.effects.iter().find_map(|effect| match effect {
         Effect::Keep(entry) => Some(&**entry),
         Effect::Recover(plan) => plan.keep(),
-        Effect::Log(_) | Effect::Alert(_) => None,
+        Effect::Log(_) | Effect::Incident(_) => None,
     })
 }
 

@@ -177,6 +177,8 @@ const MIGRATIONS: &[&[&str]] = &[
          failures INTEGER NOT NULL, reason TEXT)",
         "INSERT INTO replay_hold (id, until_ms, failures, reason) VALUES (1, 0, 0, NULL)",
     ],
+    // Incidents and their notifications (`crate::incident`): the same database, one schema.
+    crate::incident::MIGRATION,
 ];
 
 /// The schema version this build writes.
@@ -761,6 +763,8 @@ pub fn purge<S: Sql>(sql: &mut S, now_ms: u64, settings: InboxSettings) -> Resul
             &Statement::new("DELETE FROM inbox_entries WHERE received_at_ms < ?1", vec![cutoff]),
         )?;
     }
+    // Resolved incidents are kept as long as entries.
+    crate::incident::purge(sql, now_ms.saturating_sub(u64::from(settings.retention_days) * DAY_MS))?;
     Ok(old)
 }
 

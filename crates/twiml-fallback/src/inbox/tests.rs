@@ -515,11 +515,15 @@ fn schema_3_adds_the_replay_columns_to_an_inbox_written_by_schema_2() {
         "schema 2's migration is not run again"
     );
     let recorded = at_two.statements.last().expect("the version is recorded");
-    assert_eq!(recorded.params, [SqlValue::Integer(3)]);
-    assert_eq!(store::SCHEMA_VERSION, 3);
+    assert_eq!(recorded.params, [SqlValue::Integer(store::SCHEMA_VERSION)]);
+    assert!(
+        sql.iter().any(|sql| sql.starts_with("CREATE TABLE incidents")),
+        "and schema 4's incidents"
+    );
+    assert_eq!(store::SCHEMA_VERSION, 4);
     let mut newer = Recorder {
         statements: Vec::new(),
-        rows: vec![vec![SqlValue::Integer(4)]],
+        rows: vec![vec![SqlValue::Integer(5)]],
     };
-    assert_eq!(migrate(&mut newer), Err(StoreError::NewerSchema { found: 4, known: 3 }));
+    assert_eq!(migrate(&mut newer), Err(StoreError::NewerSchema { found: 5, known: 4 }));
 }

@@ -279,16 +279,37 @@ impl Replayer {
     /// out, refusing the credentials or the rate), every automatic pass waits — from
     /// `min_interval_seconds`, doubling with each failing pass, to 15 minutes — so an outage of
     /// Twilio's API leaves one entry needing attention, not the whole backlog; a pass that sent a
-    /// reply lifts the hold. Writes the hold and says so in the summary; the line to log, if any.
+    /// reply lifts the hold. Writes the hold and says so in the summary. And the incident of every
+    /// origin that took a delivery resolves ([`crate::incident::primary_answered`]). The lines to log.
     pub fn finish_pass<S: Sql>(
         &self,
         sql: &mut S,
         summary: &mut PassSummary,
         now_ms: u64,
-    ) -> Result<Option<LogLine>, StoreError> {
+    ) -> Result<Vec<LogLine>, StoreError> {
         if summary.dry_run {
-            return Ok(None);
+            return Ok(Vec::new());
         }
+        // A primary that took a replayed message is back: its incident is over.
+        let mut lines = Vec::new();
+        for origin in &summary.origins_up {
+            if let Some(line) =
+                crate::incident::primary_answered(sql, origin, crate::incident::ResolvedBy::Replay, now_ms)?
+            {
+                summary.incidents_resolved += 1;
+                lines.push(line);
+            }
+        }
+        lines.extend(self.finish_hold(sql, summary, now_ms)?);
+        Ok(lines)
+    }
+
+    fn finish_hold<S: Sql>(
+        &self,
+        sql: &mut S,
+        summary: &mut PassSummary,
+        now_ms: u64,
+    ) -> Result<Option<LogLine>, StoreError> {
         let mut hold = inbox::queue::hold(sql)?;
         let trouble = summary.entries.iter().find_map(|report| report.api_trouble.clone());
         if let Some(reason) = trouble {
@@ -506,13 +527,8 @@ fn due_at(entry: &Entry, min_interval_ms: u64) -> u64 {
 /// `scheme://host:port` of a URL, lowercased, the default port written out: what "the same app"
 /// means for a missed call.
 fn origin_of(url: &str) -> Option<String> {
-    let parts = crate::url::split(url)?;
-    let port = parts.port_number().or_else(|| parts.default_port())?;
-    Some(format!(
-        "{}://{}:{port}",
-        parts.scheme().to_ascii_lowercase(),
-        parts.host().to_ascii_lowercase()
-    ))
+    let origin = crate::incident::origin_of(Some(url));
+    (origin != crate::incident::UNKNOWN_ORIGIN).then_some(origin)
 }
 
 /// A pass about to run: its lanes, and its summary so far.
@@ -748,6 +764,10 @@ pub struct PassSummary {
     /// What the Messages API did, when passes wait for it.
     #[serde(default)]
     pub held_because: Option<String>,
+    /// Incidents this pass resolved: their primary took a delivery (the shell then runs the
+    /// notifications).
+    #[serde(default)]
+    pub incidents_resolved: u32,
     /// Origins that answered a delivery in this pass.
     #[serde(skip)]
     origins_up: BTreeSet<String>,

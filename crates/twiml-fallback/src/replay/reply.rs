@@ -108,6 +108,55 @@ impl TwilioApi {
         }
     }
 
+    /// Whether it authenticates with an API key (`TWILIO_API_KEY`) rather than the auth token.
+    pub fn has_api_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// An alert text to `to` from the account `account_sid`, sent `from` a number or through
+    /// the Messaging Service `service`: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`.
+    pub(crate) fn text_request(
+        &self,
+        account_sid: &str,
+        token: &str,
+        to: &str,
+        from: Option<&str>,
+        service: Option<&str>,
+        body: &str,
+    ) -> Result<OutboundRequest, String> {
+        if !is_sid(account_sid, "AC") {
+            return Err("no valid AccountSid to text from".to_owned());
+        }
+        let mut form: Vec<(&str, &str)> = vec![("To", to), ("Body", body)];
+        match (from, service) {
+            (Some(from), _) => form.push(("From", from)),
+            (None, Some(service)) => form.push(("MessagingServiceSid", service)),
+            (None, None) => return Err("no sms_from or messaging_service_sid".to_owned()),
+        }
+        Ok(self.messages_post(account_sid, token, encode_form(form)))
+    }
+
+    fn messages_post(&self, account: &str, token: &str, body: String) -> OutboundRequest {
+        let (user, password) = match &self.key {
+            Some((sid, secret)) => (sid.as_str(), secret.as_str()),
+            None => (account, token),
+        };
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        OutboundRequest {
+            method: Method::POST,
+            url: format!("{}/2010-04-01/Accounts/{account}/Messages.json", self.base),
+            headers: vec![
+                (AUTHORIZATION, format!("Basic {credentials}")),
+                (CONTENT_TYPE, "application/x-www-form-urlencoded".to_owned()),
+                (USER_AGENT, REPLAY_USER_AGENT.to_owned()),
+            ],
+            body: Some(body),
+            timeout: SEND_TIMEOUT,
+            max_answer_bytes: MAX_API_ANSWER_BYTES,
+            redirects: Redirects::Never,
+        }
+    }
+
     /// The request that sends `reply` from the account `account_sid`: `POST
     /// {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, HTTP Basic, form-encoded `To`,
     /// `From`, `Body`, each `MediaUrl`, `StatusCallback`. An account SID that is not one is
@@ -124,29 +173,12 @@ impl TwilioApi {
         if reply.to.trim().is_empty() || reply.from.trim().is_empty() {
             return Err("the reply has no To or no From (the entry has no sender or no number)".to_owned());
         }
-        let (user, password) = match &self.key {
-            Some((sid, secret)) => (sid.as_str(), secret.as_str()),
-            None => (account, token),
-        };
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let mut form: Vec<(&str, &str)> = vec![("To", &reply.to), ("From", &reply.from), ("Body", &reply.body)];
         form.extend(reply.media.iter().map(|url| ("MediaUrl", url.as_str())));
         if let Some(callback) = &reply.status_callback {
             form.push(("StatusCallback", callback));
         }
-        Ok(OutboundRequest {
-            method: Method::POST,
-            url: format!("{}/2010-04-01/Accounts/{account}/Messages.json", self.base),
-            headers: vec![
-                (AUTHORIZATION, format!("Basic {credentials}")),
-                (CONTENT_TYPE, "application/x-www-form-urlencoded".to_owned()),
-                (USER_AGENT, REPLAY_USER_AGENT.to_owned()),
-            ],
-            body: Some(encode_form(form)),
-            timeout: SEND_TIMEOUT,
-            max_answer_bytes: MAX_API_ANSWER_BYTES,
-            redirects: Redirects::Never,
-        })
+        Ok(self.messages_post(account, token, encode_form(form)))
     }
 }
 

@@ -1647,7 +1647,7 @@ fn a_pass_summary_counts_each_outcome_and_remembers_which_apps_answered() {
     );
     assert_eq!(
         summary.origins_up.iter().map(String::as_str).collect::<Vec<_>>(),
-        ["https://app.example.com:443"],
+        ["https://app.example.com"],
         "only deliveries the app answered count, by origin"
     );
     let json: serde_json::Value = serde_json::from_str(&summary.answer().body).expect("JSON");

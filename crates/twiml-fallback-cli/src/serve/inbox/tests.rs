@@ -208,7 +208,7 @@ fn opening_twice_migrates_once_and_a_newer_schema_is_refused() {
         )
         .expect("a version");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     assert!(migrate(&mut Driver(&connection)).is_ok());
     connection
         .execute(
@@ -352,6 +352,8 @@ fn a_version_1_database_is_migrated_through_every_version_with_its_entries_kept(
             "ALTER TABLE inbox_count DROP COLUMN refused; \
              DROP INDEX inbox_entries_by_queue; \
              DROP TABLE replay_hold; \
+             DROP TABLE incident_deliveries; \
+             DROP TABLE incidents; \
              ALTER TABLE inbox_entries DROP COLUMN replies; \
              ALTER TABLE inbox_entries DROP COLUMN next_attempt_ms; \
              UPDATE twiml_fallback_schema SET version = 1 WHERE component = 'inbox';",
@@ -368,6 +370,11 @@ fn a_version_1_database_is_migrated_through_every_version_with_its_entries_kept(
         kept.replies.is_empty() && kept.next_attempt_ms == 0,
         "new columns start empty"
     );
+    assert_eq!(
+        twiml_fallback::incident::list(&mut sql, 10),
+        Ok(Vec::new()),
+        "version 4's incident tables are there, empty"
+    );
     let version: i64 = upgraded
         .query_row(
             "SELECT version FROM twiml_fallback_schema WHERE component = 'inbox'",
@@ -376,7 +383,7 @@ fn a_version_1_database_is_migrated_through_every_version_with_its_entries_kept(
         )
         .expect("a version");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
 }
 
 mod replay {
