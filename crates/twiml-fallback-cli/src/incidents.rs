@@ -184,16 +184,9 @@ fn second(time: &str) -> String {
     }
 }
 
-/// `1h 5m`, `12m 5s`, `40s`.
+/// `1h 5m`, `12m 5s`, `40s`: the core's wording, the notifications' too.
 fn duration(seconds: u64) -> String {
-    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    if hours > 0 {
-        format!("{hours}h {minutes}m")
-    } else if minutes > 0 {
-        format!("{minutes}m {seconds}s")
-    } else {
-        format!("{seconds}s")
-    }
+    twiml_fallback::incident::duration_text(seconds.saturating_mul(1000))
 }
 
 fn plural(count: u64, one: &str, many: &str) -> String {

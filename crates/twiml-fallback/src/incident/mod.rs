@@ -65,7 +65,7 @@ use crate::replay::TwilioApi;
 use crate::signature::SignatureVerifier;
 use crate::webhook::{Channel, is_sid};
 
-pub use notify::{Email, EmailOutcome, NOTIFY_TIMEOUT, NOTIFY_USER_AGENT};
+pub use notify::{Email, EmailOutcome, NOTIFY_TIMEOUT, NOTIFY_USER_AGENT, duration_text};
 pub use store::{Delivery, DeliveryStatus, Incident, IncidentStatus, MAX_CODES, MAX_NUMBERS, ResolvedBy, list};
 pub(crate) use store::{MIGRATION, purge};
 

@@ -33,8 +33,8 @@ pub(crate) struct Message<'a> {
     test: bool,
 }
 
-/// `1h 5m`, `12m 5s`, `40s`.
-fn duration_text(ms: u64) -> String {
+/// How long an incident lasted, as notifications and the CLI say it: `1h 5m`, `12m 5s`, `40s`.
+pub fn duration_text(ms: u64) -> String {
     let seconds = ms / 1000;
     let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
     if hours > 0 {
