@@ -70,6 +70,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(maybe_token, "a replay pass without the token");
             return;
         }
+        Some(Routed::AlertTest(_)) => {
+            assert!(maybe_token, "an alert test without the token");
+            return;
+        }
     };
     if answer.status == StatusCode::UNAUTHORIZED {
         assert!(answer.headers.contains(&("www-authenticate", WWW_AUTHENTICATE)));

@@ -141,8 +141,16 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     assert!(notices.len() <= 1, "one incident notice per request at most");
     if let Some(notice) = notices.first() {
-        assert_eq!(decision.response.status, StatusCode::OK, "a refused request filed a notice");
-        assert!(notice.origin.chars().count() <= 513, "an origin of {} characters", notice.origin.chars().count());
+        assert_eq!(
+            decision.response.status,
+            StatusCode::OK,
+            "a refused request filed a notice"
+        );
+        assert!(
+            notice.origin.chars().count() <= 513,
+            "an origin of {} characters",
+            notice.origin.chars().count()
+        );
         let json = serde_json::to_string(notice).expect("a notice serialises");
         let back: Notice = serde_json::from_str(&json).expect("its JSON (the Worker's wire form) reads back");
         assert_eq!(&back, *notice);
