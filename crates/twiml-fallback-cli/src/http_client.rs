@@ -74,8 +74,9 @@ pub(crate) async fn fetch_limited(
     tokio::time::timeout(deadline, fetched).await.ok()
 }
 
-/// A one-line description of a reqwest error, with its underlying cause.
-pub(crate) fn describe(error: &reqwest::Error) -> String {
+/// A one-line description of an error with its underlying causes (a reqwest error, an SMTP
+/// one), each cause once.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

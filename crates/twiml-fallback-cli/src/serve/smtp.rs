@@ -148,27 +148,12 @@ fn envelope(email: &Email) -> Result<Envelope, String> {
 /// What a `lettre` error means for the core: a permanent (5xx) reply is final; anything else is
 /// worth another try.
 fn outcome_of(error: &lettre::transport::smtp::Error) -> EmailOutcome {
-    let text = describe(error);
+    let text = crate::http_client::describe(error);
     if error.is_permanent() {
         EmailOutcome::Permanent(text)
     } else {
         EmailOutcome::Transient(text)
     }
-}
-
-/// The error and its causes on one line.
-fn describe(error: &lettre::transport::smtp::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
