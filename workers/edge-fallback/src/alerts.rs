@@ -32,9 +32,9 @@
 use futures_util::future::join_all;
 use twiml_fallback::admin::AdminResponse;
 use twiml_fallback::config::Config;
-use twiml_fallback::edge::{LogLevel, LogLine, SendResult};
+use twiml_fallback::edge::{LogLevel, LogLine};
 use twiml_fallback::incident::{
-    self, Alerting, Email, EmailOutcome, EmailSupport, NOTIFY_TIMEOUT, SinkOutcome, TestResult,
+    self, Alerting, Email, EmailOutcome, EmailSupport, NOTIFY_TIMEOUT, SinkResult, TestResult,
 };
 use twiml_fallback::replay::TwilioApi;
 use twiml_fallback::signature::SignatureVerifier;
@@ -117,26 +117,11 @@ pub(crate) fn alerting(env: &Env, config: &Config, verifier: &SignatureVerifier)
     }
 }
 
-/// What came of sending a notification, owned (the core's [`SinkOutcome`] borrows it).
-enum Sent {
-    Http(SendResult),
-    Email(EmailOutcome),
-}
-
-impl Sent {
-    fn outcome(&self) -> SinkOutcome<'_> {
-        match self {
-            Sent::Http(result) => SinkOutcome::Http(result.outcome()),
-            Sent::Email(outcome) => SinkOutcome::Email(outcome),
-        }
-    }
-}
-
 /// Sends one notification as the core built it.
-async fn send(env: &Env, send: &incident::Send) -> Sent {
+async fn send(env: &Env, send: &incident::Send) -> SinkResult {
     match send {
-        incident::Send::Http(request) => Sent::Http(crate::send(request).await),
-        incident::Send::Email(email) => Sent::Email(
+        incident::Send::Http(request) => SinkResult::Http(crate::send(request).await),
+        incident::Send::Email(email) => SinkResult::Email(
             with_deadline(send_email(env, email), NOTIFY_TIMEOUT)
                 .await
                 .unwrap_or_else(|| EmailOutcome::Transient(format!("timed out after {} s", NOTIFY_TIMEOUT.as_secs()))),

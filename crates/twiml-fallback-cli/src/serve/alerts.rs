@@ -28,9 +28,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use twiml_fallback::admin::{AdminResponse, AlertTest};
-use twiml_fallback::edge::SendResult;
 use twiml_fallback::incident::{
-    self, Alerting, Dispatch, EmailOutcome, Notice, ResolvedBy, SinkOutcome, TestResult, store_failed_line,
+    self, Alerting, Dispatch, EmailOutcome, Notice, ResolvedBy, SinkResult, TestResult, store_failed_line,
 };
 
 use super::smtp::Mailer;
@@ -67,21 +66,6 @@ impl Notifications {
     /// Wakes the notifier (or makes its next wait return at once, when it is busy).
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
-    }
-}
-
-/// What came of sending one notification, owned, so it can go into a writer job.
-enum Sent {
-    Http(SendResult),
-    Email(EmailOutcome),
-}
-
-impl Sent {
-    fn outcome(&self) -> SinkOutcome<'_> {
-        match self {
-            Sent::Http(result) => SinkOutcome::Http(result.outcome()),
-            Sent::Email(outcome) => SinkOutcome::Email(outcome),
-        }
     }
 }
 
@@ -217,10 +201,10 @@ impl Server {
     }
 
     /// Sends what the core built: an HTTP request as it is, an email through the relay.
-    async fn send_notification(&self, notification: &incident::Send) -> Sent {
+    async fn send_notification(&self, notification: &incident::Send) -> SinkResult {
         match notification {
-            incident::Send::Http(request) => Sent::Http(send(&self.client, request).await),
-            incident::Send::Email(email) => Sent::Email(match &self.alerts.mailer {
+            incident::Send::Http(request) => SinkResult::Http(send(&self.client, request).await),
+            incident::Send::Email(email) => SinkResult::Email(match &self.alerts.mailer {
                 Some(mailer) => mailer.send(email).await,
                 // The core builds email only when serve said it can send it (a relay is set).
                 None => EmailOutcome::Permanent("this serve has no SMTP relay ([alerts.smtp] url)".to_owned()),

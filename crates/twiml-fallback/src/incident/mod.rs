@@ -264,6 +264,26 @@ pub enum SinkOutcome<'a> {
     Email(&'a EmailOutcome),
 }
 
+/// What came of sending a [`Dispatch`], owned (a shell keeps it across an await, then hands
+/// [`SinkResult::outcome`] to [`Alerting::settle`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkResult {
+    /// An HTTP request's result.
+    Http(crate::edge::SendResult),
+    /// An email's.
+    Email(EmailOutcome),
+}
+
+impl SinkResult {
+    /// The outcome, as [`Alerting::settle`] and [`Alerting::test_result`] read it.
+    pub fn outcome(&self) -> SinkOutcome<'_> {
+        match self {
+            SinkResult::Http(result) => SinkOutcome::Http(result.outcome()),
+            SinkResult::Email(outcome) => SinkOutcome::Email(outcome),
+        }
+    }
+}
+
 /// What [`Alerting::record`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
