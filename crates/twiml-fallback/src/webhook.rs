@@ -119,6 +119,12 @@ pub struct FallbackNotice<'a> {
     pub error_url: Option<&'a str>,
 }
 
+/// The parameter `numbers audit --probe` adds to its synthetic fallback request, holding the
+/// probe's id. Signed like every other parameter: a correctly signed request carrying it is a
+/// probe the account's owner sent, which the endpoint answers and logs but does not keep, count
+/// into an incident or recover.
+pub const PROBE_PARAM: &str = "TwimlFallbackProbe";
+
 /// Encodes ordered pairs as an `application/x-www-form-urlencoded` body (`+` for spaces, as
 /// Twilio does): every form the project sends — replayed webhooks, Twilio REST calls — goes
 /// through here.
@@ -342,6 +348,11 @@ impl Params {
     /// `Direction`, e.g. `inbound`.
     pub fn direction(&self) -> Option<&str> {
         self.non_empty("Direction")
+    }
+
+    /// The probe id of a synthetic request from `numbers audit --probe` ([`PROBE_PARAM`]).
+    pub fn probe(&self) -> Option<&str> {
+        self.non_empty(PROBE_PARAM)
     }
 
     /// `ErrorCode` and `ErrorUrl`, when Twilio is calling a Fallback URL; `None` when neither is present.
