@@ -17,6 +17,7 @@
 //! | [`config`] | the fallback configuration (TOML or JSON): answers per channel and number, alerts, recovery |
 //! | [`edge`] | the fallback endpoint as a pure decision: request in, response and effects out |
 //! | [`inbox`] | the outage inbox: which requests are kept, the entry and its JSON, the one SQLite schema and its statements |
+//! | [`numbers`] | who answers each number as Twilio routes it (SIP trunk, Application, Messaging Service, the number), how to protect it, how to probe its fallback |
 //! | [`admin`] | the admin API under `/_twiml-fallback/`: routing, token authentication, JSON |
 //! | [`url`] | splitting URLs into scheme, user info, host, port, path, query and fragment, borrowed and without allocating; `is_absolute_http_url` |
 //! | `layer` (feature `tower`, default) | tower middleware: every failure of a webhook app becomes fallback TwiML; `X-Twilio-Signature` verification |
@@ -49,6 +50,7 @@ pub mod incident;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;
+pub mod numbers;
 pub mod replay;
 pub mod signature;
 pub mod twiml;

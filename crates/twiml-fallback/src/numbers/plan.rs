@@ -1,0 +1,214 @@
+//! `numbers set` as a plan: which resource to update with which fields, each shared resource
+//! once, and which numbers each change covers.
+
+use crate::Channel;
+use crate::numbers::resources::{Account, Api, IncomingNumber};
+use crate::numbers::route::{Expect, Route, Router, RouterKind, Status};
+
+/// A fallback to set for one channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// The fallback URL.
+    pub url: String,
+    /// Its method; `None` leaves the resource's as it is.
+    pub method: Option<String>,
+}
+
+/// What `numbers set` was asked to set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// The voice fallback.
+    pub voice: Option<Fallback>,
+    /// The messaging fallback.
+    pub messaging: Option<Fallback>,
+}
+
+impl Wanted {
+    fn for_channel(&self, channel: Channel) -> Option<&Fallback> {
+        match channel {
+            Channel::Voice => self.voice.as_ref(),
+            Channel::Messaging => self.messaging.as_ref(),
+        }
+    }
+}
+
+/// Which numbers to protect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection<'a> {
+    /// Every channel whose route is unprotected, on whatever routes it.
+    AllUnprotected,
+    /// These numbers (E.164 or `PN…`): what routes each is set as given.
+    Numbers(&'a [String]),
+}
+
+/// One update: a resource and its new fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The resource updated.
+    pub router: Router,
+    /// The API it is on.
+    pub api: Api,
+    /// Its path (SID checked).
+    pub path: String,
+    /// The update's parameters, in order.
+    pub fields: Vec<(&'static str, String)>,
+    /// The channels changed.
+    pub channels: Vec<Channel>,
+    /// Every number (E.164) whose changed channel this resource routes.
+    pub covers: Vec<String>,
+    /// Of those, the ones not asked for by `--number` (empty for `--all-unprotected`).
+    pub also_covers: Vec<String>,
+}
+
+/// Something the plan will not do, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What it is about: a number as asked, or a resource.
+    pub subject: String,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// The whole of `numbers set`: the changes, then what is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The updates, in the order of the first number each covers.
+    pub changes: Vec<Change>,
+    /// Numbers not in the account, resources that cannot take the change.
+    pub refusals: Vec<Refusal>,
+}
+
+fn matches(number: &IncomingNumber, wanted: &str) -> bool {
+    number.phone_number == wanted || number.sid == wanted
+}
+
+/// Plans `numbers set` over `account` (read whole: numbers, Applications, services, trunks).
+///
+/// ```
+/// use twiml_fallback::numbers::{plan, Account, Application, Fallback, IncomingNumber, Selection, Wanted};
+///
+/// let app = Application { sid: "AP1".into(), voice_url: Some("https://app.example.com/voice".into()), ..Default::default() };
+/// let numbers = ["+14155550101", "+14155550102"].map(|phone| IncomingNumber {
+///     sid: format!("PN{}", &phone[10..]),
+///     phone_number: phone.into(),
+///     voice_application_sid: Some("AP1".into()),
+///     ..Default::default()
+/// });
+/// let account = Account { numbers: numbers.to_vec(), applications: vec![app], ..Default::default() };
+/// let wanted = Wanted { voice: Some(Fallback { url: "https://fallback.example.com/voice".into(), method: None }), messaging: None };
+/// let plan = plan(&account, "AC1", Selection::AllUnprotected, &wanted);
+/// // One update of the shared Application, covering both numbers.
+/// assert_eq!(plan.changes.len(), 1);
+/// assert_eq!(plan.changes[0].path, "/2010-04-01/Accounts/AC1/Applications/AP1.json");
+/// assert_eq!(plan.changes[0].fields, [("VoiceFallbackUrl", "https://fallback.example.com/voice".to_string())]);
+/// assert_eq!(plan.changes[0].covers, ["+14155550101", "+14155550102"]);
+/// ```
+pub fn plan(account: &Account, account_sid: &str, selection: Selection<'_>, wanted: &Wanted) -> Plan {
+    let expect = Expect::default();
+    let mut plan = Plan::default();
+    if let Selection::Numbers(asked) = selection {
+        for wanted_number in asked {
+            if !account.numbers.iter().any(|number| matches(number, wanted_number)) {
+                plan.refusals.push(Refusal {
+                    subject: wanted_number.clone(),
+                    reason: format!("not a number of account {account_sid}"),
+                });
+            }
+        }
+    }
+    let audit = account.audit(&expect);
+    let asked = |number: &IncomingNumber| match selection {
+        Selection::AllUnprotected => true,
+        Selection::Numbers(asked) => asked.iter().any(|wanted| matches(number, wanted)),
+    };
+    let mut refused_routers: Vec<Router> = Vec::new();
+    for routes in audit.iter().filter(|routes| asked(routes.number)) {
+        for route in routes.routes() {
+            let Some(fallback) = wanted.for_channel(route.channel) else {
+                continue;
+            };
+            if selection == Selection::AllUnprotected && route.status != Status::Unprotected {
+                continue;
+            }
+            if let Some(reason) = refusal(route) {
+                if !refused_routers.contains(&route.router) {
+                    refused_routers.push(route.router.clone());
+                    plan.refusals.push(Refusal {
+                        subject: format!("{} ({})", routes.number.phone_number, route.channel.as_str()),
+                        reason,
+                    });
+                }
+                continue;
+            }
+            let index = match plan.changes.iter().position(|change| change.router == route.router) {
+                Some(index) => index,
+                None => match route.router.kind.path(account_sid, &route.router.sid) {
+                    Ok(path) => {
+                        plan.changes.push(Change {
+                            router: route.router.clone(),
+                            api: route.router.kind.api(),
+                            path,
+                            fields: Vec::new(),
+                            channels: Vec::new(),
+                            covers: Vec::new(),
+                            also_covers: Vec::new(),
+                        });
+                        plan.changes.len() - 1
+                    }
+                    Err(reason) => {
+                        if !refused_routers.contains(&route.router) {
+                            refused_routers.push(route.router.clone());
+                            plan.refusals.push(Refusal {
+                                subject: route.router.describe(),
+                                reason,
+                            });
+                        }
+                        continue;
+                    }
+                },
+            };
+            let change = &mut plan.changes[index];
+            if change.channels.contains(&route.channel) {
+                continue;
+            }
+            let Some((url_field, method_field)) = route.router.kind.fallback_fields(route.channel) else {
+                continue;
+            };
+            change.channels.push(route.channel);
+            change.fields.push((url_field, fallback.url.clone()));
+            if let Some(method) = &fallback.method {
+                change.fields.push((method_field, method.to_ascii_uppercase()));
+            }
+        }
+    }
+    for change in &mut plan.changes {
+        for routes in &audit {
+            let routed = routes
+                .routes()
+                .iter()
+                .any(|route| change.channels.contains(&route.channel) && route.router == change.router);
+            if routed && !change.covers.contains(&routes.number.phone_number) {
+                change.covers.push(routes.number.phone_number.clone());
+                if matches!(selection, Selection::Numbers(_)) && !asked(routes.number) {
+                    change.also_covers.push(routes.number.phone_number.clone());
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Why a route cannot take a fallback, when it cannot.
+fn refusal(route: &Route) -> Option<String> {
+    match route.status {
+        Status::Unknown => Some(format!(
+            "{} is not in the account's listing: nothing to update",
+            route.router.describe()
+        )),
+        Status::NotDelivered => Some(format!(
+            "{} delivers inbound messages nowhere (no inbound URL, not deferring to the number): set its inbound URL first",
+            route.router.describe()
+        )),
+        _ => None,
+    }
+}
