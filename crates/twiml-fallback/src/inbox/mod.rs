@@ -266,6 +266,9 @@ pub enum Skip {
     StatusCallback,
     /// An outbound call (`Direction` `outbound-api`, `outbound-dial`): the app placed it.
     Outbound,
+    /// A probe from `numbers audit --probe` ([`PROBE_PARAM`](crate::webhook::PROBE_PARAM)): the
+    /// account's owner checking the fallback, not a person to answer later.
+    Probe,
 }
 
 impl Skip {
@@ -275,6 +278,7 @@ impl Skip {
             Skip::UnknownChannel => "not kept: unknown channel",
             Skip::StatusCallback => "not kept: a status callback",
             Skip::Outbound => "not kept: an outbound call",
+            Skip::Probe => "not kept: a probe",
         }
     }
 }
@@ -297,9 +301,13 @@ const LIVE_CALL_STATUSES: &[&str] = &["queued", "ringing", "in-progress"];
 
 /// Whether (and as what) a request Twilio sent is kept: inbound messages (`SmsStatus` or
 /// `MessageStatus` `received`, or absent) and inbound calls (`CallStatus` ringing, queued or
-/// in-progress, or absent; `Direction` inbound or absent). Status callbacks are never kept.
+/// in-progress, or absent; `Direction` inbound or absent). Status callbacks and probes
+/// (`numbers audit --probe`) are never kept.
 /// The caller verifies the request first: an unverified request must never reach this.
 pub fn capture(params: &Params, method: &str, url: &str, now_ms: u64, source: Source) -> Capture {
+    if params.probe().is_some() {
+        return Capture::Skip(Skip::Probe);
+    }
     let Some(channel) = params.channel() else {
         return Capture::Skip(Skip::UnknownChannel);
     };

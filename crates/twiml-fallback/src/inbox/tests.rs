@@ -90,6 +90,20 @@ fn status_callbacks_and_outbound_calls_are_never_kept() {
 }
 
 #[test]
+fn a_probe_is_never_kept_whatever_else_it_looks_like() {
+    for form in [
+        "MessageSid=SM1&MessageStatus=received&TwimlFallbackProbe=probe-1a2b3c4d5e6f7a8b",
+        "CallSid=CA1&CallStatus=ringing&Direction=inbound&TwimlFallbackProbe=probe-1a2b3c4d5e6f7a8b",
+        "From=%2B1&TwimlFallbackProbe=probe-1",
+    ] {
+        assert_eq!(skipped(form), Skip::Probe, "{form}");
+    }
+    assert_eq!(Skip::Probe.as_str(), "not kept: a probe");
+    // An empty value is no probe id: the request is judged as any other.
+    assert_eq!(kept("MessageSid=SM1&TwimlFallbackProbe=").sid, "SM1");
+}
+
+#[test]
 fn dismissing_deletes_what_the_person_said_and_keeps_sid_numbers_and_times() {
     let entry = kept(
         "MessageSid=SM1&From=%2B1415&To=%2B1416&Body=my+card+is+4111&NumMedia=1&MediaUrl0=https%3A%2F%2Fm%2F0\
