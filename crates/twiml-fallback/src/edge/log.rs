@@ -151,6 +151,14 @@ pub struct LogRecord {
     /// request was not verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inbox: Option<&'static str>,
+    /// The probe id ([`PROBE_PARAM`](crate::webhook::PROBE_PARAM), `TwimlFallbackProbe`) the
+    /// request carried: a synthetic fallback request from `numbers audit --probe`, clipped like
+    /// every request-controlled value. A verified probe is answered as a real fallback request
+    /// would be but not kept, counted into an incident or recovered (its `note` says so); a
+    /// refused one is only what an unverified request claimed, logged so a probe that got 403
+    /// can be found by its id; with no token configured the id is logged all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
     /// Anything else worth knowing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'static str>,
@@ -433,6 +441,7 @@ mod tests {
             incident: None,
             recovery: None,
             inbox: None,
+            probe: None,
             note: None,
             hint: None,
         }
@@ -509,6 +518,28 @@ mod tests {
             "2023-11-14T22:13:20.123Z WARN alert outcome=\"HTTP 500\""
         );
         assert_eq!(line.to_text(), "WARN alert outcome=\"HTTP 500\"");
+    }
+
+    #[test]
+    fn a_probes_record_carries_its_id_before_the_note() {
+        let probe = LogRecord {
+            probe: Some("probe-1a2b3c4d5e6f7a8b".to_owned()),
+            note: Some("a probe"),
+            ..record()
+        };
+        let json: Value = serde_json::from_str(&probe.to_json()).expect("JSON");
+        assert_eq!(json["probe"], "probe-1a2b3c4d5e6f7a8b");
+        assert!(
+            probe
+                .to_text()
+                .ends_with(" answer=number probe=probe-1a2b3c4d5e6f7a8b note=\"a probe\""),
+            "{}",
+            probe.to_text()
+        );
+        assert!(
+            !record().to_json().contains("probe"),
+            "absent unless the request carried one"
+        );
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //!   incidents and says who is told), and a [`RecoveryPlan`] (verified requests whose
 //!   `ErrorUrl` host is allowlisted: the original parameters re-signed for `ErrorUrl`, with a
 //!   deadline);
+//! - answer a verified probe — a synthetic fallback request from `numbers audit --probe`,
+//!   marked by the signed parameter [`PROBE_PARAM`](crate::webhook::PROBE_PARAM) — exactly as
+//!   the real request it imitates, with its record ([`LogRecord::probe`]) as its only effect:
+//!   the owner checking that the fallback answers is not a person to keep, an outage to count or
+//!   a primary to retry;
 //! - judge the recovery's answer ([`Edge::judge_recovery`]): relay it only if Twilio would run it
 //!   (TwiML with relative URLs resolved against `ErrorUrl`, plain text, a messaging "no reply"),
 //!   otherwise the fallback.
@@ -27,8 +32,9 @@
 //! |---|---|---|
 //! | `GET`/`HEAD` `…/healthz` (signed or not, any query) | 200 `text/plain` `ok\n` | none |
 //! | signed correctly | 200 fallback TwiML (or the recovered primary's) | keep, log, incident, recovery |
-//! | unsigned, forged, wrong token | 403 `text/plain` | log only |
-//! | no token configured | 200 fallback TwiML | log only (says why) |
+//! | signed correctly, with a probe id (`TwimlFallbackProbe`, from `numbers audit --probe`) | 200 fallback TwiML for its channel and number (never the primary's) | log only, with `probe` and a note |
+//! | unsigned, forged, wrong token (a probe id too) | 403 `text/plain` | log only |
+//! | no token configured | 200 fallback TwiML | log only (says why; a probe id is logged too) |
 //! | body over 64 KB | 403 with a token (it can't be verified), else 200 `<Response/>` | log only |
 //! | unknown channel (no `CallSid`/`MessageSid`) | 200 `<Response/>` (valid in both channels) | as above |
 //!
@@ -142,6 +148,9 @@ pub fn is_health_check(method: &Method, url: &str) -> bool {
     let path = crate::url::path(url);
     (method == Method::GET || method == Method::HEAD) && (path == "/healthz" || path.ends_with("/healthz"))
 }
+
+/// The note of a verified probe's record.
+const PROBE_NOTE: &str = "a probe from numbers audit --probe: answered, not kept, no incident, no recovery";
 
 /// What the shells warn at start-up when no auth token is configured.
 pub const NO_TOKEN_WARNING: &str = "no TWILIO_AUTH_TOKEN: every request gets the fallback TwiML, but signatures are not checked and no alerts or recovery happen";
@@ -399,6 +408,7 @@ impl Edge {
             incident: None,
             recovery: None,
             inbox: None,
+            probe: None,
             note: None,
             hint: None,
         };
@@ -436,6 +446,7 @@ impl Edge {
         record.sid = params.sid_for(channel).map(clip);
         record.account_sid = params.account_sid().map(clip);
         record.to = params.to().map(clip);
+        record.probe = params.probe().map(clip);
         let notice = params.fallback_notice();
         if let Some(notice) = notice {
             record.error_code = params.get("ErrorCode").and_then(|c| c.trim().parse().ok());
@@ -487,6 +498,12 @@ impl Edge {
             }
             None => None,
         };
+        if record.probe.is_some() {
+            // The account's owner checking the fallback (`numbers audit --probe`): the answer a
+            // real request would get, and nothing else. `inbox::capture` keeps no probe.
+            record.note = Some(PROBE_NOTE);
+            return Decision::new(response, record, None, None, None);
+        }
 
         let incident_notice = notice.map(|notice| {
             let mut filed =

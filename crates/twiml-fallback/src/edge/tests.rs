@@ -947,3 +947,224 @@ fn a_health_check_reports_degraded_while_inbox_writes_fail() {
     let healthy = edge.decide(&EdgeRequest::get("https://fallback.example.com/healthz", NOW));
     assert_eq!(healthy.response.status, StatusCode::OK);
 }
+
+const PROBE_ID: &str = "probe-1a2b3c4d5e6f7a8b";
+
+/// Every effect kind a decision asks for, counting what a recovery plan carries.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct EffectKinds {
+    keeps: usize,
+    logs: usize,
+    notices: usize,
+    recoveries: usize,
+}
+
+fn kinds_of(decision: &Decision) -> EffectKinds {
+    let mut kinds = EffectKinds::default();
+    for effect in &decision.effects {
+        match effect {
+            Effect::Keep(_) => kinds.keeps += 1,
+            Effect::Log(_) => kinds.logs += 1,
+            Effect::Incident(_) => kinds.notices += 1,
+            Effect::Recover(plan) => {
+                kinds.recoveries += 1;
+                kinds.logs += 1;
+                kinds.keeps += usize::from(plan.keep().is_some());
+                kinds.notices += usize::from(plan.notice().is_some());
+            }
+        }
+    }
+    kinds
+}
+
+/// A fallback request signed for `URL` as Twilio signs it: the form of a POST, or the query of a
+/// GET (the URL alone is signed).
+fn decide_signed(edge: &Edge, method: &Method, body: &str) -> Decision {
+    if method == Method::GET {
+        let url = format!("{URL}?{body}");
+        let signature = compute_signature(TOKEN, &url, []);
+        edge.decide(&EdgeRequest {
+            signature: Some(&signature),
+            ..EdgeRequest::get(&url, NOW)
+        })
+    } else {
+        let signature = sign(URL, body);
+        edge.decide(&post(body, &signature))
+    }
+}
+
+fn with_probe(body: &str) -> String {
+    format!("{body}&TwimlFallbackProbe={PROBE_ID}")
+}
+
+/// Alerts, recovery for the `ErrorUrl` host, a per-number voice answer and an inbox: everything a
+/// real fallback request sets off, so a probe that set any of it off would show.
+fn everything_on() -> Edge {
+    edge(&format!(
+        "{ALERTS}{RECOVERY}[numbers.\"+14155550199\".voice]\nsay = \"Per-number sorry.\"\n"
+    ))
+    .with_inbox(true)
+}
+
+const INBOUND_CALL: &str = "AccountSid=AC1&CallSid=CA42&From=%2B14155550100&To=%2B14155550199&CallStatus=ringing\
+                            &Direction=inbound&ErrorCode=11200&ErrorUrl=https%3A%2F%2Fapp.example.com%2Fvoice";
+
+#[test]
+fn a_signed_probe_answers_the_fallback_and_only_logs_with_its_id() {
+    for edge in [everything_on(), edge(ALERTS).with_inbox(true)] {
+        for (channel, body) in [(Channel::Voice, INBOUND_CALL), (Channel::Messaging, INBOUND_SMS)] {
+            for method in [Method::POST, Method::GET] {
+                let case = format!("{channel:?} {method}");
+                let probe = decide_signed(&edge, &method, &with_probe(body));
+                let real = decide_signed(&edge, &method, body);
+                assert_eq!(probe.response.status, StatusCode::OK, "{case}");
+                assert_eq!(probe.response.content_type, TWIML_CONTENT_TYPE, "{case}");
+                assert_eq!(
+                    probe.response, real.response,
+                    "{case}: the TwiML a real fallback request gets"
+                );
+                let report = validate(probe.response.body.as_bytes(), TargetChannel::from(channel));
+                assert!(report.is_valid(), "{case}: {:?}", report.diagnostics());
+                assert_eq!(
+                    kinds_of(&probe),
+                    EffectKinds {
+                        logs: 1,
+                        ..EffectKinds::default()
+                    },
+                    "{case}: no keep, no notice, no recovery: {:?}",
+                    probe.effects
+                );
+                let [Effect::Log(record)] = probe.effects.as_slice() else {
+                    panic!("{case}: the log record alone: {:?}", probe.effects)
+                };
+                assert_eq!(record.probe.as_deref(), Some(PROBE_ID), "{case}");
+                assert_eq!(record.signature, SignatureCheck::Valid, "{case}");
+                assert_eq!(
+                    (record.event, record.status),
+                    (LogEvent::Fallback, StatusCode::OK),
+                    "{case}"
+                );
+                assert_eq!(record.channel, Some(channel), "{case}");
+                assert_eq!(record.error_code, Some(11200), "{case}");
+                assert_eq!((&record.incident, &record.recovery), (&None, &None), "{case}");
+                assert_eq!(record.inbox, Some("not kept: a probe"), "{case}");
+                assert!(
+                    record
+                        .note
+                        .is_some_and(|note| note.contains("numbers audit --probe") && note.contains("not kept")),
+                    "{case}: {:?}",
+                    record.note
+                );
+                assert!(
+                    record.to_json().contains(&format!(r#""probe":"{PROBE_ID}""#)),
+                    "{case}: {}",
+                    record.to_json()
+                );
+            }
+        }
+    }
+    // The per-number answer, as the real request gets it.
+    let probe = decide_signed(&everything_on(), &Method::POST, &with_probe(INBOUND_CALL));
+    assert!(
+        probe.response.body.contains("Per-number sorry."),
+        "{}",
+        probe.response.body
+    );
+    assert_eq!(log_of(&probe).answer, AnswerFrom::Number);
+}
+
+#[test]
+fn the_same_request_without_the_probe_id_is_kept_notified_and_recovered() {
+    for (channel, body) in [(Channel::Voice, INBOUND_CALL), (Channel::Messaging, INBOUND_SMS)] {
+        for method in [Method::POST, Method::GET] {
+            let case = format!("{channel:?} {method}");
+            let recovered = decide_signed(&everything_on(), &method, body);
+            assert_eq!(
+                kinds_of(&recovered),
+                EffectKinds {
+                    keeps: 1,
+                    logs: 1,
+                    notices: 1,
+                    recoveries: 1,
+                },
+                "{case}: {:?}",
+                recovered.effects
+            );
+            assert_eq!(log_of(&recovered).probe, None, "{case}");
+            // Without recovery, each as its own effect: keep, log, incident.
+            let filed = decide_signed(&edge(ALERTS).with_inbox(true), &method, body);
+            assert!(
+                matches!(
+                    filed.effects.as_slice(),
+                    [Effect::Keep(_), Effect::Log(_), Effect::Incident(_)]
+                ),
+                "{case}: {:?}",
+                filed.effects
+            );
+        }
+    }
+}
+
+#[test]
+fn a_forged_or_unsigned_probe_is_refused_like_any_forged_request() {
+    let edge = everything_on();
+    let probe = with_probe(INBOUND_SMS);
+    let wrong_token = compute_signature("another-token", URL, &Params::from_form(probe.as_bytes()));
+    let unsigned = EdgeRequest {
+        signature: None,
+        ..post(&probe, "")
+    };
+    for (request, check) in [
+        (unsigned, SignatureCheck::Missing),
+        (post(&probe, "Zm9yZ2VkIHNpZ25hdHVyZSE="), SignatureCheck::Mismatch),
+        (post(&probe, &wrong_token), SignatureCheck::Mismatch),
+    ] {
+        let decision = edge.decide(&request);
+        assert_eq!(decision.response.status, StatusCode::FORBIDDEN);
+        let [Effect::Log(record)] = decision.effects.as_slice() else {
+            panic!("log only: {:?}", decision.effects)
+        };
+        assert_eq!((record.event, record.signature), (LogEvent::Forbidden, check));
+        // Logged with the id it claimed, so a refused probe can be found; no probe's note.
+        assert_eq!(record.probe.as_deref(), Some(PROBE_ID));
+        assert_eq!(record.note, None);
+    }
+}
+
+#[test]
+fn a_probe_id_added_after_signing_breaks_the_signature() {
+    let edge = everything_on();
+    // POST: the form was signed without it.
+    let signature = sign(URL, INBOUND_SMS);
+    let decision = edge.decide(&post(&with_probe(INBOUND_SMS), &signature));
+    assert_eq!(decision.response.status, StatusCode::FORBIDDEN);
+    assert_eq!(decision.effects.len(), 1, "{:?}", decision.effects);
+    assert_eq!(log_of(&decision).signature, SignatureCheck::Mismatch);
+    // GET: the URL was signed without it.
+    let signature = compute_signature(TOKEN, &format!("{URL}?{INBOUND_SMS}"), []);
+    let url = format!("{URL}?{}", with_probe(INBOUND_SMS));
+    let decision = edge.decide(&EdgeRequest {
+        signature: Some(&signature),
+        ..EdgeRequest::get(&url, NOW)
+    });
+    assert_eq!(decision.response.status, StatusCode::FORBIDDEN);
+    assert_eq!(decision.effects.len(), 1, "{:?}", decision.effects);
+    assert_eq!(log_of(&decision).signature, SignatureCheck::Mismatch);
+}
+
+#[test]
+fn without_a_token_a_probe_is_answered_and_logged_with_its_id() {
+    let edge = Edge::new(config(&format!("{ALERTS}{RECOVERY}")), SignatureVerifier::default()).with_inbox(true);
+    let decision = edge.decide(&post(&with_probe(INBOUND_SMS), ""));
+    assert_eq!(decision.response.status, StatusCode::OK);
+    let [Effect::Log(record)] = decision.effects.as_slice() else {
+        panic!("log only: {:?}", decision.effects)
+    };
+    assert_eq!(record.probe.as_deref(), Some(PROBE_ID));
+    assert_eq!(record.signature, SignatureCheck::NoToken);
+    assert!(
+        record
+            .note
+            .is_some_and(|note| note.contains("alerts and recovery disabled"))
+    );
+}
