@@ -125,6 +125,10 @@ for name, request in [
         '<Response><Gather action="next"><Play>a<x url="cb"/>b</Play></Gather><Redirect>/menu</Redirect></Response>'),
     ("per-number", f"POST /voice\nS {form_type}\n{per_number_form}"),
     ("get-signed", f"GET /voice?{voice_form}\nS \n"),
+    # numbers audit --probe: signed, allowlisted ErrorUrl, and still nothing but the log record.
+    ("probe-recovery", f"POST /voice\nS {form_type}\n{recovery_form}&TwimlFallbackProbe=probe-1a2b3c4d5e6f7a8b\n"
+        "<Response><Say>Back</Say></Response>"),
+    ("probe-get", f"GET /sms?{sms_form}&TwimlFallbackProbe=probe-1a2b3c4d5e6f7a8b\nS \n"),
     ("forged", f"POST /voice\nZm9yZ2Vk\n{voice_form}"),
     ("unsigned-json", 'POST /voice\nN application/json\n{"CallSid": "CA1"}'),
     ("too-large", f"POST /voice\nL {form_type}\n"),

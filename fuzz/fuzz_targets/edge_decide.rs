@@ -12,7 +12,9 @@
 //! inbox: an entry is kept only for a 200 (never a refused request), first among the effects, with
 //! a SID, every parameter the request carried in order, and JSON that reads back as itself. At
 //! most one incident notice, only for a 200, bounded, its JSON (the Worker's wire form) reading
-//! back as itself; a judged recovery files the notice or resolves, never both.
+//! back as itself; a judged recovery files the notice or resolves, never both. A request carrying
+//! a probe id (`TwimlFallbackProbe`, from `numbers audit --probe`) is never kept, filed as a
+//! notice or recovered, signed or not.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -102,6 +104,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     check_answer(&decision.response);
+    let params = Params::from_request(&method, twiml_fallback::url::query(&url), content_type, body);
     let logs = decision
         .effects
         .iter()
@@ -166,12 +169,18 @@ fuzz_target!(|data: &[u8]| {
             "the entry is committed before anything else"
         );
         assert!(!entry.sid.is_empty());
-        let params = Params::from_request(&method, twiml_fallback::url::query(&url), content_type, body);
         let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         assert_eq!(entry.params, pairs, "every parameter, in order");
         let json = serde_json::to_string(entry).expect("an entry serialises");
         let back: Entry = serde_json::from_str(&json).expect("its JSON reads back");
         assert_eq!(&back, *entry);
+    }
+    if !too_large && params.probe().is_some() {
+        assert!(
+            kept.is_empty() && notices.is_empty() && recoveries == 0,
+            "a probe was kept, filed as an incident notice or recovered: {:?}",
+            decision.effects
+        );
     }
     for effect in &decision.effects {
         if let Effect::Recover(plan) = effect {
