@@ -13,6 +13,7 @@ mod fakes;
 pub mod inbox_load;
 mod inbox_table;
 mod incident_table;
+mod probe_table;
 pub mod replay_load;
 mod replay_table;
 pub mod sinks;
@@ -31,6 +32,7 @@ pub use fakes::{
 };
 pub use inbox_table::{ADMIN_TOKEN, AdminAnswer, InboxLauncher, admin, run_inbox_table};
 pub use incident_table::run_incident_table;
+pub use probe_table::run_probe_table;
 pub use replay_table::{ReplayLauncher, run_replay_table};
 pub use table::{Answer, Case, CaseRequest, Expect, Signing, run_table, send, send_chunked, voice as voice_params};
 

@@ -1,8 +1,8 @@
 //! The shared end-to-end tables against the built Worker, running under workerd (`wrangler dev
 //! --local`, which runs the inbox's Durable Object on SQLite and writes the `send_email`
-//! binding's messages to files) — the fallback endpoint's, the outage inbox's, replay's and
-//! incidents' — plus what only the Worker has: an incident kept across isolates in the Durable
-//! Object, its JSON log lines, its inbox binding (absent, or failing), and replay and
+//! binding's messages to files) — the fallback endpoint's, the outage inbox's, replay's,
+//! incidents' and probes' — plus what only the Worker has: an incident kept across isolates in
+//! the Durable Object, its JSON log lines, its inbox binding (absent, or failing), and replay and
 //! notifications driven by the inbox object's alarm.
 //!
 //! `scripts/test.sh` builds the Worker, sets `TWIML_FALLBACK_WRANGLER` (the wrangler binary) and
@@ -19,7 +19,7 @@ use twiml_fallback::webhook::Channel;
 use twiml_fallback_e2e::worker::{InboxBinding, Start, TempDir, Worker};
 use twiml_fallback_e2e::{
     ADMIN_TOKEN, AlertReceiver, CaseRequest, Signing, TOKEN, admin, run_inbox_table, run_incident_table,
-    run_replay_table, run_table, send, voice_params,
+    run_probe_table, run_replay_table, run_table, send, voice_params,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +52,15 @@ async fn the_replay_table_passes_against_the_worker_and_its_alarm() {
 async fn the_incident_table_passes_against_the_worker_and_its_alarm() {
     let worker = Worker::from_env();
     run_incident_table(&worker).await;
+}
+
+/// Probes from `numbers audit --probe` on the Worker: answered, logged, and nothing sent to the
+/// inbox object (no entry, no incident) or to the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn the_probe_table_passes_against_the_worker_and_its_durable_object() {
+    let worker = Worker::from_env();
+    run_probe_table(&worker).await;
 }
 
 fn notice(error_url: &str) -> CaseRequest {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use twiml_fallback_e2e::{
-    InboxLauncher, Launcher, ReplayLauncher, Running, run_inbox_table, run_incident_table, run_replay_table, run_table,
-    wait_until_up,
+    InboxLauncher, Launcher, ReplayLauncher, Running, run_inbox_table, run_incident_table, run_probe_table,
+    run_replay_table, run_table, wait_until_up,
 };
 
 struct Serve;
@@ -159,6 +159,11 @@ async fn the_inbox_table_passes_against_serve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_incident_table_passes_against_serve() {
     run_incident_table(&Serve).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_table_passes_against_serve() {
+    run_probe_table(&Serve).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
