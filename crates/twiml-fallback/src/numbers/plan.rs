@@ -3,7 +3,7 @@
 
 use crate::Channel;
 use crate::numbers::resources::{Account, Api, IncomingNumber};
-use crate::numbers::route::{Expect, Route, Router, RouterKind, Status};
+use crate::numbers::route::{Expect, Route, Router, Status};
 
 /// A fallback to set for one channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,13 +69,18 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// The whole of `numbers set`: the changes, then what is refused.
+/// The whole of `numbers set`: the changes, then what is refused or skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// The updates, in the order of the first number each covers.
     pub changes: Vec<Change>,
-    /// Numbers not in the account, resources that cannot take the change.
+    /// What was asked and cannot be done: numbers not in the account, resources the listing
+    /// lacks, services that deliver nothing, SIDs unfit for a path.
     pub refusals: Vec<Refusal>,
+    /// Channels of numbers asked for by `--number` that have no primary URL: nothing to
+    /// protect, and Twilio refuses a fallback without its primary (21406), which would fail the
+    /// whole update of that resource.
+    pub skipped: Vec<Refusal>,
 }
 
 fn matches(number: &IncomingNumber, wanted: &str) -> bool {
@@ -128,6 +133,17 @@ pub fn plan(account: &Account, account_sid: &str, selection: Selection<'_>, want
                 continue;
             };
             if selection == Selection::AllUnprotected && route.status != Status::Unprotected {
+                continue;
+            }
+            if route.status == Status::NoWebhook {
+                plan.skipped.push(Refusal {
+                    subject: format!("{} ({})", routes.number.phone_number, route.channel.as_str()),
+                    reason: format!(
+                        "{} has no {} URL: nothing to protect (Twilio refuses a fallback without one, error 21406)",
+                        route.router.describe(),
+                        route.channel.as_str()
+                    ),
+                });
                 continue;
             }
             if let Some(reason) = refusal(route) {

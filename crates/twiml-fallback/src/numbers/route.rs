@@ -253,8 +253,10 @@ fn host_of(url: &str) -> Option<String> {
     crate::url::split(url).map(|parts| parts.host().to_ascii_lowercase())
 }
 
+/// An `http:` URL to another machine (to a loopback address it never crosses a network).
 fn is_plain_http(url: &str) -> bool {
-    crate::url::scheme(url).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http"))
+    crate::url::split(url)
+        .is_some_and(|parts| parts.scheme().eq_ignore_ascii_case("http") && !crate::url::is_loopback_host(parts.host()))
 }
 
 struct Urls<'a> {

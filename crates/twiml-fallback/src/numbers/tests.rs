@@ -403,11 +403,13 @@ fn a_number_applies_to_what_routes_it_and_names_the_other_numbers_covered() {
         ..both(None)
     };
     let plan = plan(&account, AC, Selection::Numbers(&asked), &wanted);
-    // PN4 has no voice URL: the update is still sent, and Twilio answers 21406 for it.
+    // PN4 has no voice URL: skipped, not sent (Twilio would refuse the whole update with 21406).
     let sids: Vec<_> = plan.changes.iter().map(|change| change.router.sid.as_str()).collect();
-    assert_eq!(sids, ["AP1", "PN4"], "{plan:?}");
+    assert_eq!(sids, ["AP1"], "{plan:?}");
     assert_eq!(plan.changes[0].also_covers, ["+14155550101"]);
-    assert!(plan.changes[1].also_covers.is_empty());
+    assert_eq!(plan.skipped.len(), 1);
+    assert_eq!(plan.skipped[0].subject, "+14155550104 (voice)");
+    assert!(plan.skipped[0].reason.contains("has no voice URL"), "{:?}", plan.skipped);
     assert_eq!(plan.refusals.len(), 1);
     assert_eq!(plan.refusals[0].subject, "+19999999999");
 
