@@ -19,6 +19,9 @@ use twiml_fallback::layer::body::FallbackBody;
 use twiml_fallback::layer::{Fallback, FallbackLayer, TwilioParams};
 use twiml_fallback::webhook::Params;
 
+#[path = "account.rs"]
+pub(crate) mod account;
+
 /// The error type of the demo app.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -279,6 +282,8 @@ where
 pub(crate) struct BareChaosApp {
     voice: ChaosService,
     sms: ChaosService,
+    /// The Twilio account the app stands in for, when it does.
+    account: Option<account::TwilioAccount>,
 }
 
 impl BareChaosApp {
@@ -286,7 +291,15 @@ impl BareChaosApp {
         Self {
             voice: ChaosService::new(Channel::Voice),
             sms: ChaosService::new(Channel::Messaging),
+            account: None,
         }
+    }
+
+    /// Also stands in for `account`'s REST resources (numbers, Applications, Messaging
+    /// Services, SIP trunks).
+    pub(crate) fn with_account(mut self, account: account::TwilioAccount) -> Self {
+        self.account = Some(account);
+        self
     }
 }
 
@@ -313,6 +326,8 @@ where
             self.voice
         } else if path.starts_with("/sms/") {
             self.sms
+        } else if let Some(account) = self.account.clone().filter(|_| account::TwilioAccount::handles(path)) {
+            return Box::pin(account.call(request));
         } else if path.starts_with("/2010-04-01/Accounts/") && path.ends_with("/Messages.json") {
             return Box::pin(messages_api_stand_in(request));
         } else if path.starts_with("/hooks/") {

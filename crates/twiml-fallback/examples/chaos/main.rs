@@ -9,8 +9,13 @@
 //! panic-body, error, slow, status-500, status-404, lowercase, wrong-root, wrong-channel, huge,
 //! no-content-type, html, empty, body-error). Fallbacks are logged to stderr. With `--no-layer`
 //! it also stands in for Twilio's Messages API (`POST /2010-04-01/Accounts/{AC}/Messages.json`:
-//! printed, answered 201, never sent), so replay can be tried offline, and for where incident
-//! notifications go (`POST /hooks/<name>`: a Slack webhook, PagerDuty; printed, answered 200).
+//! printed, answered 201, never sent), so replay can be tried offline, for where incident
+//! notifications go (`POST /hooks/<name>`: a Slack webhook, PagerDuty; printed, answered 200),
+//! and for a demo Twilio account's REST resources (account `AC000…0`, any credentials): numbers
+//! of every kind, an Application, Messaging Services, a SIP trunk, for `twiml-fallback numbers
+//! audit|set --api-base http://127.0.0.1:3000`. Their webhooks are this demo's routes; their
+//! fallbacks `--fallback-endpoint` (default `http://localhost:8787`, where `twiml-fallback serve`
+//! listens) or broken on purpose.
 
 mod app;
 
@@ -22,7 +27,8 @@ use std::time::Duration;
 use twiml_fallback::config::Config;
 use twiml_fallback::layer::FallbackLayer;
 
-const USAGE: &str = "usage: chaos [--addr 127.0.0.1:3000] [--deadline-ms 12000] [--config FILE] [--no-layer]";
+const USAGE: &str =
+    "usage: chaos [--addr 127.0.0.1:3000] [--deadline-ms 12000] [--config FILE] [--no-layer [--fallback-endpoint URL]]";
 
 struct Options {
     addr: SocketAddr,
@@ -30,6 +36,8 @@ struct Options {
     config: Config,
     /// Serve the same app without the fallback layer (for throughput comparisons).
     no_layer: bool,
+    /// Where the demo account's numbers fall back to.
+    fallback_endpoint: String,
 }
 
 fn options() -> Result<Options, String> {
@@ -38,6 +46,7 @@ fn options() -> Result<Options, String> {
         deadline: Duration::from_millis(12_000),
         config: Config::default(),
         no_layer: false,
+        fallback_endpoint: "http://localhost:8787".to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,6 +72,13 @@ fn options() -> Result<Options, String> {
                     .map_err(|errors| format!("{path} is not a valid configuration:\n{errors}"))?;
             }
             "--no-layer" => options.no_layer = true,
+            "--fallback-endpoint" => {
+                let url = value("--fallback-endpoint")?;
+                if !twiml_fallback::url::is_absolute_http_url(&url) {
+                    return Err(format!("--fallback-endpoint {url:?} is not an http(s) URL"));
+                }
+                options.fallback_endpoint = url.trim_end_matches('/').to_owned();
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -99,6 +115,11 @@ async fn main() -> ExitCode {
     let layer = FallbackLayer::new().config(options.config).deadline(options.deadline);
     if options.no_layer {
         println!("chaos demo WITHOUT the fallback layer listening on http://{addr}");
+        println!(
+            "demo Twilio account {}: numbers audit --api-base http://{addr} (fallbacks at {})",
+            app::account::DEMO_ACCOUNT_SID,
+            options.fallback_endpoint
+        );
     } else {
         println!(
             "chaos demo listening on http://{addr} (deadline {} ms)",
@@ -110,7 +131,8 @@ async fn main() -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
     };
     let served = if options.no_layer {
-        app::serve(listener, app::BareChaosApp::new(), shutdown).await
+        let account = app::account::TwilioAccount::demo(&format!("http://{addr}"), &options.fallback_endpoint);
+        app::serve(listener, app::BareChaosApp::new().with_account(account), shutdown).await
     } else {
         app::serve(listener, app::ChaosApp::new(layer), shutdown).await
     };
