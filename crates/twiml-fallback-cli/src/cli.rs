@@ -360,23 +360,51 @@ pub(crate) struct ApiArgs {
     /// The API key's secret
     #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true, value_name = "SECRET")]
     pub(crate) api_secret: Option<String>,
-    /// The API host (for testing against a fake)
-    #[arg(long, default_value = "https://api.twilio.com", value_name = "URL")]
-    pub(crate) api_base: String,
+    /// One base URL for Twilio's three APIs — the 2010 API (numbers, Applications), Messaging
+    /// v1 (Messaging Services) and Trunking v1 (SIP trunks) — for a fake in tests; by default
+    /// each API's own host (api., messaging., trunking.twilio.com)
+    #[arg(long, env = "TWILIO_API_BASE", value_name = "URL")]
+    pub(crate) api_base: Option<String>,
+}
+
+/// The method the fallback endpoint expects, for `numbers audit`'s warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExpectedMethod {
+    /// POST (what `numbers set` writes, and what keeps numbers and bodies out of URLs)
+    #[value(name = "POST", alias = "post")]
+    Post,
+    /// GET
+    #[value(name = "GET", alias = "get")]
+    Get,
+    /// Either: no warning
+    #[value(name = "any")]
+    Any,
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... twiml-fallback numbers audit
+  twiml-fallback numbers audit --probe
   twiml-fallback numbers audit --format json | jq '.numbers[] | select(.unprotected)'
 
-A number is unprotected when it has a primary URL but no fallback URL for voice or SMS. Numbers
-whose calls go to an Application or a SIP trunk, or whose messages go to an Application or a
-Messaging Service, ignore their own URLs; they are flagged, not counted as unprotected.
-Exit status: 0 every number protected, 1 any unprotected, 2 usage or API errors.")]
+Each number's voice and messaging are resolved to what Twilio actually uses: a SIP trunk (its
+disaster-recovery URL is the fallback) over a voice Application over the number's own URLs; a
+Messaging Service (unless it defers to the number's webhook) over a messaging Application over
+the number's own URLs. A channel is unprotected when what routes it has a primary but no fallback.
+--probe sends each distinct fallback a signed synthetic fallback request, as Twilio would
+(ErrorCode=11200, ErrorUrl = its primary), and judges the answer by Twilio's rules within 15 s;
+it needs the auth token (TWILIO_AUTH_TOKEN), which is what Twilio signs with.
+Exit status: 0 everything protected (and every probe answered), 1 anything unprotected, unknown
+or a probe failed, 2 usage or API errors.")]
 pub(crate) struct AuditArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
+    /// Probe each distinct fallback URL with a signed synthetic fallback request
+    #[arg(long)]
+    pub(crate) probe: bool,
+    /// The method the fallback endpoint expects: a fallback Twilio requests otherwise is warned about
+    #[arg(long, value_enum, default_value = "POST", value_name = "METHOD")]
+    pub(crate) expect_fallback_method: ExpectedMethod,
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: Format,
@@ -398,8 +426,11 @@ Examples:
       --voice-fallback-url https://fallback.example.com/voice \\
       --sms-fallback-url https://fallback.example.com/sms
 
---all-unprotected sets only the fallbacks each number is missing. Every number is tried; the exit
-status is 1 if any update failed, 2 on usage or API errors before any update."
+The change goes to what routes each number (as numbers audit shows): the number, its
+Application (VoiceFallbackUrl/SmsFallbackUrl), its Messaging Service (FallbackUrl) or its SIP
+trunk (DisasterRecoveryUrl, from --voice-fallback-url), each shared resource once, naming every
+number it covers. --all-unprotected sets only the fallbacks that are missing. Every update is
+tried; the exit status is 1 if any failed, 2 on usage or API errors before any update."
 )]
 pub(crate) struct SetArgs {
     #[command(flatten)]
@@ -407,7 +438,7 @@ pub(crate) struct SetArgs {
     /// The number to update (E.164, e.g. +14155550199, or its PN… SID); repeatable
     #[arg(long, value_name = "NUMBER", conflicts_with = "all_unprotected")]
     pub(crate) number: Vec<String>,
-    /// Update every number the audit flags as unprotected
+    /// Update what routes every channel the audit flags as unprotected
     #[arg(long)]
     pub(crate) all_unprotected: bool,
     /// The voice fallback URL to set

@@ -303,29 +303,10 @@ fn table(page: &Page) -> String {
             ]
         })
         .collect();
-    let header = ["RECEIVED", "SID", "STATUS", "FROM", "TO", "ERROR", "BODY"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, value) in widths.iter_mut().zip(row) {
-            *width = (*width).max(value.chars().count());
-        }
-    }
-    let mut line = |values: &[String]| {
-        let mut text = String::new();
-        for (index, value) in values.iter().enumerate() {
-            if index + 1 == values.len() {
-                text.push_str(value);
-            } else {
-                let _ = write!(text, "{value:<width$}  ", width = widths[index]);
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&header.map(str::to_owned));
-    for row in &rows {
-        line(row);
-    }
+    out.push_str(&crate::table::render(
+        &["RECEIVED", "SID", "STATUS", "FROM", "TO", "ERROR", "BODY"],
+        &rows,
+    ));
     if let Some(next) = &page.next {
         let _ = writeln!(out, "more: --cursor {next}");
     }

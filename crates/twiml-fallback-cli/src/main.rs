@@ -27,6 +27,7 @@ mod logging;
 mod numbers;
 mod serve;
 mod simulate;
+mod table;
 
 use std::process::ExitCode;
 

@@ -31,32 +31,32 @@ const LAYER_ANSWER_MARGIN: Duration = Duration::from_secs(1);
 const REFUSAL_BODY_CHARS: usize = 300;
 
 /// One request Twilio makes, and how it went.
-struct Hop {
-    role: &'static str,
-    method: &'static str,
-    url: String,
-    status: Option<u16>,
-    content_type: Option<String>,
-    bytes: Option<usize>,
-    elapsed: Duration,
+pub(crate) struct Hop {
+    pub(crate) role: &'static str,
+    pub(crate) method: &'static str,
+    pub(crate) url: String,
+    pub(crate) status: Option<u16>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) bytes: Option<usize>,
+    pub(crate) elapsed: Duration,
     /// The TwiML Twilio executes (or the text it sends/speaks), when the hop succeeded.
-    served: Option<Served>,
+    pub(crate) served: Option<Served>,
     /// Why Twilio failed this hop, with its error code.
-    failure: Option<(ErrorCode, String)>,
+    pub(crate) failure: Option<(ErrorCode, String)>,
     /// Schema problems Twilio logs as 12200 warnings while executing the rest.
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// The URL fragment leaves Twilio less time than a fallback layer's default deadline needs.
-    timing_warning: Option<String>,
+    pub(crate) timing_warning: Option<String>,
     /// The cause a fallback layer answered for (its `x-twiml-fallback` header).
-    fallback_layer: Option<String>,
+    pub(crate) fallback_layer: Option<String>,
     /// The body of a 403, shown as it came (clipped).
-    refusal: Option<String>,
+    pub(crate) refusal: Option<String>,
     /// What to do about the failure, when the answer says.
-    hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 /// What Twilio does with a successful answer.
-enum Served {
+pub(crate) enum Served {
     Twiml(String),
     /// A `text/plain` answer: sent as the SMS, or read aloud on a call.
     PlainText(String),
@@ -237,7 +237,7 @@ fn refusal_hint(role: &str, signed: bool) -> String {
 }
 
 /// Makes one request the way Twilio does and judges the answer by Twilio's rules.
-async fn request(
+pub(crate) async fn request(
     url: &str,
     method: MethodArg,
     params: &Params,
