@@ -35,7 +35,10 @@ pub(crate) fn render<Row: AsRef<[String]>>(header: &[&str], rows: &[Row]) -> Str
 mod tests {
     #[test]
     fn columns_align_on_the_widest_cell_without_trailing_spaces() {
-        let text = super::render(&["A", "BB"], &[["long".to_owned(), "x".into()], ["s".into(), String::new()]]);
+        let text = super::render(
+            &["A", "BB"],
+            &[["long".to_owned(), "x".into()], ["s".into(), String::new()]],
+        );
         assert_eq!(text, "A     BB\nlong  x\ns\n");
     }
 }

@@ -127,7 +127,12 @@ fn print_table(audit: &[NumberRoutes<'_>]) {
             let (number, name) = if index == 0 {
                 (
                     routes.number.phone_number.clone(),
-                    routes.number.friendly_name.clone().filter(|name| !name.trim().is_empty()).unwrap_or_else(|| "-".to_owned()),
+                    routes
+                        .number
+                        .friendly_name
+                        .clone()
+                        .filter(|name| !name.trim().is_empty())
+                        .unwrap_or_else(|| "-".to_owned()),
                 )
             } else {
                 (String::new(), String::new())
@@ -145,7 +150,18 @@ fn print_table(audit: &[NumberRoutes<'_>]) {
     }
     print!(
         "{}",
-        crate::table::render(&["NUMBER", "NAME", "CHANNEL", "ROUTED BY", "PRIMARY", "FALLBACK", "STATUS"], &rows)
+        crate::table::render(
+            &[
+                "NUMBER",
+                "NAME",
+                "CHANNEL",
+                "ROUTED BY",
+                "PRIMARY",
+                "FALLBACK",
+                "STATUS"
+            ],
+            &rows
+        )
     );
 }
 
@@ -168,7 +184,10 @@ fn print_summary(audit: &[NumberRoutes<'_>], attention: usize) {
     let mut shared: Vec<&Router> = Vec::new();
     for routes in audit {
         for route in routes.routes() {
-            if route.router.kind != RouterKind::Number && !shared.contains(&&route.router) {
+            if route.router.kind != RouterKind::Number
+                && route.status != Status::Unknown
+                && !shared.contains(&&route.router)
+            {
                 shared.push(&route.router);
             }
         }
@@ -187,8 +206,6 @@ fn print_summary(audit: &[NumberRoutes<'_>], attention: usize) {
         count(RouterKind::Trunk),
     );
     if attention > 0 {
-        println!(
-            "fix: twiml-fallback numbers set --all-unprotected --voice-fallback-url URL --sms-fallback-url URL"
-        );
+        println!("fix: twiml-fallback numbers set --all-unprotected --voice-fallback-url URL --sms-fallback-url URL");
     }
 }

@@ -153,12 +153,15 @@ impl Client {
         let numbers: Vec<twiml_fallback::numbers::IncomingNumber> =
             self.list(&Listing::numbers(&self.account_sid), "numbers").await?;
         let names = |field: fn(&twiml_fallback::numbers::IncomingNumber) -> &Option<String>, prefix: &str| {
-            numbers
-                .iter()
-                .any(|number| field(number).as_deref().is_some_and(|sid| sid.trim().starts_with(prefix)))
+            numbers.iter().any(|number| {
+                field(number)
+                    .as_deref()
+                    .is_some_and(|sid| sid.trim().starts_with(prefix))
+            })
         };
         let applications = if names(|n| &n.voice_application_sid, "AP") || names(|n| &n.sms_application_sid, "AP") {
-            self.list(&Listing::applications(&self.account_sid), "Applications").await?
+            self.list(&Listing::applications(&self.account_sid), "Applications")
+                .await?
         } else {
             Vec::new()
         };
@@ -245,7 +248,6 @@ fn api_error(text: &str) -> (Option<u64>, String) {
         Err(_) => (None, text.chars().take(200).collect::<String>().trim().to_owned()),
     }
 }
-
 
 /// An account SID is `AC` + 32 hex digits: anything else would only get a 404 or 401 from the API.
 fn check_account_sid(sid: &str) -> Result<(), CliError> {

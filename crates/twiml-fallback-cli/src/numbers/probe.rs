@@ -68,7 +68,9 @@ impl ProbeResult {
             (None, _) => Outcome::Valid,
             (Some(_), Some(status)) if !(200..300).contains(&status) => Outcome::HttpError,
             (Some(_), Some(_)) => Outcome::Invalid,
-            (Some((code, message)), None) if *code == ErrorCode::CONNECTION_FAILURE && message.starts_with("no answer within") => {
+            (Some((code, message)), None)
+                if *code == ErrorCode::CONNECTION_FAILURE && message.starts_with("no answer within") =>
+            {
                 Outcome::Timeout
             }
             (Some(_), None) if hop.elapsed >= TWILIO_BUDGET => Outcome::Timeout,
@@ -90,7 +92,15 @@ impl ProbeResult {
             (Outcome::Valid, _) if self.warnings.is_empty() => "valid TwiML".to_owned(),
             (Outcome::Valid, _) => format!("valid, {} warning(s)", self.warnings.len()),
             (Outcome::HttpError, _) => format!("HTTP {}", self.status.unwrap_or(0)),
-            (Outcome::Timeout, _) => format!("no answer within {} s", TWILIO_BUDGET.as_secs()),
+            (Outcome::Timeout, Some((_, message))) => message.clone(),
+            (Outcome::Timeout, None) => format!("no answer within {} s", TWILIO_BUDGET.as_secs()),
+            // The innermost cause says it: "Connection refused (os error 111)".
+            (Outcome::Unreachable, Some((code, message))) => {
+                format!(
+                    "unreachable ({code}): {}",
+                    message.rsplit(": ").next().unwrap_or(message)
+                )
+            }
             (Outcome::BadMethod, _) => format!("method {:?} is neither GET nor POST", self.target.method),
             (outcome, Some((code, message))) => {
                 let message = message.replacen(&format!("error[{code}]: "), "", 1);
@@ -235,7 +245,11 @@ pub(super) fn print(results: &[ProbeResult]) {
     );
     for result in results.iter().filter(|result| !result.warnings.is_empty()) {
         for warning in &result.warnings {
-            println!("  {} {}: {warning}", channel_label(result.target.channel), result.target.url);
+            println!(
+                "  {} {}: {warning}",
+                channel_label(result.target.channel),
+                result.target.url
+            );
         }
     }
     let failed = results.iter().filter(|result| !result.answered()).count();

@@ -61,7 +61,11 @@ pub(crate) async fn set(args: SetArgs) -> Result<ExitCode, CliError> {
     }
     for change in &plan.changes {
         if args.dry_run {
-            report(&args, &mut results, Report::of(change, "would-set", String::new(), None));
+            report(
+                &args,
+                &mut results,
+                Report::of(change, "would-set", String::new(), None),
+            );
             continue;
         }
         match client.update(change).await {
@@ -217,4 +221,3 @@ fn check_set_args(args: &SetArgs) -> Result<(), CliError> {
     }
     Ok(())
 }
-

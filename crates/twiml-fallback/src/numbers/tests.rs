@@ -409,7 +409,11 @@ fn a_number_applies_to_what_routes_it_and_names_the_other_numbers_covered() {
     assert_eq!(plan.changes[0].also_covers, ["+14155550101"]);
     assert_eq!(plan.skipped.len(), 1);
     assert_eq!(plan.skipped[0].subject, "+14155550104 (voice)");
-    assert!(plan.skipped[0].reason.contains("has no voice URL"), "{:?}", plan.skipped);
+    assert!(
+        plan.skipped[0].reason.contains("has no voice URL"),
+        "{:?}",
+        plan.skipped
+    );
     assert_eq!(plan.refusals.len(), 1);
     assert_eq!(plan.refusals[0].subject, "+19999999999");
 
