@@ -356,8 +356,13 @@ impl State {
     fn page_v1(&self, items: &[Value], key: &str, host: &str, path: &str, page: usize) -> Response<ChaosBody> {
         let size = self.page_size;
         let chunk: Vec<Value> = items.iter().skip(page * size).take(size).cloned().collect();
-        let next = ((page + 1) * size < items.len())
-            .then(|| format!("http://{host}{path}?PageSize={size}&Page={}&PageToken=PT{}", page + 1, page + 1));
+        let next = ((page + 1) * size < items.len()).then(|| {
+            format!(
+                "http://{host}{path}?PageSize={size}&Page={}&PageToken=PT{}",
+                page + 1,
+                page + 1
+            )
+        });
         json_response(
             StatusCode::OK,
             &json!({ key: chunk, "meta": {"page": page, "page_size": size, "key": key, "next_page_url": next,
@@ -412,7 +417,10 @@ impl State {
         *resource = updated.clone();
         eprintln!(
             "Twilio account stand-in: updated {sid}: {}",
-            form.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            form.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         self.updates.push((
             sid.to_owned(),
