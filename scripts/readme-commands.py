@@ -46,7 +46,7 @@ SKIPS = [
     (r"^scripts/test\.sh\b", "the test command itself (this check runs inside it)"),
     (r"^scripts/worker\.sh (wrangler|deploy\b(?!.*--dry-run))", "needs a Cloudflare account"),
     (r"^scripts/worker\.sh dev\b", "the Worker's dev server: tests/tests/worker.rs runs it under workerd"),
-    (r"\bnumbers (audit|set)\b", "needs a Twilio account: crates/twiml-fallback-cli/tests/cli.rs runs them against the REST fake"),
+    (r"\bnumbers (audit|set)\b(?!.*--api-base http://127\.0\.0\.1[:/])", "needs a Twilio account: the ones with --api-base http://127.0.0.1:3000 run against the chaos demo's stand-in account"),
     (r"\[--", "a synopsis, not a command"),
     (r"^(ngrok|cloudflared|docker|podman|systemctl|sudo|wrangler) ", "needs a service outside this machine"),
     (r"^cargo install\b", "installs into ~/.cargo: the check uses target/debug instead"),
@@ -125,6 +125,8 @@ def normalise(text: str) -> str:
     text = re.sub(r"\bin \d+(\.\d+)? ?(µs|ms|s)\b", "in <T>", text)
     # An incident's id (a hash of its origin and when it opened) and how long it has lasted.
     text = re.sub(r"\btwf-[0-9a-f]{16}\b", "twf-<ID>", text)
+    # A probe's id (random) from numbers audit --probe.
+    text = re.sub(r"\bprobe-[0-9a-f]{16}\b", "probe-<ID>", text)
     text = re.sub(r"\b(for|after) +(\d+h )?(\d+m )?\d+[sm]\b", r"\1 <D>", text)
     text = re.sub(r"\bduration_seconds=\d+", "duration_seconds=<N>", text)
     return text.rstrip()
