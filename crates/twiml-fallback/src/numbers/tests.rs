@@ -365,7 +365,7 @@ fn all_unprotected_updates_each_shared_resource_once_with_its_own_fields() {
         plan.changes
             .iter()
             .find(|c| c.router.sid == sid)
-            .unwrap()
+            .expect("a change for the SID")
             .fields
             .clone()
     };
@@ -515,7 +515,7 @@ fn next_pages_stay_on_the_listings_base() {
     let base = "http://127.0.0.1:9";
     assert_eq!(
         next_page(base, &json!({"next_page_uri": "/2010-04-01/x?Page=1"}))
-            .unwrap()
+            .expect("a path on the base")
             .as_deref(),
         Some("http://127.0.0.1:9/2010-04-01/x?Page=1")
     );
