@@ -361,9 +361,9 @@ pub(crate) struct ApiArgs {
     #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true, value_name = "SECRET")]
     pub(crate) api_secret: Option<String>,
     /// One base URL for Twilio's three APIs — the 2010 API (numbers, Applications), Messaging
-    /// v1 (Messaging Services) and Trunking v1 (SIP trunks) — for a fake in tests; by default
-    /// each API's own host (api., messaging., trunking.twilio.com)
-    #[arg(long, env = "TWILIO_API_BASE", value_name = "URL")]
+    /// v1 (Messaging Services) and Trunking v1 (SIP trunks) — for a fake in tests (https, or a
+    /// loopback address); by default each API's own host (api., messaging., trunking.twilio.com)
+    #[arg(long, value_name = "URL")]
     pub(crate) api_base: Option<String>,
 }
 
@@ -392,8 +392,11 @@ disaster-recovery URL is the fallback) over a voice Application over the number'
 Messaging Service (unless it defers to the number's webhook) over a messaging Application over
 the number's own URLs. A channel is unprotected when what routes it has a primary but no fallback.
 --probe sends each distinct fallback a signed synthetic fallback request, as Twilio would
-(ErrorCode=11200, ErrorUrl = its primary), and judges the answer by Twilio's rules within 15 s;
-it needs the auth token (TWILIO_AUTH_TOKEN), which is what Twilio signs with.
+(ErrorCode=11200, ErrorUrl = its primary; a SIP trunk's disaster-recovery URL gets a plain call
+request), and judges the answer by Twilio's rules within 15 s; it needs the auth token
+(TWILIO_AUTH_TOKEN), which is what Twilio signs with. A twiml-fallback endpoint answers a probe
+without keeping, alerting or recovering; any other fallback (a Studio Flow, a Function, your own
+code) runs as for a real failed call or message.
 Exit status: 0 everything protected (and every probe answered), 1 anything unprotected, unknown
 or a probe failed, 2 usage or API errors.")]
 pub(crate) struct AuditArgs {

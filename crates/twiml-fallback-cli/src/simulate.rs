@@ -43,6 +43,8 @@ pub(crate) struct Hop {
     pub(crate) served: Option<Served>,
     /// Why Twilio failed this hop, with its error code.
     pub(crate) failure: Option<(ErrorCode, String)>,
+    /// No answer came in time (Twilio's budget, or the URL fragment's limit).
+    pub(crate) timed_out: bool,
     /// Schema problems Twilio logs as 12200 warnings while executing the rest.
     pub(crate) warnings: Vec<String>,
     /// The URL fragment leaves Twilio less time than a fallback layer's default deadline needs.
@@ -268,6 +270,7 @@ pub(crate) async fn request(
         elapsed: Duration::ZERO,
         served: None,
         failure: None,
+        timed_out: false,
         warnings: Vec::new(),
         timing_warning: timing_warning(&limits),
         fallback_layer: None,
@@ -306,6 +309,7 @@ pub(crate) async fn request(
     hop.elapsed = started.elapsed();
     let answer = match result {
         None => {
+            hop.timed_out = true;
             hop.failure = Some((
                 ErrorCode::CONNECTION_FAILURE,
                 format!("no answer within {} ms", limits.total.as_millis()),
@@ -313,6 +317,7 @@ pub(crate) async fn request(
             return Ok(hop);
         }
         Some(Err(error)) => {
+            hop.timed_out = error.is_timeout();
             hop.failure = Some(classify(&error));
             return Ok(hop);
         }
@@ -687,6 +692,7 @@ mod tests {
             elapsed: Duration::ZERO,
             served: None,
             failure: None,
+            timed_out: false,
             warnings: Vec::new(),
             timing_warning: None,
             fallback_layer: None,

@@ -321,8 +321,14 @@ fn set_updates_what_routes_each_number_each_shared_resource_once() {
         sms,
     ];
 
+    // The number naming an Application the account does not have cannot be helped: said, exit 1.
     let dry = fake.numbers(&[&all[..], &["--dry-run"]].concat());
-    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    assert_eq!(code(&dry), 1, "{}", stderr(&dry));
+    assert!(
+        stderr(&dry).contains("failed    +14155550110 (voice) — Application AP99 is not in the account's listing"),
+        "{}",
+        stderr(&dry)
+    );
     let text = stdout(&dry);
     for line in [
         format!(
@@ -337,7 +343,7 @@ fn set_updates_what_routes_each_number_each_shared_resource_once() {
     assert!(fake.account.updates().is_empty(), "a dry run changes nothing");
 
     let applied = fake.numbers(&[&all[..], &["--sms-fallback-method", "POST", "--format", "json"]].concat());
-    assert_eq!(code(&applied), 0, "{}{}", stdout(&applied), stderr(&applied));
+    assert_eq!(code(&applied), 1, "{}{}", stdout(&applied), stderr(&applied));
     let updates = fake.updates();
     let field = |value: &str| value.to_owned();
     assert_eq!(updates["AP01"], [("VoiceFallbackUrl".to_owned(), field(voice))]);
@@ -380,8 +386,18 @@ fn set_updates_what_routes_each_number_each_shared_resource_once() {
     assert_eq!(summary(route(&document, "+14155550104", "voice")).2, "protected");
     assert_eq!(route(&document, "+14155550104", "voice")["fallback_url"], voice);
     let again = fake.numbers(&all);
-    assert_eq!(code(&again), 0);
-    assert!(stdout(&again).contains("nothing needs a change"), "{}", stdout(&again));
+    assert_eq!(code(&again), 1);
+    assert!(!stdout(&again).contains("updated"), "{}", stdout(&again));
+    assert!(
+        stderr(&again).contains("Application AP99 is not in the account's listing"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(stdout(&after_text(&fake)).contains("check: 1 channel(s) name an Application"));
+}
+
+fn after_text(fake: &Fake) -> Output {
+    fake.numbers(&["numbers", "audit"])
 }
 
 #[test]
@@ -424,7 +440,7 @@ fn set_for_named_numbers_says_what_else_it_covers_and_one_failure_does_not_stop_
         format!(
             "updated   Messaging Service MG01 (\"Care\"): FallbackUrl={sms} — covers +14155550105, +14155550106 (also +14155550105, not asked for: the Messaging Service is shared)"
         ),
-        "skipped   +14155550102 (messaging) — number PN02 has no messaging URL: nothing to protect".to_owned(),
+        "skipped   +14155550102 (sms) — number PN02 has no sms URL: nothing to protect".to_owned(),
     ] {
         assert!(out.contains(&line), "{line:?} in:\n{out}");
     }
@@ -433,7 +449,7 @@ fn set_for_named_numbers_says_what_else_it_covers_and_one_failure_does_not_stop_
             "failed    SIP trunk TK01 (\"PBX\"): DisasterRecoveryUrl={voice} — covers +14155550104 — Twilio error 20500: HTTP 500: Internal Server Error"
         ),
         "failed    +19999999999 — not a number of account AC00000000000000000000000000000001".to_owned(),
-        "failed    +14155550108 (messaging) — Messaging Service MG03 (\"Silent\") delivers inbound messages nowhere"
+        "failed    +14155550108 (sms) — Messaging Service MG03 (\"Silent\") delivers inbound messages nowhere"
             .to_owned(),
         "failed    +14155550110 (voice) — Application AP99 is not in the account's listing".to_owned(),
     ] {
@@ -777,6 +793,22 @@ fn wrong_or_missing_credentials_exit_2_with_a_hint_and_never_print_the_token() {
         "{}",
         stderr(&wrong)
     );
+    // Credentials cross the network only encrypted: a plain-http base must be this machine.
+    let plain = numbers(&["numbers", "audit"], "http://api.example.com", &CREDENTIALS);
+    assert_eq!(code(&plain), 2);
+    assert!(
+        stderr(&plain).contains("is plain http: the credentials would cross the network unencrypted"),
+        "{}",
+        stderr(&plain)
+    );
+    // TWILIO_API_BASE is replay's Messages API base, not the three APIs numbers reads.
+    let mut with_env = command(&["numbers", "audit", "--api-base", &fake.base]);
+    with_env.envs(CREDENTIALS).env("TWILIO_API_BASE", "http://127.0.0.1:9");
+    assert_eq!(
+        code(&with_env.output().expect("run")),
+        1,
+        "--api-base, not TWILIO_API_BASE"
+    );
     let missing = numbers(&["numbers", "audit"], &fake.base, &[]);
     assert_eq!(code(&missing), 2);
     assert!(stderr(&missing).contains("no account SID"), "{}", stderr(&missing));
@@ -917,4 +949,128 @@ fn numbers_set_says_what_is_required_and_checks_sids_and_numbers_before_calling_
         2,
         "the numbers, then the Messaging Services"
     );
+}
+
+/// Runs an admin subcommand (`inbox list`, `incidents`) against `endpoint`.
+fn admin(endpoint: &str, args: &[&str]) -> Output {
+    command(&[args, &["--endpoint", endpoint, "--format", "json"]].concat())
+        .env("TWIML_FALLBACK_ADMIN_TOKEN", "admin-token")
+        .output()
+        .expect("run twiml-fallback")
+}
+
+#[test]
+fn our_endpoint_answers_a_probe_but_keeps_alerts_and_recovers_nothing_for_it() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (sink, told) = start_recorder(&runtime, json!({"ok": true}));
+    let dir = std::env::temp_dir().join(format!("twiml-fallback-numbers-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fake = Fake::start(|_, _| json!({}));
+    let port = fake.base.rsplit(':').next().unwrap_or_default().to_owned();
+    // Recovery would ask the primary (the chaos demo) again, alerts would tell the sink: for a probe, neither.
+    let config = dir.join("fallback.toml");
+    std::fs::write(
+        &config,
+        format!("[alerts]\nwebhook_url = \"{sink}/hook\"\n[recovery]\nallow_hosts = [\"127.0.0.1:{port}\"]\nallow_http = true\n"),
+    )
+    .expect("config");
+    let log = dir.join("serve.log");
+    let inbox = dir.join("inbox.sqlite3");
+    let child = command(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().expect("path"),
+        "--inbox",
+        inbox.to_str().expect("path"),
+    ])
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .env("TWIML_FALLBACK_ADMIN_TOKEN", "admin-token")
+    .env("RUST_LOG", "info")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log).expect("log"))
+    .spawn()
+    .expect("start serve");
+    let addr = twiml_fallback_e2e::serve_address(&log, std::time::Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!(
+            "serve did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    let endpoint = format!("http://{addr}");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = Kill(child);
+
+    let account = Fake::start(|app, _| {
+        json!({"numbers": [
+            {"sid": "PN01", "phone_number": "+14155550101", "voice_url": format!("{app}/voice/ok"), "voice_fallback_url": format!("{endpoint}/voice")},
+            {"sid": "PN02", "phone_number": "+14155550102", "sms_url": format!("{app}/sms/ok"), "sms_fallback_url": format!("{endpoint}/sms"), "sms_fallback_method": "GET"}
+        ]})
+    });
+    let output = account.numbers(&["numbers", "audit", "--probe", "--format", "json"]);
+    assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+    let document = json_of(&output);
+    let ids: Vec<&str> = document["probes"]
+        .as_array()
+        .expect("probes")
+        .iter()
+        .map(|probe| {
+            assert_eq!(probe["outcome"], "valid", "{probe}");
+            probe["probe_id"].as_str().expect("id")
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    for id in &ids {
+        assert!(log_text.contains(&format!("probe={id}")), "{id} logged:\n{log_text}");
+    }
+    let kept = json_of(&admin(&endpoint, &["inbox", "list"]));
+    assert_eq!(kept["entries"], json!([]), "{kept}");
+    let incidents = json_of(&admin(&endpoint, &["incidents"]));
+    assert_eq!(incidents["incidents"], json!([]), "{incidents}");
+    assert!(told.lock().expect("record").is_empty(), "the alert sink was told");
+
+    // Signed with another token, the probe is refused as Twilio's request would be, and says why.
+    let mut refused = command(&["numbers", "audit", "--probe", "--api-base", &account.base]);
+    refused.envs([
+        ("TWILIO_ACCOUNT_SID", ACCOUNT),
+        ("TWILIO_API_KEY", "SK1"),
+        ("TWILIO_API_SECRET", "key-secret"),
+        ("TWILIO_AUTH_TOKEN", "another-token"),
+    ]);
+    let refused = refused.output().expect("run");
+    assert_eq!(code(&refused), 1);
+    let text = stdout(&refused);
+    assert!(text.contains("HTTP 403: Forbidden: X-Twilio-Signature"), "{text}");
+    assert!(text.contains("0 answered as Twilio needs, 2 failed"), "{text}");
+
+    // The same endpoint keeps and files a real fallback request (so the checks above can fail).
+    let real = command(&[
+        "simulate",
+        "--url",
+        &format!("{}/voice/status-500", account.base),
+        "--fallback-url",
+        &format!("{endpoint}/voice"),
+    ])
+    .env("TWILIO_AUTH_TOKEN", TOKEN)
+    .output()
+    .expect("simulate");
+    assert_eq!(code(&real), 0, "{}", stdout(&real));
+    let kept = json_of(&admin(&endpoint, &["inbox", "list"]));
+    assert_eq!(kept["entries"].as_array().map(Vec::len), Some(1), "{kept}");
+    assert_eq!(
+        json_of(&admin(&endpoint, &["incidents"]))["incidents"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

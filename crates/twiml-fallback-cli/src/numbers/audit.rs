@@ -205,7 +205,14 @@ fn print_summary(audit: &[NumberRoutes<'_>], attention: usize) {
         count(RouterKind::MessagingService),
         count(RouterKind::Trunk),
     );
-    if attention > 0 {
+    let routes = || audit.iter().flat_map(|routes| routes.routes());
+    if routes().any(|route| route.status == Status::Unprotected) {
         println!("fix: twiml-fallback numbers set --all-unprotected --voice-fallback-url URL --sms-fallback-url URL");
+    }
+    let unknown = routes().filter(|route| route.status == Status::Unknown).count();
+    if unknown > 0 {
+        println!(
+            "check: {unknown} channel(s) name an Application, Messaging Service or SIP trunk the account's listing does not hold (see the warnings): fix them in the Console"
+        );
     }
 }

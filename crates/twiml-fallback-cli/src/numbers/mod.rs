@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use twiml_fallback::numbers::{Account, Api, Change, Listing, next_page};
+use twiml_fallback::numbers::{Account, Api, Change, Listing, MessagingService, Resource, next_page};
 
 use crate::cli::ApiArgs;
 use crate::error::CliError;
@@ -63,10 +63,8 @@ impl Client {
         };
         let bases = match &args.api_base {
             Some(base) => {
-                let base = base.trim_end_matches('/').to_owned();
-                if !twiml_fallback::url::is_absolute_http_url(&base) {
-                    return Err(CliError::new(format!("--api-base {base:?} is not an http(s) URL")));
-                }
+                let base = twiml_fallback::replay::api_base(base)
+                    .map_err(|error| CliError::new(format!("--api-base: {error}")))?;
                 [base.clone(), base.clone(), base]
             }
             None => Api::ALL.map(|api| api.default_base().to_owned()),
@@ -147,50 +145,29 @@ impl Client {
         Ok(items)
     }
 
-    /// The numbers, and every resource that routes one: Applications and trunks when a number
-    /// names one, every Messaging Service with its numbers (the service's list is the truth).
+    /// The numbers, and what the core says their routes need ([`Listing::after_numbers`]):
+    /// Applications, SIP trunks, every Messaging Service with the numbers its own list holds.
     async fn account(&self) -> Result<Account, CliError> {
-        let numbers: Vec<twiml_fallback::numbers::IncomingNumber> =
-            self.list(&Listing::numbers(&self.account_sid), "numbers").await?;
-        let names = |field: fn(&twiml_fallback::numbers::IncomingNumber) -> &Option<String>, prefix: &str| {
-            numbers.iter().any(|number| {
-                field(number)
-                    .as_deref()
-                    .is_some_and(|sid| sid.trim().starts_with(prefix))
-            })
+        let mut account = Account {
+            numbers: self.list(&Listing::numbers(&self.account_sid), "numbers").await?,
+            ..Account::default()
         };
-        let applications = if names(|n| &n.voice_application_sid, "AP") || names(|n| &n.sms_application_sid, "AP") {
-            self.list(&Listing::applications(&self.account_sid), "Applications")
-                .await?
-        } else {
-            Vec::new()
-        };
-        let trunks = if names(|n| &n.trunk_sid, "TK") {
-            self.list(&Listing::trunks(), "SIP trunks").await?
-        } else {
-            Vec::new()
-        };
-        let mut services = Vec::new();
-        let listed: Vec<twiml_fallback::numbers::MessagingService> =
-            self.list(&Listing::services(), "Messaging Services").await?;
-        for service in listed {
-            let listing = Listing::service_numbers(&service.sid).ok_or_else(|| {
-                CliError::new(format!(
-                    "the API listed a Messaging Service with the SID {:?}: not putting it in a request path",
-                    service.sid.chars().take(60).collect::<String>()
-                ))
-            })?;
-            let members = self
-                .list(&listing, &format!("the numbers of Messaging Service {}", service.sid))
-                .await?;
-            services.push((service, members));
+        for listing in Listing::after_numbers(&self.account_sid, &account.numbers) {
+            match listing.of {
+                Resource::Applications => account.applications = self.list(&listing, "Applications").await?,
+                Resource::Trunks => account.trunks = self.list(&listing, "SIP trunks").await?,
+                Resource::Services => {
+                    let listed: Vec<MessagingService> = self.list(&listing, "Messaging Services").await?;
+                    for service in listed {
+                        let members = Listing::service_numbers(&service.sid).map_err(CliError::new)?;
+                        let what = format!("the numbers of Messaging Service {}", service.sid);
+                        account.services.push((service, self.list(&members, &what).await?));
+                    }
+                }
+                Resource::Numbers | Resource::ServiceNumbers => {}
+            }
         }
-        Ok(Account {
-            numbers,
-            applications,
-            services,
-            trunks,
-        })
+        Ok(account)
     }
 
     /// Performs one planned update; `Err` carries Twilio's code and message.

@@ -1,107 +1,79 @@
 //! `numbers audit --probe`: each distinct fallback gets the request Twilio would send it after
 //! its primary failed, signed, with [`PROBE_PARAM`](twiml_fallback::webhook::PROBE_PARAM), and
 //! is judged the way `simulate` judges a fallback hop: by the core's answer rules, within
-//! Twilio's 15 s.
+//! Twilio's 15 s ([`PROBE_BUDGET`]); the core names the outcome ([`ProbeOutcome::judge`]).
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use twiml_fallback::Channel;
 use twiml_fallback::error_code::ErrorCode;
-use twiml_fallback::numbers::{ProbeTarget, RouterKind, probe_id};
+use twiml_fallback::numbers::{PROBE_BUDGET, ProbeOutcome, ProbeTarget, RouterKind, channel_label, probe_id};
 
 use crate::cli::MethodArg;
 use crate::simulate::{self, Hop};
-
-/// Twilio's budget for a webhook's answer.
-const TWILIO_BUDGET: Duration = Duration::from_secs(15);
-
-/// How a probe went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Outcome {
-    /// An answer Twilio runs for the channel.
-    Valid,
-    /// A 2xx that Twilio would fail (malformed TwiML, wrong Content-Type, empty, too large).
-    Invalid,
-    /// A non-2xx status.
-    HttpError,
-    /// No answer within Twilio's budget.
-    Timeout,
-    /// No connection (DNS, refused, TLS).
-    Unreachable,
-    /// A method Twilio does not use.
-    BadMethod,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Valid => "valid",
-            Outcome::Invalid => "invalid",
-            Outcome::HttpError => "http-error",
-            Outcome::Timeout => "timeout",
-            Outcome::Unreachable => "unreachable",
-            Outcome::BadMethod => "bad-method",
-        }
-    }
-}
 
 /// One probe and its verdict.
 pub(super) struct ProbeResult {
     target: ProbeTarget,
     id: String,
-    outcome: Outcome,
+    outcome: ProbeOutcome,
     status: Option<u16>,
     elapsed: Duration,
     error: Option<(ErrorCode, String)>,
     warnings: Vec<String>,
+    /// A 403's body, and what to do about it (a refused signature: the URL the endpoint checks).
+    refusal: Option<(String, Option<String>)>,
 }
 
 impl ProbeResult {
     pub(super) fn answered(&self) -> bool {
-        self.outcome == Outcome::Valid
+        self.outcome == ProbeOutcome::Valid
     }
 
     fn of(target: ProbeTarget, id: String, hop: Hop) -> Self {
-        let outcome = match (&hop.failure, hop.status) {
-            (None, _) => Outcome::Valid,
-            (Some(_), Some(status)) if !(200..300).contains(&status) => Outcome::HttpError,
-            (Some(_), Some(_)) => Outcome::Invalid,
-            (Some((code, message)), None)
-                if *code == ErrorCode::CONNECTION_FAILURE && message.starts_with("no answer within") =>
-            {
-                Outcome::Timeout
-            }
-            (Some(_), None) if hop.elapsed >= TWILIO_BUDGET => Outcome::Timeout,
-            (Some(_), None) => Outcome::Unreachable,
-        };
         Self {
+            outcome: ProbeOutcome::judge(hop.status, hop.failure.is_none(), hop.timed_out),
             target,
             id,
-            outcome,
             status: hop.status,
             elapsed: hop.elapsed,
             error: hop.failure,
             warnings: hop.warnings,
+            refusal: hop.refusal.map(|body| (body, hop.hint)),
+        }
+    }
+
+    fn failed(target: ProbeTarget, id: String, outcome: ProbeOutcome, error: Option<(ErrorCode, String)>) -> Self {
+        Self {
+            target,
+            id,
+            outcome,
+            status: None,
+            elapsed: Duration::ZERO,
+            error,
+            warnings: Vec::new(),
+            refusal: None,
         }
     }
 
     fn verdict(&self) -> String {
         match (self.outcome, &self.error) {
-            (Outcome::Valid, _) if self.warnings.is_empty() => "valid TwiML".to_owned(),
-            (Outcome::Valid, _) => format!("valid, {} warning(s)", self.warnings.len()),
-            (Outcome::HttpError, _) => format!("HTTP {}", self.status.unwrap_or(0)),
-            (Outcome::Timeout, Some((_, message))) => message.clone(),
-            (Outcome::Timeout, None) => format!("no answer within {} s", TWILIO_BUDGET.as_secs()),
+            (ProbeOutcome::Valid, _) if self.warnings.is_empty() => "valid TwiML".to_owned(),
+            (ProbeOutcome::Valid, _) => format!("valid, {} warning(s)", self.warnings.len()),
+            (ProbeOutcome::HttpError, _) => match &self.refusal {
+                Some((body, _)) => format!("HTTP 403: {body}"),
+                None => format!("HTTP {}", self.status.unwrap_or(0)),
+            },
+            (ProbeOutcome::Timeout, Some((_, message))) => message.clone(),
+            (ProbeOutcome::BadMethod, _) => format!("method {:?} is neither GET nor POST", self.target.method),
             // The innermost cause says it: "Connection refused (os error 111)".
-            (Outcome::Unreachable, Some((code, message))) => {
+            (ProbeOutcome::Unreachable, Some((code, message))) => {
                 format!(
                     "unreachable ({code}): {}",
                     message.rsplit(": ").next().unwrap_or(message)
                 )
             }
-            (Outcome::BadMethod, _) => format!("method {:?} is neither GET nor POST", self.target.method),
             (outcome, Some((code, message))) => {
                 let message = message.replacen(&format!("error[{code}]: "), "", 1);
                 format!("{} ({code}): {message}", outcome.as_str())
@@ -112,7 +84,7 @@ impl ProbeResult {
 
     pub(super) fn to_json(&self) -> Value {
         json!({
-            "channel": self.target.channel.as_str(),
+            "channel": channel_label(self.target.channel),
             "url": self.target.url,
             "method": self.target.method,
             "to": self.target.to,
@@ -126,6 +98,8 @@ impl ProbeResult {
             "error_code": self.error.as_ref().map(|(code, _)| code.to_string()),
             "message": self.error.as_ref().map(|(_, message)| message),
             "warnings": self.warnings,
+            "refusal": self.refusal.as_ref().map(|(body, _)| body),
+            "hint": self.refusal.as_ref().and_then(|(_, hint)| hint.as_ref()),
         })
     }
 }
@@ -148,23 +122,10 @@ pub(super) async fn run(targets: Vec<ProbeTarget>, account_sid: &str, token: &st
         let (account_sid, token) = (account_sid.to_owned(), token.to_owned());
         tasks.spawn(async move {
             let id = random_id();
-            let method = match target.method.as_str() {
-                "GET" => MethodArg::Get,
-                "POST" => MethodArg::Post,
-                _ => {
-                    return (
-                        index,
-                        ProbeResult {
-                            target,
-                            id,
-                            outcome: Outcome::BadMethod,
-                            status: None,
-                            elapsed: Duration::ZERO,
-                            error: None,
-                            warnings: Vec::new(),
-                        },
-                    );
-                }
+            let method = match target.http_method() {
+                Some(http::Method::GET) => MethodArg::Get,
+                Some(_) => MethodArg::Post,
+                None => return (index, ProbeResult::failed(target, id, ProbeOutcome::BadMethod, None)),
             };
             let params = target.params(&account_sid, &id);
             let hop = simulate::request(
@@ -173,21 +134,18 @@ pub(super) async fn run(targets: Vec<ProbeTarget>, account_sid: &str, token: &st
                 &params,
                 Some(&token),
                 target.channel,
-                TWILIO_BUDGET,
+                PROBE_BUDGET,
                 "fallback",
             )
             .await;
             let result = match hop {
                 Ok(hop) => ProbeResult::of(target, id, hop),
-                Err(error) => ProbeResult {
+                Err(error) => ProbeResult::failed(
                     target,
                     id,
-                    outcome: Outcome::Unreachable,
-                    status: None,
-                    elapsed: Duration::ZERO,
-                    error: Some((ErrorCode::CONNECTION_FAILURE, error.to_string())),
-                    warnings: Vec::new(),
-                },
+                    ProbeOutcome::Unreachable,
+                    Some((ErrorCode::CONNECTION_FAILURE, error.to_string())),
+                ),
             };
             (index, result)
         });
@@ -195,13 +153,6 @@ pub(super) async fn run(targets: Vec<ProbeTarget>, account_sid: &str, token: &st
     let mut results: Vec<(usize, ProbeResult)> = tasks.join_all().await;
     results.sort_by_key(|(index, _)| *index);
     results.into_iter().map(|(_, result)| result).collect()
-}
-
-fn channel_label(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Voice => "voice",
-        Channel::Messaging => "sms",
-    }
 }
 
 /// The numbers a fallback covers, and the shared resources that lead to it.
@@ -221,7 +172,7 @@ fn covers(target: &ProbeTarget) -> String {
 
 /// The probes as a table, then the warnings of the ones that passed with warnings.
 pub(super) fn print(results: &[ProbeResult]) {
-    println!("\nprobes (signed as Twilio signs; ErrorCode=11200, ErrorUrl = the primary):");
+    println!("\nprobes (each fallback requested as Twilio would, signed with the auth token):");
     if results.is_empty() {
         println!("  no fallback URL to probe");
         return;
@@ -243,13 +194,13 @@ pub(super) fn print(results: &[ProbeResult]) {
         "{}",
         crate::table::render(&["CHANNEL", "METHOD", "FALLBACK", "RESULT", "COVERS", "TIME"], &rows)
     );
-    for result in results.iter().filter(|result| !result.warnings.is_empty()) {
+    for result in results {
+        let label = channel_label(result.target.channel);
         for warning in &result.warnings {
-            println!(
-                "  {} {}: {warning}",
-                channel_label(result.target.channel),
-                result.target.url
-            );
+            println!("  {label} {}: {warning}", result.target.url);
+        }
+        if let Some((_, Some(hint))) = &result.refusal {
+            println!("  {label} {}: {hint}", result.target.url);
         }
     }
     let failed = results.iter().filter(|result| !result.answered()).count();

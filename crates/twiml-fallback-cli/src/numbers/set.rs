@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use twiml_fallback::numbers::{Change, Fallback, Selection, Wanted, plan};
+use twiml_fallback::numbers::{Change, Fallback, Selection, Wanted, plan, update_error_hint};
 
 use super::Client;
 use crate::cli::{Format, SetArgs};
@@ -72,15 +72,10 @@ pub(crate) async fn set(args: SetArgs) -> Result<ExitCode, CliError> {
             Ok(()) => report(&args, &mut results, Report::of(change, "updated", String::new(), None)),
             Err((code, message)) => {
                 failures += 1;
-                let hint = match code {
-                    Some(21405 | 21406) => format!(
-                        " (a fallback URL needs a primary URL: set the {}'s primary URL first)",
-                        change.router.kind.label()
-                    ),
-                    Some(20003) => " (check the credentials)".to_owned(),
-                    Some(20404) => format!(" (the {} no longer exists)", change.router.kind.label()),
-                    _ => String::new(),
-                };
+                let hint = code
+                    .and_then(|code| update_error_hint(code, change.router.kind))
+                    .map(|hint| format!(" ({hint})"))
+                    .unwrap_or_default();
                 let text = format!(
                     "{}{message}{hint}",
                     code.map(|code| format!("Twilio error {code}: ")).unwrap_or_default()

@@ -41,12 +41,13 @@ mod plan;
 mod probe;
 mod route;
 
-pub use plan::{Change, Fallback, Plan, Refusal, Selection, Wanted, plan};
-pub use probe::{PROBE_ERROR_CODE, PROBE_FROM, ProbeTarget, probe_id, probe_targets};
+pub use plan::{Change, Fallback, Plan, Refusal, Selection, Wanted, plan, update_error_hint};
+pub use probe::{PROBE_BUDGET, PROBE_ERROR_CODE, PROBE_FROM, ProbeOutcome, ProbeTarget, probe_id, probe_targets};
 pub use resources::{
-    Account, Api, Application, IncomingNumber, Listing, MessagingService, ServiceNumber, Trunk, next_page, sid_for_path,
+    Account, Api, Application, IncomingNumber, Listing, MessagingService, Resource, ServiceNumber, Trunk, next_page,
+    sid_for_path,
 };
-pub use route::{Expect, NumberRoutes, Route, Router, RouterKind, Status, Warning};
+pub use route::{Expect, NumberRoutes, Route, Router, RouterKind, Status, Warning, channel_label};
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 
 use crate::Channel;
 use crate::numbers::resources::{Account, Api, IncomingNumber};
-use crate::numbers::route::{Expect, Route, Router, Status};
+use crate::numbers::route::{Expect, Route, Router, RouterKind, Status, channel_label};
 
 /// A fallback to set for one channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +63,11 @@ pub struct Change {
 /// Something the plan will not do, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    /// What it is about: a number as asked, or a resource.
+    /// What it is about: the numbers and the channel (`+14155550101, +14155550102 (sms)`), or a
+    /// number as asked.
     pub subject: String,
+    /// The numbers it affects (E.164, or as asked when the account has no such number).
+    pub numbers: Vec<String>,
     /// Why, in a sentence.
     pub reason: String,
 }
@@ -74,8 +77,9 @@ pub struct Refusal {
 pub struct Plan {
     /// The updates, in the order of the first number each covers.
     pub changes: Vec<Change>,
-    /// What was asked and cannot be done: numbers not in the account, resources the listing
-    /// lacks, services that deliver nothing, SIDs unfit for a path.
+    /// What was asked and cannot be done — numbers not in the account, resources the listing
+    /// lacks (under `--all-unprotected` too: the audit counts them), services that deliver
+    /// nothing, SIDs unfit for a path — one per resource, naming every number it affects.
     pub refusals: Vec<Refusal>,
     /// Channels of numbers asked for by `--number` that have no primary URL: nothing to
     /// protect, and Twilio refuses a fallback without its primary (21406), which would fail the
@@ -116,6 +120,7 @@ pub fn plan(account: &Account, account_sid: &str, selection: Selection<'_>, want
             if !account.numbers.iter().any(|number| matches(number, wanted_number)) {
                 plan.refusals.push(Refusal {
                     subject: wanted_number.clone(),
+                    numbers: vec![wanted_number.clone()],
                     reason: format!("not a number of account {account_sid}"),
                 });
             }
@@ -126,70 +131,75 @@ pub fn plan(account: &Account, account_sid: &str, selection: Selection<'_>, want
         Selection::AllUnprotected => true,
         Selection::Numbers(asked) => asked.iter().any(|wanted| matches(number, wanted)),
     };
-    let mut refused_routers: Vec<Router> = Vec::new();
+    // Refusals of a resource, by the resource: one line naming every number it affects.
+    let mut refused: Vec<(Router, usize)> = Vec::new();
     for routes in audit.iter().filter(|routes| asked(routes.number)) {
+        let phone = &routes.number.phone_number;
         for route in routes.routes() {
             let Some(fallback) = wanted.for_channel(route.channel) else {
                 continue;
             };
-            if selection == Selection::AllUnprotected && route.status != Status::Unprotected {
+            let Some((url_field, method_field)) = route.router.kind.fallback_fields(route.channel) else {
+                continue;
+            };
+            if selection == Selection::AllUnprotected && !route.status.needs_attention() {
                 continue;
             }
+            let label = channel_label(route.channel);
             if route.status == Status::NoWebhook {
                 plan.skipped.push(Refusal {
-                    subject: format!("{} ({})", routes.number.phone_number, route.channel.as_str()),
+                    subject: format!("{phone} ({label})"),
+                    numbers: vec![phone.clone()],
                     reason: format!(
-                        "{} has no {} URL: nothing to protect (Twilio refuses a fallback without one, error 21406)",
-                        route.router.describe(),
-                        route.channel.as_str()
+                        "{} has no {label} URL: nothing to protect (Twilio refuses a fallback without one, error 21406)",
+                        route.router.describe()
                     ),
                 });
                 continue;
             }
-            if let Some(reason) = refusal(route) {
-                if !refused_routers.contains(&route.router) {
-                    refused_routers.push(route.router.clone());
-                    plan.refusals.push(Refusal {
-                        subject: format!("{} ({})", routes.number.phone_number, route.channel.as_str()),
-                        reason,
-                    });
-                }
-                continue;
-            }
-            let index = match plan.changes.iter().position(|change| change.router == route.router) {
-                Some(index) => index,
-                None => match route.router.kind.path(account_sid, &route.router.sid) {
-                    Ok(path) => {
-                        plan.changes.push(Change {
-                            router: route.router.clone(),
-                            api: route.router.kind.api(),
-                            path,
-                            fields: Vec::new(),
-                            channels: Vec::new(),
-                            covers: Vec::new(),
-                            also_covers: Vec::new(),
-                        });
-                        plan.changes.len() - 1
-                    }
-                    Err(reason) => {
-                        if !refused_routers.contains(&route.router) {
-                            refused_routers.push(route.router.clone());
+            let path = match refusal(route).map_or_else(|| route.router.kind.path(account_sid, &route.router.sid), Err)
+            {
+                Ok(path) => path,
+                Err(reason) => {
+                    match refused.iter().find(|(router, _)| *router == route.router) {
+                        Some((_, index)) => {
+                            let refusal = &mut plan.refusals[*index];
+                            if !refusal.numbers.contains(phone) {
+                                refusal.numbers.push(phone.clone());
+                                refusal.subject = format!("{} ({label})", refusal.numbers.join(", "));
+                            }
+                        }
+                        None => {
+                            refused.push((route.router.clone(), plan.refusals.len()));
                             plan.refusals.push(Refusal {
-                                subject: route.router.describe(),
+                                subject: format!("{phone} ({label})"),
+                                numbers: vec![phone.clone()],
                                 reason,
                             });
                         }
-                        continue;
                     }
-                },
+                    continue;
+                }
+            };
+            let index = match plan.changes.iter().position(|change| change.router == route.router) {
+                Some(index) => index,
+                None => {
+                    plan.changes.push(Change {
+                        router: route.router.clone(),
+                        api: route.router.kind.api(),
+                        path,
+                        fields: Vec::new(),
+                        channels: Vec::new(),
+                        covers: Vec::new(),
+                        also_covers: Vec::new(),
+                    });
+                    plan.changes.len() - 1
+                }
             };
             let change = &mut plan.changes[index];
             if change.channels.contains(&route.channel) {
                 continue;
             }
-            let Some((url_field, method_field)) = route.router.kind.fallback_fields(route.channel) else {
-                continue;
-            };
             change.channels.push(route.channel);
             change.fields.push((url_field, fallback.url.clone()));
             if let Some(method) = &fallback.method {
@@ -212,6 +222,29 @@ pub fn plan(account: &Account, account_sid: &str, selection: Selection<'_>, want
         }
     }
     plan
+}
+
+/// What to add to Twilio's error when an update of a `kind` fails with `code`.
+///
+/// ```
+/// use twiml_fallback::numbers::{update_error_hint, RouterKind};
+///
+/// assert_eq!(
+///     update_error_hint(21406, RouterKind::Application).as_deref(),
+///     Some("a fallback URL needs a primary URL: set the Application's primary URL first")
+/// );
+/// assert_eq!(update_error_hint(20500, RouterKind::Number), None);
+/// ```
+pub fn update_error_hint(code: u64, kind: RouterKind) -> Option<String> {
+    match code {
+        21405 | 21406 => Some(format!(
+            "a fallback URL needs a primary URL: set the {}'s primary URL first",
+            kind.label()
+        )),
+        20003 => Some("check the credentials".to_owned()),
+        20404 => Some(format!("the {} no longer exists", kind.label())),
+        _ => None,
+    }
 }
 
 /// Why a route cannot take a fallback, when it cannot.

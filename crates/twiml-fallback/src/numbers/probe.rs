@@ -4,7 +4,7 @@
 
 use crate::Channel;
 use crate::numbers::resources::Account;
-use crate::numbers::route::{Expect, Router, Status};
+use crate::numbers::route::{Expect, Router, RouterKind, Status};
 use crate::webhook::{PROBE_PARAM, Params};
 
 /// The `From` of a probe: Twilio's magic test number, which no real person has.
@@ -12,6 +12,62 @@ pub const PROBE_FROM: &str = "+15005550006";
 
 /// The `ErrorCode` of a probe: what Twilio sends when the primary failed to answer.
 pub const PROBE_ERROR_CODE: &str = "11200";
+
+/// How long Twilio waits for a webhook's answer: a probe's budget.
+pub const PROBE_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How a probe went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// An answer Twilio runs for the channel.
+    Valid,
+    /// A 2xx that Twilio would fail (malformed TwiML, wrong Content-Type, empty, too large).
+    Invalid,
+    /// A non-2xx status.
+    HttpError,
+    /// No answer within the budget (Twilio's 15 s, or the URL's `#rt=`/`#tt=` override).
+    Timeout,
+    /// No connection: DNS, refused, TLS.
+    Unreachable,
+    /// A method Twilio does not use (neither `GET` nor `POST`).
+    BadMethod,
+}
+
+impl ProbeOutcome {
+    /// Judges a probe from what came back: the status (none when no answer came), whether the
+    /// answer passed the channel's answer rules, whether the wait ran out.
+    ///
+    /// ```
+    /// use twiml_fallback::numbers::ProbeOutcome;
+    ///
+    /// assert_eq!(ProbeOutcome::judge(Some(200), true, false), ProbeOutcome::Valid);
+    /// assert_eq!(ProbeOutcome::judge(Some(200), false, false), ProbeOutcome::Invalid);
+    /// assert_eq!(ProbeOutcome::judge(Some(500), false, false), ProbeOutcome::HttpError);
+    /// assert_eq!(ProbeOutcome::judge(None, false, true), ProbeOutcome::Timeout);
+    /// assert_eq!(ProbeOutcome::judge(None, false, false), ProbeOutcome::Unreachable);
+    /// ```
+    pub fn judge(status: Option<u16>, accepted: bool, timed_out: bool) -> Self {
+        match status {
+            Some(_) if accepted => ProbeOutcome::Valid,
+            Some(status) if !(200..300).contains(&status) => ProbeOutcome::HttpError,
+            Some(_) => ProbeOutcome::Invalid,
+            None if timed_out => ProbeOutcome::Timeout,
+            None => ProbeOutcome::Unreachable,
+        }
+    }
+
+    /// `valid`, `invalid`, `http-error`, `timeout`, `unreachable`, `bad-method`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeOutcome::Valid => "valid",
+            ProbeOutcome::Invalid => "invalid",
+            ProbeOutcome::HttpError => "http-error",
+            ProbeOutcome::Timeout => "timeout",
+            ProbeOutcome::Unreachable => "unreachable",
+            ProbeOutcome::BadMethod => "bad-method",
+        }
+    }
+}
 
 /// One fallback to probe and what it covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,8 +78,13 @@ pub struct ProbeTarget {
     pub url: String,
     /// The method Twilio uses (`POST` or `GET`).
     pub method: String,
-    /// The primary it stands in for (`ErrorUrl`); `None` for a SIP trunk's disaster recovery.
+    /// The primary it stands in for (`ErrorUrl`); `None` for a SIP trunk's disaster recovery,
+    /// which Twilio requests like any call's webhook once SIP origination fails (no `ErrorCode`,
+    /// no `ErrorUrl`).
     pub error_url: Option<String>,
+    /// The Messaging Service the first covered number's messages go through (Twilio adds
+    /// `MessagingServiceSid` to their webhooks).
+    pub messaging_service_sid: Option<String>,
     /// The number the probe calls (`To`): the first one covered.
     pub to: String,
     /// Every number (E.164) whose route leads to this fallback.
@@ -46,9 +107,11 @@ pub fn probe_targets(account: &Account) -> Vec<ProbeTarget> {
                 continue;
             }
             let phone = &routes.number.phone_number;
-            match targets.iter_mut().find(|target| {
-                target.channel == route.channel && &target.url == url && target.method == route.fallback_method
-            }) {
+            let method = route.fallback_method.clone().unwrap_or_else(|| "POST".to_owned());
+            match targets
+                .iter_mut()
+                .find(|target| target.channel == route.channel && &target.url == url && target.method == method)
+            {
                 Some(target) => {
                     if !target.numbers.contains(phone) {
                         target.numbers.push(phone.clone());
@@ -60,8 +123,13 @@ pub fn probe_targets(account: &Account) -> Vec<ProbeTarget> {
                 None => targets.push(ProbeTarget {
                     channel: route.channel,
                     url: url.clone(),
-                    method: route.fallback_method.clone(),
+                    method,
                     error_url: route.url.clone(),
+                    messaging_service_sid: match (&route.router, &route.deferring_service) {
+                        (router, _) if router.kind == RouterKind::MessagingService => Some(router.sid.clone()),
+                        (_, Some(service)) => Some(service.sid.clone()),
+                        _ => None,
+                    },
                     to: phone.clone(),
                     numbers: vec![phone.clone()],
                     routers: vec![route.router.clone()],
@@ -78,8 +146,18 @@ pub fn probe_id(seed: u64) -> String {
 }
 
 impl ProbeTarget {
+    /// The method to send the probe with, `None` when Twilio would use neither `GET` nor `POST`.
+    pub fn http_method(&self) -> Option<http::Method> {
+        match self.method.as_str() {
+            "GET" => Some(http::Method::GET),
+            "POST" => Some(http::Method::POST),
+            _ => None,
+        }
+    }
+
     /// The parameters Twilio sends to this fallback for `account_sid`, plus the probe's id. The
-    /// call or message SID is synthetic (`CA`/`SM` and 32 hex digits from the id).
+    /// call or message SID is synthetic (`CA`/`SM` and 32 hex digits from the id); `ErrorCode`
+    /// (11200) and `ErrorUrl` come with a primary to stand in for.
     ///
     /// ```
     /// use twiml_fallback::Channel;
@@ -90,6 +168,7 @@ impl ProbeTarget {
     ///     url: "https://fallback.example.com/sms".into(),
     ///     method: "POST".into(),
     ///     error_url: Some("https://app.example.com/sms".into()),
+    ///     messaging_service_sid: None,
     ///     to: "+14155550101".into(),
     ///     numbers: vec!["+14155550101".into()],
     ///     routers: vec![],
@@ -130,8 +209,11 @@ impl ProbeTarget {
                 ("To", self.to.clone()),
             ]),
         };
-        params.push("ErrorCode", PROBE_ERROR_CODE);
+        if let (Channel::Messaging, Some(service)) = (self.channel, &self.messaging_service_sid) {
+            params.push("MessagingServiceSid", service.clone());
+        }
         if let Some(error_url) = &self.error_url {
+            params.push("ErrorCode", PROBE_ERROR_CODE);
             params.push("ErrorUrl", error_url.clone());
         }
         params.push(PROBE_PARAM, probe_id);

@@ -29,9 +29,26 @@ impl Api {
     }
 }
 
+/// What a listing lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// The account's numbers ([`IncomingNumber`]).
+    Numbers,
+    /// Its TwiML Applications ([`Application`]).
+    Applications,
+    /// Its Messaging Services ([`MessagingService`]).
+    Services,
+    /// One service's numbers ([`ServiceNumber`]).
+    ServiceNumbers,
+    /// Its SIP trunks ([`Trunk`]).
+    Trunks,
+}
+
 /// One listing request: the API, the path of its first page, and the JSON key of its items.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing {
+    /// What it lists.
+    pub of: Resource,
     /// The API the listing is on.
     pub api: Api,
     /// The first page's path and query (`PageSize` the most each API allows).
@@ -44,6 +61,7 @@ impl Listing {
     /// The account's numbers.
     pub fn numbers(account_sid: &str) -> Self {
         Self {
+            of: Resource::Numbers,
             api: Api::Core,
             path: format!("/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json?PageSize=1000"),
             key: "incoming_phone_numbers",
@@ -53,6 +71,7 @@ impl Listing {
     /// The account's TwiML Applications.
     pub fn applications(account_sid: &str) -> Self {
         Self {
+            of: Resource::Applications,
             api: Api::Core,
             path: format!("/2010-04-01/Accounts/{account_sid}/Applications.json?PageSize=1000"),
             key: "applications",
@@ -62,25 +81,49 @@ impl Listing {
     /// The account's Messaging Services.
     pub fn services() -> Self {
         Self {
+            of: Resource::Services,
             api: Api::Messaging,
             path: "/v1/Services?PageSize=1000".to_owned(),
             key: "services",
         }
     }
 
-    /// The numbers of one Messaging Service, `None` when the SID is not fit for a path.
-    pub fn service_numbers(service_sid: &str) -> Option<Self> {
-        sid_for_path(service_sid, "MG").ok()?;
-        Some(Self {
+    /// The numbers of one Messaging Service; `Err` when the SID is not fit for a path.
+    pub fn service_numbers(service_sid: &str) -> Result<Self, String> {
+        sid_for_path(service_sid, "MG")?;
+        Ok(Self {
+            of: Resource::ServiceNumbers,
             api: Api::Messaging,
             path: format!("/v1/Services/{service_sid}/PhoneNumbers?PageSize=1000"),
             key: "phone_numbers",
         })
     }
 
+    /// What else the routes of `numbers` need, read after them: the Applications when a number
+    /// names one (`AP…`), the SIP trunks when one names a trunk, and always the Messaging
+    /// Services — their number lists, not a number's fields, say who is in a service (each
+    /// service's list is [`Listing::service_numbers`]).
+    pub fn after_numbers(account_sid: &str, numbers: &[IncomingNumber]) -> Vec<Self> {
+        let names = |field: fn(&IncomingNumber) -> &Option<String>, prefix: &str| {
+            numbers
+                .iter()
+                .any(|number| present(field(number)).is_some_and(|sid| sid.starts_with(prefix)))
+        };
+        let mut listings = Vec::new();
+        if names(|number| &number.voice_application_sid, "AP") || names(|number| &number.sms_application_sid, "AP") {
+            listings.push(Self::applications(account_sid));
+        }
+        if names(|number| &number.trunk_sid, "TK") {
+            listings.push(Self::trunks());
+        }
+        listings.push(Self::services());
+        listings
+    }
+
     /// The account's Elastic SIP trunks.
     pub fn trunks() -> Self {
         Self {
+            of: Resource::Trunks,
             api: Api::Trunking,
             path: "/v1/Trunks?PageSize=1000".to_owned(),
             key: "trunks",
@@ -224,7 +267,15 @@ pub struct MessagingService {
     /// Its method.
     pub fallback_method: Option<String>,
     /// "Defer to sender's webhook": the member number's own webhook (or its Application) answers.
-    pub use_inbound_webhook_on_number: bool,
+    /// Nullable in Twilio's description; `null` is the API's default, `false`.
+    pub use_inbound_webhook_on_number: Option<bool>,
+}
+
+impl MessagingService {
+    /// Whether the service hands its numbers' messages to each number's own webhook.
+    pub fn defers_to_number(&self) -> bool {
+        self.use_inbound_webhook_on_number == Some(true)
+    }
 }
 
 /// One number of a Messaging Service (`/v1/Services/{MG}/PhoneNumbers`).

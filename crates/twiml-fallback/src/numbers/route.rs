@@ -143,7 +143,8 @@ impl Status {
 /// Something a careful operator wants to know about a route.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Warning {
-    /// The fallback is on the primary's host: an outage of that host takes both.
+    /// The fallback is on the primary's host: an outage of that host takes both. Hosts are
+    /// compared as written, case aside (a name and its address count as two hosts).
     SameHost {
         /// The shared host.
         host: String,
@@ -232,16 +233,24 @@ pub struct Route {
     pub deferring_service: Option<Router>,
     /// The primary URL (`None` for a SIP trunk, whose primary is its SIP origination).
     pub url: Option<String>,
-    /// The primary's method as Twilio uses it (`POST` when unset).
-    pub method: String,
+    /// The primary's method as Twilio uses it (`POST` when unset), when there is a primary URL.
+    pub method: Option<String>,
     /// The fallback URL.
     pub fallback_url: Option<String>,
-    /// The fallback's method as Twilio uses it (`POST` when unset).
-    pub fallback_method: String,
+    /// The fallback's method as Twilio uses it (`POST` when unset), when there is a fallback URL.
+    pub fallback_method: Option<String>,
     /// Whether a failure reaches the fallback.
     pub status: Status,
     /// What to look at.
     pub warnings: Vec<Warning>,
+}
+
+/// A channel as `numbers` names it, after Twilio's own fields: `voice` or `sms`.
+pub fn channel_label(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice => "voice",
+        Channel::Messaging => "sms",
+    }
 }
 
 /// A method as Twilio uses it: upper case, `POST` when unset.
@@ -278,9 +287,9 @@ impl Route {
             router,
             deferring_service: None,
             url: urls.url.map(str::to_owned),
-            method: method_of(urls.method),
+            method: urls.url.map(|_| method_of(urls.method)),
             fallback_url: urls.fallback_url.map(str::to_owned),
-            fallback_method: method_of(urls.fallback_method),
+            fallback_method: urls.fallback_url.map(|_| method_of(urls.fallback_method)),
             status,
             warnings: Vec::new(),
         };
@@ -298,11 +307,12 @@ impl Route {
             {
                 route.warnings.push(Warning::SameHost { host: primary });
             }
+            let method = method_of(urls.fallback_method);
             if let Some(expected) = &expect.fallback_method
-                && !expected.eq_ignore_ascii_case(&route.fallback_method)
+                && !expected.eq_ignore_ascii_case(&method)
             {
                 route.warnings.push(Warning::FallbackMethod {
-                    method: route.fallback_method.clone(),
+                    method,
                     expected: expected.to_ascii_uppercase(),
                 });
             }
@@ -316,9 +326,9 @@ impl Route {
             router: Router::new(kind, sid, &None),
             deferring_service: None,
             url: None,
-            method: "POST".to_owned(),
+            method: None,
             fallback_url: None,
-            fallback_method: "POST".to_owned(),
+            fallback_method: None,
             status: Status::Unknown,
             warnings: vec![Warning::UnknownResource {
                 kind,
@@ -499,7 +509,7 @@ impl Account {
             },
         };
         let mut route = match service {
-            Some(service) if !service.use_inbound_webhook_on_number => return Route::service(service, expect),
+            Some(service) if !service.defers_to_number() => return Route::service(service, expect),
             _ => match hint.filter(|sid| sid.starts_with("AP")) {
                 Some(sid) => self.application_route(Channel::Messaging, sid, expect),
                 None => Route::number_messaging(number, expect),

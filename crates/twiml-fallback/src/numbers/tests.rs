@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::Channel;
+use crate::webhook::Params;
 
 const AC: &str = "AC0123456789abcdef0123456789abcdef";
 
@@ -33,7 +34,7 @@ fn service(
             friendly_name: Some(format!("service {sid}")),
             inbound_request_url: inbound.map(Into::into),
             fallback_url: fallback.map(Into::into),
-            use_inbound_webhook_on_number: defer,
+            use_inbound_webhook_on_number: Some(defer),
             ..Default::default()
         },
         members
@@ -111,7 +112,8 @@ fn a_number_without_routing_uses_its_own_urls() {
         (voice.router.kind, voice.status),
         (RouterKind::Number, Status::Protected)
     );
-    assert_eq!(voice.fallback_method, "GET");
+    assert_eq!(voice.fallback_method.as_deref(), Some("GET"));
+    assert_eq!(voice.method.as_deref(), Some("POST"), "Twilio's default");
     assert_eq!(
         route(&account, 0, Channel::Messaging).status,
         Status::NoWebhook,
@@ -409,6 +411,7 @@ fn a_number_applies_to_what_routes_it_and_names_the_other_numbers_covered() {
     assert_eq!(plan.changes[0].also_covers, ["+14155550101"]);
     assert_eq!(plan.skipped.len(), 1);
     assert_eq!(plan.skipped[0].subject, "+14155550104 (voice)");
+    assert_eq!(plan.skipped[0].numbers, ["+14155550104"]);
     assert!(
         plan.skipped[0].reason.contains("has no voice URL"),
         "{:?}",
@@ -427,39 +430,44 @@ fn a_number_applies_to_what_routes_it_and_names_the_other_numbers_covered() {
 }
 
 #[test]
-fn protected_and_unknown_routes_are_left_to_their_rules() {
+fn unknown_and_silent_routes_are_refused_naming_every_number_they_affect() {
     let mut account = shared_account();
-    account.numbers.push(number(
-        json!({"sid": "PN6", "phone_number": "+14155550106", "voice_application_sid": "AP404"}),
-    ));
+    for (sid, phone) in [("PN6", "+14155550106"), ("PN8", "+14155550108")] {
+        account.numbers.push(number(
+            json!({"sid": sid, "phone_number": phone, "voice_application_sid": "AP404"}),
+        ));
+    }
     account
         .services
         .push(service("MG2", None, None, false, &[("PN7", "+14155550107")]));
     account
         .numbers
         .push(number(json!({"sid": "PN7", "phone_number": "+14155550107"})));
+    // Under --all-unprotected too: the audit fails for an unknown App, so set says why it cannot help.
     let all = plan(&account, AC, Selection::AllUnprotected, &both(None));
     assert!(
         all.changes.iter().all(|change| change.router.sid != "PN5"),
         "protected numbers are left alone"
     );
+    assert_eq!(all.refusals.len(), 1, "{:?}", all.refusals);
+    assert_eq!(all.refusals[0].numbers, ["+14155550106", "+14155550108"]);
+    assert_eq!(all.refusals[0].subject, "+14155550106, +14155550108 (voice)");
     assert!(
-        all.refusals.is_empty(),
-        "unknown and silent routes are not 'unprotected': {:?}",
-        all.refusals
+        all.refusals[0]
+            .reason
+            .contains("Application AP404 is not in the account's listing")
     );
+    assert!(all.skipped.is_empty(), "a route with no webhook is not unprotected");
+
     let asked = ["+14155550106".to_string(), "+14155550107".into()];
     let named = plan(&account, AC, Selection::Numbers(&asked), &both(None));
-    assert!(
-        named
-            .changes
-            .iter()
-            .all(|change| change.router.sid == "PN6" || change.router.sid == "PN7")
-    );
+    assert!(named.changes.is_empty(), "{:?}", named.changes);
     let reasons: Vec<_> = named.refusals.iter().map(|refusal| refusal.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("Application AP404 is not in the account's listing"));
     assert!(reasons[1].contains("delivers inbound messages nowhere"));
+    let skipped: Vec<_> = named.skipped.iter().map(|skip| skip.subject.as_str()).collect();
+    assert_eq!(skipped, ["+14155550106 (sms)", "+14155550107 (voice)"]);
 }
 
 #[test]
@@ -473,7 +481,7 @@ fn a_sid_unfit_for_a_path_is_refused_not_requested() {
     let plan = plan(&account, AC, Selection::AllUnprotected, &both(None));
     assert!(plan.changes.is_empty());
     assert!(plan.refusals[0].reason.contains("not putting it in a request path"));
-    assert!(Listing::service_numbers("MG1?x").is_none());
+    assert!(Listing::service_numbers("MG1?x").is_err());
 }
 
 #[test]
@@ -530,4 +538,122 @@ fn next_pages_stay_on_the_listings_base() {
     assert!(next_page(base, &json!({"meta": {"next_page_url": "http://127.0.0.1:9.evil/v1"}})).is_err());
     assert_eq!(next_page(base, &json!({"meta": {"next_page_url": null}})), Ok(None));
     assert_eq!(next_page(base, &json!({"next_page_uri": ""})), Ok(None));
+}
+
+#[test]
+fn a_trunks_disaster_recovery_probe_is_an_ordinary_call_and_a_service_member_names_its_service() {
+    let mut account = shared_account();
+    account.trunks[0].disaster_recovery_url = Some("https://f.example.com/dr".into());
+    account.services[0].0.fallback_url = Some("https://f.example.com/s".into());
+    let targets = probe_targets(&account);
+    let trunk = targets
+        .iter()
+        .find(|t| t.url.ends_with("/dr"))
+        .expect("the trunk's probe");
+    let params = trunk.params(AC, &probe_id(1));
+    assert_eq!((params.get("ErrorCode"), params.get("ErrorUrl")), (None, None));
+    assert_eq!(params.get("CallStatus"), Some("ringing"));
+    let service = targets
+        .iter()
+        .find(|t| t.url.ends_with("/s"))
+        .expect("the service's probe");
+    let params = service.params(AC, &probe_id(2));
+    assert_eq!(params.get("MessagingServiceSid"), Some("MG1"));
+    assert_eq!(params.get("ErrorUrl"), Some("https://app.example.com/service"));
+    assert_eq!(service.http_method(), Some(http::Method::POST));
+}
+
+#[test]
+fn a_null_defer_flag_is_the_apis_default_false() {
+    let service: MessagingService = serde_json::from_value(
+        json!({"sid": "MG1", "inbound_request_url": "https://a/s", "use_inbound_webhook_on_number": null}),
+    )
+    .expect("a null flag parses");
+    assert!(!service.defers_to_number());
+}
+
+/// The probe the CLI sends, through the endpoint's own decision: answered and logged, nothing else.
+#[test]
+fn the_endpoint_answers_the_probe_numbers_builds_with_its_log_record_only() {
+    use crate::config::Config;
+    use crate::edge::{Body, Edge, EdgeRequest, Effect};
+    use crate::signature::{SignatureVerifier, compute_signature};
+
+    let config = Config::from_str_auto(
+        "[alerts]\nwebhook_url = \"https://hooks.example.com/x\"\n[recovery]\nallow_hosts = [\"app.example.com\"]\n",
+    )
+    .expect("config");
+    let edge = Edge::new(config, SignatureVerifier::new("token")).with_inbox(true);
+    for (channel, method) in [(Channel::Voice, "POST"), (Channel::Messaging, "GET")] {
+        let target = ProbeTarget {
+            channel,
+            url: "https://fallback.example.com/hook".into(),
+            method: method.into(),
+            error_url: Some("https://app.example.com/hook".into()),
+            messaging_service_sid: None,
+            to: "+14155550101".into(),
+            numbers: vec!["+14155550101".into()],
+            routers: vec![],
+        };
+        let params = target.params(AC, &probe_id(7));
+        let (url, body, signature) = match target.http_method().expect("a method") {
+            http::Method::GET => {
+                let url = format!("{}?{}", target.url, params.to_form());
+                let signature = compute_signature("token", &url, Params::new().iter());
+                (url, String::new(), signature)
+            }
+            _ => (
+                target.url.clone(),
+                params.to_form(),
+                compute_signature("token", &target.url, &params),
+            ),
+        };
+        let method = target.http_method().expect("a method");
+        let decide = |params_body: &str, signature: &str| {
+            edge.decide(&EdgeRequest {
+                method: &method,
+                url: &url,
+                signature: Some(signature),
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: Body::Complete(params_body.as_bytes()),
+                now_ms: 1_700_000_000_000,
+                inbox_failing: false,
+            })
+        };
+        let decision = decide(&body, &signature);
+        assert_eq!(decision.response.status, http::StatusCode::OK, "{channel}");
+        assert_eq!(decision.effects.len(), 1, "{channel}: {:?}", decision.effects);
+        let Effect::Log(record) = &decision.effects[0] else {
+            panic!("{channel}: not a log effect");
+        };
+        assert_eq!(record.probe.as_deref(), Some("probe-0000000000000007"));
+        // The same request without the probe id is kept, filed and recovered (so this can fail).
+        let plain = params.without(&[crate::webhook::PROBE_PARAM]);
+        let (url_plain, body_plain, signature_plain) = match method {
+            http::Method::GET => {
+                let url = format!("{}?{}", target.url, plain.to_form());
+                let signature = compute_signature("token", &url, Params::new().iter());
+                (url, String::new(), signature)
+            }
+            _ => (
+                target.url.clone(),
+                plain.to_form(),
+                compute_signature("token", &target.url, &plain),
+            ),
+        };
+        let decision = edge.decide(&EdgeRequest {
+            method: &method,
+            url: &url_plain,
+            signature: Some(&signature_plain),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: Body::Complete(body_plain.as_bytes()),
+            now_ms: 1_700_000_000_000,
+            inbox_failing: false,
+        });
+        assert!(
+            matches!(decision.effects.as_slice(), [Effect::Recover(plan)] if plan.keep().is_some() && plan.notice().is_some()),
+            "{channel}: {:?}",
+            decision.effects
+        );
+    }
 }

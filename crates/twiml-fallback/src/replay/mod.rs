@@ -89,7 +89,7 @@ use crate::edge::{LogLevel, LogLine, rfc3339};
 use crate::inbox::{self, Entry, Sql, Status, StoreError};
 use crate::signature::SignatureVerifier;
 
-pub use reply::{DEFAULT_API_BASE, SEND_TIMEOUT, TwilioApi};
+pub use reply::{DEFAULT_API_BASE, SEND_TIMEOUT, TwilioApi, api_base};
 pub use run::{Next, Run};
 
 /// The header every replayed request carries, so the app can tell a replay (`1`).

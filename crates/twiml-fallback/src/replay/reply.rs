@@ -38,6 +38,37 @@ impl Default for TwilioApi {
     }
 }
 
+/// A base URL credentials may be sent to — Twilio's (`https://api.twilio.com`), or a local fake
+/// in tests: an absolute http(s) URL without query or fragment, `https` unless it is a loopback
+/// address (the credentials travel with every request: in clear text only to this machine).
+/// Returned without its trailing `/`.
+///
+/// ```
+/// use twiml_fallback::replay::api_base;
+///
+/// assert_eq!(api_base("https://api.twilio.com/").as_deref(), Ok("https://api.twilio.com"));
+/// assert!(api_base("http://127.0.0.1:3000").is_ok());
+/// assert!(api_base("http://api.example.com").is_err());
+/// assert!(api_base("https://api.twilio.com?x=1").is_err());
+/// ```
+pub fn api_base(base: &str) -> Result<String, String> {
+    let base = base.trim().trim_end_matches('/');
+    let parts =
+        crate::url::split(base).filter(|_| crate::url::is_absolute_http_url(base) && !base.contains(['?', '#']));
+    let Some(parts) = parts else {
+        return Err(format!(
+            "the API base {base:?} is not an absolute http(s) URL without query (e.g. {DEFAULT_API_BASE})"
+        ));
+    };
+    let loopback = matches!(parts.host(), "localhost" | "[::1]") || parts.host().starts_with("127.");
+    if !parts.scheme().eq_ignore_ascii_case("https") && !loopback {
+        return Err(format!(
+            "the API base {base:?} is plain http: the credentials would cross the network unencrypted (https, or a loopback address for a local fake)"
+        ));
+    }
+    Ok(base.to_owned())
+}
+
 /// Never shows the API key's secret.
 impl fmt::Debug for TwilioApi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,23 +83,8 @@ impl TwilioApi {
     /// The API at `base` (`https://api.twilio.com`, or a local fake in tests): an absolute
     /// http(s) URL without query or fragment.
     pub fn new(base: &str) -> Result<Self, String> {
-        let base = base.trim().trim_end_matches('/');
-        let parts =
-            crate::url::split(base).filter(|_| crate::url::is_absolute_http_url(base) && !base.contains(['?', '#']));
-        let Some(parts) = parts else {
-            return Err(format!(
-                "the API base {base:?} is not an absolute http(s) URL without query (e.g. {DEFAULT_API_BASE})"
-            ));
-        };
-        // The credentials travel with every send: in clear text only to this machine (a fake).
-        let loopback = matches!(parts.host(), "localhost" | "[::1]") || parts.host().starts_with("127.");
-        if !parts.scheme().eq_ignore_ascii_case("https") && !loopback {
-            return Err(format!(
-                "the API base {base:?} is plain http: the credentials would cross the network unencrypted (https, or a loopback address for a local fake)"
-            ));
-        }
         Ok(Self {
-            base: base.to_owned(),
+            base: api_base(base)?,
             key: None,
         })
     }
