@@ -529,6 +529,24 @@ fn credentials_go_only_to_the_api_and_never_follow_a_page_elsewhere() {
     );
     assert!(!stderr(&audit).contains(TOKEN) && !stdout(&audit).contains(TOKEN));
 
+    // A redirect from the API is not followed with the credentials either.
+    let (target, target_seen) = start_recorder(&runtime, json!({"incoming_phone_numbers": [], "services": []}));
+    let location = format!("{target}/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json");
+    let redirecting = serve_router(
+        &runtime,
+        Router::new().fallback(move || {
+            let location = location.clone();
+            async move { (StatusCode::FOUND, [("location", location)], "") }
+        }),
+    );
+    let audit = numbers(&["numbers", "audit"], &redirecting, &CREDENTIALS);
+    assert_eq!(code(&audit), 2, "{}", stdout(&audit));
+    assert!(stderr(&audit).contains("HTTP 302"), "{}", stderr(&audit));
+    assert!(
+        target_seen.lock().expect("record").is_empty(),
+        "the redirect was followed"
+    );
+
     // A probe carries Twilio's signature, never the API credentials.
     let probe = ProbeRecorder::start(&runtime);
     let fake = Fake::start(
