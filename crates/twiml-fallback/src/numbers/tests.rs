@@ -572,12 +572,27 @@ fn a_null_defer_flag_is_the_apis_default_false() {
     assert!(!service.defers_to_number());
 }
 
+/// A request for `target` carrying `params`, signed as Twilio signs it: its URL, body, signature.
+fn signed(target: &ProbeTarget, params: &Params) -> (String, String, String) {
+    match target.http_method() {
+        Some(http::Method::GET) => {
+            let url = format!("{}?{}", target.url, params.to_form());
+            let signature = crate::signature::compute_signature("token", &url, Params::new().iter());
+            (url, String::new(), signature)
+        }
+        _ => {
+            let signature = crate::signature::compute_signature("token", &target.url, params);
+            (target.url.clone(), params.to_form(), signature)
+        }
+    }
+}
+
 /// The probe the CLI sends, through the endpoint's own decision: answered and logged, nothing else.
 #[test]
 fn the_endpoint_answers_the_probe_numbers_builds_with_its_log_record_only() {
     use crate::config::Config;
     use crate::edge::{Body, Edge, EdgeRequest, Effect};
-    use crate::signature::{SignatureVerifier, compute_signature};
+    use crate::signature::SignatureVerifier;
 
     let config = Config::from_str_auto(
         "[alerts]\nwebhook_url = \"https://hooks.example.com/x\"\n[recovery]\nallow_hosts = [\"app.example.com\"]\n",
@@ -595,61 +610,28 @@ fn the_endpoint_answers_the_probe_numbers_builds_with_its_log_record_only() {
             numbers: vec!["+14155550101".into()],
             routers: vec![],
         };
-        let params = target.params(AC, &probe_id(7));
-        let (url, body, signature) = match target.http_method().expect("a method") {
-            http::Method::GET => {
-                let url = format!("{}?{}", target.url, params.to_form());
-                let signature = compute_signature("token", &url, Params::new().iter());
-                (url, String::new(), signature)
-            }
-            _ => (
-                target.url.clone(),
-                params.to_form(),
-                compute_signature("token", &target.url, &params),
-            ),
-        };
         let method = target.http_method().expect("a method");
-        let decide = |params_body: &str, signature: &str| {
+        let decide = |params: &Params| {
+            let (url, body, signature) = signed(&target, params);
             edge.decide(&EdgeRequest {
                 method: &method,
                 url: &url,
-                signature: Some(signature),
+                signature: Some(&signature),
                 content_type: Some("application/x-www-form-urlencoded"),
-                body: Body::Complete(params_body.as_bytes()),
+                body: Body::Complete(body.as_bytes()),
                 now_ms: 1_700_000_000_000,
                 inbox_failing: false,
             })
         };
-        let decision = decide(&body, &signature);
+        let params = target.params(AC, &probe_id(7));
+        let decision = decide(&params);
         assert_eq!(decision.response.status, http::StatusCode::OK, "{channel}");
-        assert_eq!(decision.effects.len(), 1, "{channel}: {:?}", decision.effects);
-        let Effect::Log(record) = &decision.effects[0] else {
-            panic!("{channel}: not a log effect");
+        let [Effect::Log(record)] = decision.effects.as_slice() else {
+            panic!("{channel}: {:?}", decision.effects);
         };
         assert_eq!(record.probe.as_deref(), Some("probe-0000000000000007"));
         // The same request without the probe id is kept, filed and recovered (so this can fail).
-        let plain = params.without(&[crate::webhook::PROBE_PARAM]);
-        let (url_plain, body_plain, signature_plain) = match method {
-            http::Method::GET => {
-                let url = format!("{}?{}", target.url, plain.to_form());
-                let signature = compute_signature("token", &url, Params::new().iter());
-                (url, String::new(), signature)
-            }
-            _ => (
-                target.url.clone(),
-                plain.to_form(),
-                compute_signature("token", &target.url, &plain),
-            ),
-        };
-        let decision = edge.decide(&EdgeRequest {
-            method: &method,
-            url: &url_plain,
-            signature: Some(&signature_plain),
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: Body::Complete(body_plain.as_bytes()),
-            now_ms: 1_700_000_000_000,
-            inbox_failing: false,
-        });
+        let decision = decide(&params.without(&[crate::webhook::PROBE_PARAM]));
         assert!(
             matches!(decision.effects.as_slice(), [Effect::Recover(plan)] if plan.keep().is_some() && plan.notice().is_some()),
             "{channel}: {:?}",
