@@ -5,6 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 use twiml_fallback::Channel;
 use twiml_fallback::config::Config;
 use twiml_fallback::edge::{Body, Edge, EdgeRequest};
@@ -135,6 +137,24 @@ fn signature(c: &mut Criterion) {
                 verifier
                     .verify(&request.url, Payload::Form(&params), black_box(&signature))
                     .is_ok()
+            })
+        });
+        // The floor, in the same run: HMAC-SHA1 over exactly the bytes Twilio signs (the URL,
+        // then each key and value in sorted order), from a state already keyed with the token
+        // — what verification cannot do without. BENCHMARKS.md reports verify as a ratio to it.
+        let mut sorted: Vec<(&str, &str)> = request.params.iter().collect();
+        sorted.sort_unstable();
+        let mut signed = request.url.clone().into_bytes();
+        for (key, value) in sorted {
+            signed.extend_from_slice(key.as_bytes());
+            signed.extend_from_slice(value.as_bytes());
+        }
+        let keyed = <Hmac<Sha1> as KeyInit>::new_from_slice(request.token.as_bytes()).expect("any key length");
+        group.bench_function(format!("hmac-sha1-floor/{name}"), |b| {
+            b.iter(|| {
+                let mut mac = keyed.clone();
+                mac.update(black_box(&signed));
+                mac.finalize().into_bytes()
             })
         });
         group.bench_function(format!("compute/{name}"), |b| {
