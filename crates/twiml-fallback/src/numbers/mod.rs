@@ -17,12 +17,12 @@
 //!
 //! ```
 //! use twiml_fallback::Channel;
-//! use twiml_fallback::numbers::{Account, Expect, IncomingNumber, RouterKind, Status, Trunk, Warning};
+//! use twiml_fallback::numbers::{Account, Expect, IncomingNumber, RouterKind, Status, Trunk, Warning, Webhooks};
 //!
 //! let number = IncomingNumber {
 //!     sid: "PN1".into(),
 //!     phone_number: "+14155550101".into(),
-//!     voice_url: Some("https://app.example.com/voice".into()),
+//!     webhooks: Webhooks { voice_url: Some("https://app.example.com/voice".into()), ..Default::default() },
 //!     trunk_sid: Some("TK1".into()),
 //!     ..Default::default()
 //! };
@@ -44,8 +44,8 @@ mod route;
 pub use plan::{Change, Fallback, Plan, Refusal, Selection, Wanted, plan, update_error_hint};
 pub use probe::{PROBE_BUDGET, PROBE_ERROR_CODE, PROBE_FROM, ProbeOutcome, ProbeTarget, probe_id, probe_targets};
 pub use resources::{
-    Account, Api, Application, IncomingNumber, Listing, MessagingService, Resource, ServiceNumber, Trunk, next_page,
-    sid_for_path,
+    Account, Api, Application, IncomingNumber, Listing, MessagingService, Resource, ServiceNumber, Trunk, Webhooks,
+    next_page, sid_for_path,
 };
 pub use route::{Expect, NumberRoutes, Route, Router, RouterKind, Status, Warning, channel_label};
 

@@ -94,9 +94,10 @@ fn matches(number: &IncomingNumber, wanted: &str) -> bool {
 /// Plans `numbers set` over `account` (read whole: numbers, Applications, services, trunks).
 ///
 /// ```
-/// use twiml_fallback::numbers::{plan, Account, Application, Fallback, IncomingNumber, Selection, Wanted};
+/// use twiml_fallback::numbers::{plan, Account, Application, Fallback, IncomingNumber, Selection, Wanted, Webhooks};
 ///
-/// let app = Application { sid: "AP1".into(), voice_url: Some("https://app.example.com/voice".into()), ..Default::default() };
+/// let webhooks = Webhooks { voice_url: Some("https://app.example.com/voice".into()), ..Default::default() };
+/// let app = Application { sid: "AP1".into(), webhooks, ..Default::default() };
 /// let numbers = ["+14155550101", "+14155550102"].map(|phone| IncomingNumber {
 ///     sid: format!("PN{}", &phone[10..]),
 ///     phone_number: phone.into(),

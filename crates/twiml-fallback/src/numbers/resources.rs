@@ -190,6 +190,29 @@ pub fn sid_for_path<'a>(sid: &'a str, prefix: &str) -> Result<&'a str, String> {
     }
 }
 
+/// The voice and messaging webhooks a number and a TwiML Application both carry, under the same
+/// names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Webhooks {
+    /// The voice webhook.
+    pub voice_url: Option<String>,
+    /// Its method.
+    pub voice_method: Option<String>,
+    /// The voice fallback.
+    pub voice_fallback_url: Option<String>,
+    /// Its method.
+    pub voice_fallback_method: Option<String>,
+    /// The messaging webhook.
+    pub sms_url: Option<String>,
+    /// Its method.
+    pub sms_method: Option<String>,
+    /// The messaging fallback.
+    pub sms_fallback_url: Option<String>,
+    /// Its method.
+    pub sms_fallback_method: Option<String>,
+}
+
 /// One `IncomingPhoneNumber`, with the fields that decide who answers it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -200,22 +223,9 @@ pub struct IncomingNumber {
     pub phone_number: String,
     /// The name given in the Console.
     pub friendly_name: Option<String>,
-    /// The number's own voice webhook.
-    pub voice_url: Option<String>,
-    /// Its method.
-    pub voice_method: Option<String>,
-    /// The number's own voice fallback.
-    pub voice_fallback_url: Option<String>,
-    /// Its method.
-    pub voice_fallback_method: Option<String>,
-    /// The number's own messaging webhook.
-    pub sms_url: Option<String>,
-    /// Its method.
-    pub sms_method: Option<String>,
-    /// The number's own messaging fallback.
-    pub sms_fallback_url: Option<String>,
-    /// Its method.
-    pub sms_fallback_method: Option<String>,
+    /// The number's own webhooks (used when nothing else routes a channel).
+    #[serde(flatten)]
+    pub webhooks: Webhooks,
     /// `AP…`: an Application answers calls instead of the number's URLs.
     pub voice_application_sid: Option<String>,
     /// `AP…`: an Application answers messages; in practice a Messaging Service's `MG…` for its members.
@@ -232,22 +242,9 @@ pub struct Application {
     pub sid: String,
     /// Its name.
     pub friendly_name: Option<String>,
-    /// Voice webhook.
-    pub voice_url: Option<String>,
-    /// Its method.
-    pub voice_method: Option<String>,
-    /// Voice fallback.
-    pub voice_fallback_url: Option<String>,
-    /// Its method.
-    pub voice_fallback_method: Option<String>,
-    /// Messaging webhook.
-    pub sms_url: Option<String>,
-    /// Its method.
-    pub sms_method: Option<String>,
-    /// Messaging fallback.
-    pub sms_fallback_url: Option<String>,
-    /// Its method.
-    pub sms_fallback_method: Option<String>,
+    /// Its webhooks.
+    #[serde(flatten)]
+    pub webhooks: Webhooks,
 }
 
 /// A Messaging Service.

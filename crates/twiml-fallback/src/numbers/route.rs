@@ -3,7 +3,7 @@
 
 use crate::Channel;
 use crate::numbers::resources::{
-    Account, Api, Application, IncomingNumber, MessagingService, Trunk, present, sid_for_path,
+    Account, Api, IncomingNumber, MessagingService, Trunk, Webhooks, present, sid_for_path,
 };
 
 /// The kind of resource whose URLs Twilio uses for a number's channel.
@@ -337,42 +337,22 @@ impl Route {
         }
     }
 
-    fn number_voice(number: &IncomingNumber, expect: &Expect) -> Self {
-        let urls = Urls {
-            url: present(&number.voice_url),
-            method: &number.voice_method,
-            fallback_url: present(&number.voice_fallback_url),
-            fallback_method: &number.voice_fallback_method,
-        };
-        Route::of(Channel::Voice, number_router(number), urls, expect)
-    }
-
-    fn number_messaging(number: &IncomingNumber, expect: &Expect) -> Self {
-        let urls = Urls {
-            url: present(&number.sms_url),
-            method: &number.sms_method,
-            fallback_url: present(&number.sms_fallback_url),
-            fallback_method: &number.sms_fallback_method,
-        };
-        Route::of(Channel::Messaging, number_router(number), urls, expect)
-    }
-
-    fn application(channel: Channel, application: &Application, expect: &Expect) -> Self {
+    /// A route by `webhooks` (a number's own, or an Application's) for `channel`.
+    fn by_webhooks(channel: Channel, router: Router, webhooks: &Webhooks, expect: &Expect) -> Self {
         let urls = match channel {
             Channel::Voice => Urls {
-                url: present(&application.voice_url),
-                method: &application.voice_method,
-                fallback_url: present(&application.voice_fallback_url),
-                fallback_method: &application.voice_fallback_method,
+                url: present(&webhooks.voice_url),
+                method: &webhooks.voice_method,
+                fallback_url: present(&webhooks.voice_fallback_url),
+                fallback_method: &webhooks.voice_fallback_method,
             },
             Channel::Messaging => Urls {
-                url: present(&application.sms_url),
-                method: &application.sms_method,
-                fallback_url: present(&application.sms_fallback_url),
-                fallback_method: &application.sms_fallback_method,
+                url: present(&webhooks.sms_url),
+                method: &webhooks.sms_method,
+                fallback_url: present(&webhooks.sms_fallback_url),
+                fallback_method: &webhooks.sms_fallback_method,
             },
         };
-        let router = Router::new(RouterKind::Application, &application.sid, &application.friendly_name);
         Route::of(channel, router, urls, expect)
     }
 
@@ -445,12 +425,12 @@ impl Account {
     ///
     /// ```
     /// use twiml_fallback::Channel;
-    /// use twiml_fallback::numbers::{Account, Expect, IncomingNumber, MessagingService, RouterKind, ServiceNumber, Status};
+    /// use twiml_fallback::numbers::{Account, Expect, IncomingNumber, MessagingService, RouterKind, ServiceNumber, Status, Webhooks};
     ///
     /// let number = IncomingNumber {
     ///     sid: "PN1".into(),
     ///     phone_number: "+14155550101".into(),
-    ///     sms_url: Some("https://app.example.com/sms".into()),
+    ///     webhooks: Webhooks { sms_url: Some("https://app.example.com/sms".into()), ..Default::default() },
     ///     ..Default::default()
     /// };
     /// let service = MessagingService {
@@ -481,12 +461,17 @@ impl Account {
         if let Some(sid) = present(&number.voice_application_sid) {
             return self.application_route(Channel::Voice, sid, expect);
         }
-        Route::number_voice(number, expect)
+        Route::by_webhooks(Channel::Voice, number_router(number), &number.webhooks, expect)
     }
 
     fn application_route(&self, channel: Channel, sid: &str, expect: &Expect) -> Route {
         match self.applications.iter().find(|application| application.sid == sid) {
-            Some(application) => Route::application(channel, application, expect),
+            Some(application) => Route::by_webhooks(
+                channel,
+                Router::new(RouterKind::Application, &application.sid, &application.friendly_name),
+                &application.webhooks,
+                expect,
+            ),
             None => Route::unknown(channel, RouterKind::Application, sid),
         }
     }
@@ -512,7 +497,7 @@ impl Account {
             Some(service) if !service.defers_to_number() => return Route::service(service, expect),
             _ => match hint.filter(|sid| sid.starts_with("AP")) {
                 Some(sid) => self.application_route(Channel::Messaging, sid, expect),
-                None => Route::number_messaging(number, expect),
+                None => Route::by_webhooks(Channel::Messaging, number_router(number), &number.webhooks, expect),
             },
         };
         route.deferring_service =

@@ -14,10 +14,12 @@ fn app(sid: &str, voice: Option<&str>, voice_fallback: Option<&str>, sms: Option
     Application {
         sid: sid.into(),
         friendly_name: Some(format!("app {sid}")),
-        voice_url: voice.map(Into::into),
-        voice_fallback_url: voice_fallback.map(Into::into),
-        sms_url: sms.map(Into::into),
-        ..Default::default()
+        webhooks: Webhooks {
+            voice_url: voice.map(Into::into),
+            voice_fallback_url: voice_fallback.map(Into::into),
+            sms_url: sms.map(Into::into),
+            ..Default::default()
+        },
     }
 }
 
@@ -487,7 +489,7 @@ fn a_sid_unfit_for_a_path_is_refused_not_requested() {
 #[test]
 fn probes_go_once_to_each_distinct_fallback_with_twilios_parameters() {
     let mut account = shared_account();
-    account.applications[0].voice_fallback_url = Some("https://f.example.com/v".into());
+    account.applications[0].webhooks.voice_fallback_url = Some("https://f.example.com/v".into());
     account.services[0].0.fallback_url = Some("https://f.example.com/s".into());
     account.services[0].0.fallback_method = Some("GET".into());
     let targets = probe_targets(&account);
