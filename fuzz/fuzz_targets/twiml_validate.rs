@@ -1,11 +1,21 @@
-//! The TwiML validator, the outline and the URL rebasing on arbitrary bytes: no panic, no hang, and
-//! a valid document's channel agrees with the target it was checked against.
+//! The TwiML validator, the outline and the URL rebasing on arbitrary bytes: no panic, no hang, a
+//! valid document's channel agrees with the target it was checked against, and the validator's
+//! fast walk gives the full walk's report, diagnostic for diagnostic, for every target.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use twiml_fallback::twiml::{MAX_DOCUMENT_BYTES, TargetChannel, outline, resolve_relative_urls, validate};
+use twiml_fallback::twiml::{
+    MAX_DOCUMENT_BYTES, TargetChannel, outline, resolve_relative_urls, validate, validate_without_fast_path,
+};
 
 fuzz_target!(|data: &[u8]| {
+    for target in [TargetChannel::Auto, TargetChannel::Voice, TargetChannel::Messaging] {
+        assert_eq!(
+            validate(data, target),
+            validate_without_fast_path(data, target),
+            "the fast and the full walk disagree as {target:?}"
+        );
+    }
     let auto = validate(data, TargetChannel::Auto);
     if auto.is_valid() {
         assert!(data.len() <= MAX_DOCUMENT_BYTES, "a document over 64 KB validated");

@@ -11,7 +11,9 @@ use twiml_fallback::Channel;
 use twiml_fallback::config::Config;
 use twiml_fallback::edge::{Body, Edge, EdgeRequest};
 use twiml_fallback::signature::{Payload, SignatureVerifier, compute_signature};
-use twiml_fallback::twiml::{AnswerRules, MAX_DOCUMENT_BYTES, Response, Say, TargetChannel, validate};
+use twiml_fallback::twiml::{
+    AnswerRules, MAX_DOCUMENT_BYTES, Response, Say, TargetChannel, validate, validate_without_fast_path,
+};
 use twiml_fallback::webhook::Params;
 
 struct Request {
@@ -181,6 +183,16 @@ fn validation(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(large.len() as u64));
     group.bench_function(format!("ivr-{}B", large.len()), |b| {
         b.iter(|| validate(black_box(large.as_bytes()), TargetChannel::Voice))
+    });
+    // The same documents through quick-xml's tokenizer alone (the walk every document took before
+    // the fast walk, and the one the unusual ones still take).
+    group.throughput(Throughput::Bytes(TYPICAL.len() as u64));
+    group.bench_function(format!("full-walk-typical-{}B", TYPICAL.len()), |b| {
+        b.iter(|| validate_without_fast_path(black_box(TYPICAL.as_bytes()), TargetChannel::Voice))
+    });
+    group.throughput(Throughput::Bytes(large.len() as u64));
+    group.bench_function(format!("full-walk-ivr-{}B", large.len()), |b| {
+        b.iter(|| validate_without_fast_path(black_box(large.as_bytes()), TargetChannel::Voice))
     });
     // The floor, in the same run: quick-xml's bare event loop over the same bytes, with the
     // reader settings the validator uses (BENCHMARKS.md reports the validator as a ratio to it).

@@ -54,5 +54,6 @@ pub use outline::{Action, outline};
 pub use rebase::resolve_relative_urls;
 pub use validate::{
     Diagnostic, MAX_DIAGNOSTICS, MAX_DOCUMENT_BYTES, Report, Severity, Strictness, TargetChannel, validate,
+    validate_without_fast_path,
 };
 pub use writer::{XML_DECLARATION, escape_attribute, escape_text, is_xml_char};

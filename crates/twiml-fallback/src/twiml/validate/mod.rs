@@ -20,12 +20,17 @@
 //!      reached.
 //!
 //! Every diagnostic has the Twilio error code, a message and a 1-based line and column (in
-//! characters). Validation never panics, allocates nothing for a valid document beyond the parser's
-//! tag-name stack, and runs in time linear in the input.
+//! characters). Validation never panics, allocates nothing for a clean document of the usual shape
+//! (and for any other nothing beyond the stack of open elements and the diagnostics), and runs in
+//! time linear in the input.
 //!
-//! This file walks the document in Twilio's order; `rules.rs` applies TwiML's element tree as
-//! elements open and close, `lex.rs` holds the byte-level checks of well-formedness, and
-//! `report.rs` the types a validation returns.
+//! Two walks read the document, with the same rules: `fast.rs`, a tokenizer for the shape apps
+//! really send, which gives up on anything else, and this file's walk over quick-xml's
+//! tokenizer, which reads all of XML and words every error. A document the fast walk finishes
+//! gets the report the full walk would give it (the property tests and the `twiml_validate` fuzz
+//! target hold the two to that). `rules.rs` applies TwiML's element tree as elements open and
+//! close, `lex.rs` holds the byte-level checks of well-formedness, and `report.rs` the types a
+//! validation returns.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -34,6 +39,7 @@ use super::schema::Element;
 use crate::error_code::ErrorCode;
 use crate::webhook::Channel;
 
+mod fast;
 mod lex;
 mod report;
 mod rules;
@@ -74,8 +80,27 @@ pub const MAX_DIAGNOSTICS: usize = 100;
 /// ```
 pub fn validate(document: &[u8], target: TargetChannel) -> Report {
     let mut validator = Validator::new(document, target);
-    validator.run();
+    validator.run(Walk::FastFirst);
     validator.finish()
+}
+
+/// [`validate`] without its fast walk: quick-xml's tokenizer on every document. The report is the
+/// same for every input (the property tests and the `twiml_validate` fuzz target hold the two to
+/// that); this is here for them and for the benchmarks, not for use.
+#[doc(hidden)]
+pub fn validate_without_fast_path(document: &[u8], target: TargetChannel) -> Report {
+    let mut validator = Validator::new(document, target);
+    validator.run(Walk::Full);
+    validator.finish()
+}
+
+/// Which tokenizer reads the document.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// The fast walk (`fast.rs`), then the full one if it gives up.
+    FastFirst,
+    /// quick-xml only.
+    Full,
 }
 
 struct Validator<'a> {
@@ -101,6 +126,7 @@ struct LineIndex {
 }
 
 /// An open element.
+#[derive(Clone, Copy)]
 struct Frame<'a> {
     /// Its name as written, to match the end tag against.
     name: &'a [u8],
@@ -115,7 +141,7 @@ struct Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    fn new(name: &'a [u8], element: Option<&'static Element>, offset: usize) -> Self {
+    const fn new(name: &'a [u8], element: Option<&'static Element>, offset: usize) -> Self {
         Self {
             name,
             element,
@@ -147,7 +173,7 @@ impl<'a> Validator<'a> {
             wrong_root: None,
             truncated: false,
             positions: LineIndex::default(),
-            attribute_buffer: Vec::with_capacity(8),
+            attribute_buffer: Vec::new(),
         }
     }
 
@@ -164,7 +190,12 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn run(&mut self) {
+    /// Forgets what a walk found, for the next walk over the same document.
+    fn reset(&mut self) {
+        *self = Self::new(self.document, self.target);
+    }
+
+    fn run(&mut self, walk: Walk) {
         let document = self.document;
         if document.len() > MAX_DOCUMENT_BYTES {
             let message = format!(
@@ -200,6 +231,13 @@ impl<'a> Validator<'a> {
             let message = "a second byte-order mark (U+FEFF) is text before the root element".to_owned();
             self.set_fatal(ErrorCode::DOCUMENT_PARSE_FAILURE, start, message);
             return;
+        }
+        if walk == Walk::FastFirst {
+            if self.parse_fast(text, start) {
+                return;
+            }
+            self.reset();
+            self.text = text;
         }
         self.parse(text, start);
     }
@@ -385,9 +423,17 @@ impl<'a> Validator<'a> {
         }
         let mut attributes = std::mem::take(&mut self.attribute_buffer);
         let accepted = self.attributes(tag, offset, &mut attributes);
-        let accepted = accepted && self.open_checked(name, offset, &attributes, stack, last_terminal_verb);
+        let frame = accepted
+            .then(|| self.open_checked(name, offset, &attributes, stack.last_mut(), last_terminal_verb))
+            .flatten();
         self.attribute_buffer = attributes;
-        accepted
+        match frame {
+            Some(frame) => {
+                stack.push(frame);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Parses and checks a tag's attributes for well-formedness into `parsed`; `false` when it is

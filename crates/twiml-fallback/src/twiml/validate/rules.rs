@@ -22,16 +22,17 @@ use crate::twiml::schema::{self, Element, Text, VENDOR_SSML_PREFIX};
 use crate::webhook::Channel;
 
 impl<'a> Validator<'a> {
-    /// The schema side of a start tag whose name and attributes are well-formed; `false` when fatal.
+    /// The schema side of a start tag whose name and attributes are well-formed, inside `parent`
+    /// (`None` for the root): the element's frame, or `None` when it is fatal.
     pub(super) fn open_checked(
         &mut self,
         name: &'a [u8],
         offset: usize,
         attributes: &[RawAttribute<'a>],
-        stack: &mut Vec<Frame<'a>>,
+        parent: Option<&mut Frame<'a>>,
         last_terminal_verb: &mut Option<&'static str>,
-    ) -> bool {
-        let element = match stack.last_mut() {
+    ) -> Option<Frame<'a>> {
+        let element = match parent {
             None => {
                 if name == b"Response" {
                     if let Some(&RawAttribute {
@@ -45,7 +46,7 @@ impl<'a> Validator<'a> {
                                 "<Response version={version:?}> is not a TwiML version (2008-08-01 or 2010-04-01)"
                             );
                             self.set_fatal(ErrorCode::INVALID_VERSION, at, message);
-                            return false;
+                            return None;
                         }
                     }
                     self.check_attributes(&RESPONSE_ATTRIBUTES, "Response", attributes);
@@ -102,8 +103,7 @@ impl<'a> Validator<'a> {
         };
         let mut frame = Frame::new(name, element, offset);
         frame.has_digits = attributes.iter().any(|attribute| attribute.key == b"digits");
-        stack.push(frame);
-        true
+        Some(frame)
     }
 
     fn check_attributes(&mut self, known: &[schema::Attr], element: &str, attributes: &[RawAttribute<'_>]) {

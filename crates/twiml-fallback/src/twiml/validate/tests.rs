@@ -2,8 +2,12 @@ use super::*;
 
 const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
+/// The report, after checking that both walks give it.
 fn check(document: &str, target: TargetChannel) -> Report {
-    validate(document.as_bytes(), target)
+    let report = validate(document.as_bytes(), target);
+    let full = validate_without_fast_path(document.as_bytes(), target);
+    assert_eq!(report, full, "the fast and the full walk disagree on {document:?}");
+    report
 }
 
 fn first_error(document: &str, target: TargetChannel) -> Diagnostic {
@@ -502,4 +506,269 @@ fn only_the_first_byte_order_mark_is_one() {
     let error = first_error("\u{FEFF}<Response><Say>", TargetChannel::Voice);
     assert_eq!(error.code, ErrorCode::DOCUMENT_PARSE_FAILURE);
     assert!(error.to_string().contains("<Say"), "{error}");
+}
+
+/// Whether the fast walk reads `document` to the end (rather than handing it to the full walk).
+fn fast_walk_finishes(document: &str) -> bool {
+    let start = if document.starts_with('\u{FEFF}') { BOM.len() } else { 0 };
+    let mut validator = Validator::new(document.as_bytes(), TargetChannel::Auto);
+    validator.text = document;
+    validator.parse_fast(document, start)
+}
+
+#[test]
+fn the_fast_walk_reads_what_apps_send() {
+    let rendered = crate::twiml::Response::new()
+        .verb(
+            crate::twiml::Say::new("Press <1> for R&D, \"quoted\"\r\n🍰")
+                .voice("Polly.Joanna")
+                .language("en-US"),
+        )
+        .verb(crate::twiml::Pause::new().length(1))
+        .verb(crate::twiml::Hangup)
+        .to_xml();
+    let ivr_like = format!(
+        "{DECL}\n<Response>\n  <Gather input='dtmf speech' numDigits=\"1\" action=\"/menu?a=1&amp;b=2\">\n    <Say>Caf&#233; &amp; bar &#x1F370; 🍰</Say>\n    <Pause length=\"2\"/>\n  </Gather>\n</Response>\n"
+    );
+    for document in [
+        rendered.as_str(),
+        ivr_like.as_str(),
+        "<Response/>",
+        "\u{FEFF}<Response><Message><Body>Hi</Body><Media>https://example.com/a.png</Media></Message></Response>",
+        // Warnings and schema errors are the rules' business, not the tokenizer's.
+        "<Response><Say loop=\"-1\">x</Say><Hangup/><Say>never reached</Say><Message>x</Message></Response>",
+        "<response><Message>Hi</Message></response>",
+    ] {
+        assert!(fast_walk_finishes(document), "{document:?}");
+        check(document, TargetChannel::Voice);
+        check(document, TargetChannel::Messaging);
+    }
+}
+
+#[test]
+fn the_fast_walk_leaves_the_rest_of_xml_to_the_full_walk() {
+    for document in [
+        "<Response><!-- c --></Response>",
+        "<Response><Say><![CDATA[x]]></Say></Response>",
+        "<?xml version=\"1.0\"?><Response/>",
+        "<Response><?pi x?></Response>",
+        "<!DOCTYPE x><Response/>",
+        "<Response><Séance/></Response>",
+        "<Response><Say voice = \"a\">x</Say></Response>",
+        "<Response><Say voice=\"a\"loop=\"1\">x</Say></Response>",
+        "<Response><Say a=\"1\" a=\"2\">x</Say></Response>",
+        "<Response><Say>a & b</Say></Response>",
+        "<Response><Say>&nbsp;</Say></Response>",
+        "<Response><Say>]]></Say></Response>",
+        "<Response><Say></say></Response>",
+        "<Response><Say>",
+        "<Response version=\"3\"/>",
+        "<Response/><Response/>",
+        "<Response/>x",
+        "<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>",
+        "<Response><Say a=\"1\" b=\"1\" c=\"1\" d=\"1\" e=\"1\" f=\"1\" g=\"1\" h=\"1\" i=\"1\">x</Say></Response>",
+    ] {
+        assert!(!fast_walk_finishes(document), "{document:?}");
+        check(document, TargetChannel::Voice);
+        check(document, TargetChannel::Auto);
+    }
+}
+
+mod the_fast_walk_agrees_with_the_full_walk {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestCaseError;
+
+    use super::*;
+
+    /// Markup shaped like TwiML, well-formed or nearly: known and unknown names, attributes with
+    /// both quotes and odd spacing, references good and bad, the constructs only the full walk
+    /// reads; then perhaps one byte deleted or inserted.
+    fn twiml_like() -> impl Strategy<Value = String> {
+        /// Mostly `good`, sometimes `bad`: most documents stay on the fast walk to the end.
+        fn mostly(good: Vec<&'static str>, bad: Vec<&'static str>) -> impl Strategy<Value = &'static str> + Clone {
+            prop_oneof![8 => prop::sample::select(good), 1 => prop::sample::select(bad)]
+        }
+        let name = prop::sample::select(vec![
+            "Response",
+            "response",
+            "Say",
+            "say",
+            "Play",
+            "Pause",
+            "Hangup",
+            "Redirect",
+            "Reject",
+            "Message",
+            "Body",
+            "Media",
+            "Gather",
+            "Dial",
+            "Number",
+            "Sms",
+            "Queue",
+            "prosody",
+            "amazon:effect",
+            "Foo",
+            "x-y.z",
+        ]);
+        let attribute = (
+            prop::sample::select(vec![
+                "voice", "language", "loop", "method", "action", "digits", "version", "length", "xmlns", "Voice", "x",
+            ]),
+            mostly(
+                vec![
+                    "",
+                    "1",
+                    "-1",
+                    "POST",
+                    "PUT",
+                    "Polly.Joanna",
+                    "2010-04-01",
+                    "3",
+                    "a&amp;b",
+                    "x>y",
+                    "🍰",
+                    "&#x1F370;",
+                ],
+                vec!["a&b", "a<b", "&#0;", "&nbsp;"],
+            ),
+            prop::sample::select(vec!["\"", "'"]),
+            mostly(vec![" ", "\n  ", "\t"], vec!["", " = "]),
+        )
+            .prop_map(|(key, value, quote, space)| match space {
+                " = " => format!(" {key} = {quote}{value}{quote}"),
+                _ => format!("{space}{key}={quote}{value}{quote}"),
+            });
+        let text = mostly(
+            vec![
+                "Hi",
+                " ",
+                "\n  ",
+                "a &amp; b",
+                "&#x1F370;",
+                "&#13;",
+                "🍰",
+                "é",
+                ">",
+                "&lt;&gt;&quot;&apos;",
+            ],
+            vec![
+                "&#0;",
+                "&nbsp;",
+                "&",
+                "]]>",
+                "<!-- c -->",
+                "<![CDATA[x]]>",
+                "<?pi x?>",
+                "&#xD800;",
+            ],
+        )
+        .prop_map(str::to_owned);
+        let leaf = prop_oneof![
+            2 => text,
+            1 => (name.clone(), proptest::collection::vec(attribute.clone(), 0..4), prop::sample::select(vec!["/>", " />"]))
+                .prop_map(|(name, attributes, end)| format!("<{name}{}{end}", attributes.concat())),
+        ];
+        let element = leaf.prop_recursive(4, 24, 4, move |inner| {
+            (
+                name.clone(),
+                proptest::collection::vec(attribute.clone(), 0..4),
+                proptest::collection::vec(inner, 0..4),
+                mostly(vec![""], vec!["x", " ", "lowercase"]),
+            )
+                .prop_map(|(name, attributes, children, end_change)| {
+                    let end = match end_change {
+                        "" => name.to_owned(),
+                        " " => format!("{name} "),
+                        "lowercase" => name.to_lowercase(),
+                        other => other.to_owned(),
+                    };
+                    format!("<{name}{}>{}</{end}>", attributes.concat(), children.concat())
+                })
+        });
+        let prefix = mostly(
+            vec![
+                "",
+                DECL,
+                "\u{FEFF}",
+                "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+                " ",
+            ],
+            vec![
+                "<?xml version='1.0'?>",
+                "<!-- c -->",
+                "x",
+                " <?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            ],
+        );
+        let suffix = mostly(
+            vec!["", "\n", " \r\n"],
+            vec![" x", "<Response/>", "<!-- c -->", "&amp;"],
+        );
+        let mutation = proptest::option::weighted(
+            0.15,
+            (
+                any::<prop::sample::Index>(),
+                any::<bool>(),
+                prop::sample::select(b"<>&;/=\"' \n\x01x".to_vec()),
+            ),
+        );
+        (prefix, element, suffix, mutation).prop_map(|(prefix, element, suffix, mutation)| {
+            let mut bytes = format!("{prefix}<Response>{element}</Response>{suffix}").into_bytes();
+            if let Some((index, insert, byte)) = mutation {
+                let at = index.index(bytes.len() + 1);
+                if insert {
+                    bytes.insert(at, byte);
+                } else if at < bytes.len() {
+                    bytes.remove(at);
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+
+    fn assert_agree(document: &[u8]) -> Result<(), TestCaseError> {
+        for target in [TargetChannel::Auto, TargetChannel::Voice, TargetChannel::Messaging] {
+            prop_assert_eq!(
+                validate(document, target),
+                validate_without_fast_path(document, target),
+                "{:?} as {:?}",
+                String::from_utf8_lossy(document),
+                target
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn on_twiml_like_documents(document in twiml_like()) {
+            assert_agree(document.as_bytes())?;
+        }
+
+        #[test]
+        fn on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            assert_agree(&bytes)?;
+        }
+    }
+
+    #[test]
+    fn the_generator_mostly_reaches_the_end_of_the_fast_walk() {
+        // A property that the fast walk never finishes would prove nothing.
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = twiml_like();
+        let finished = (0..1000)
+            .filter(|_| {
+                let document = strategy.new_tree(&mut runner).expect("a document").current();
+                fast_walk_finishes(&document)
+            })
+            .count();
+        assert!(
+            finished > 250,
+            "the fast walk finished {finished} of 1000 generated documents"
+        );
+    }
 }
