@@ -404,17 +404,23 @@ pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
     // CallSid, MessageSid, SmsSid, SmsMessageSid: whether each was seen yet.
     let mut seen = [false; 4];
     let mut messaging = false;
-    for pair in raw.split(|&byte| byte == b'&') {
+    // The pairs, found with `memchr` (a byte-by-byte split was a tenth of the layer's time).
+    let mut pair_start = 0;
+    let ends = memchr::memchr_iter(b'&', raw).chain(std::iter::once(raw.len()));
+    for pair_end in ends {
+        let pair = &raw[pair_start..pair_end];
+        pair_start = pair_end + 1;
         // Only a key starting with C, M, S or an escape can be one of the four.
         if !matches!(pair.first(), Some(b'C' | b'M' | b'S' | b'%')) {
             continue;
         }
-        let (key, value) = match memchr::memchr(b'=', pair) {
+        // Keys are short: plain loops beat memchr's set-up here.
+        let (key, value) = match pair.iter().position(|&byte| byte == b'=') {
             Some(equals) => (&pair[..equals], &pair[equals + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
         let decoded;
-        let key = if memchr::memchr2(b'%', b'+', key).is_some() {
+        let key = if key.iter().any(|&byte| matches!(byte, b'%' | b'+')) {
             decoded = decode_form_component(key);
             decoded.as_bytes()
         } else {
