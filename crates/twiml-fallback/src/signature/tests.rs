@@ -143,9 +143,10 @@ fn repeated_values_are_sorted_and_deduplicated_like_the_sdks() {
 fn a_signature_over_kept_duplicates_also_verifies() {
     let params = Params::from_pairs([("Digits", "1"), ("Digits", "1")]);
     let kept = BASE64.encode(SortedParams::new([("Digits", "1"), ("Digits", "1")].into_iter()).sign(
-        KeyedMac::new(&AuthToken::new(TOKEN)).0,
+        &KeyedMac::new(&AuthToken::new(TOKEN)).0,
         BASE_URL,
-        &mut Vec::new(),
+        false,
+        &mut Batch::new(),
     ));
     assert_ne!(kept, compute_signature(TOKEN, BASE_URL, &params));
     assert!(verifier().verify(BASE_URL, Payload::Form(&params), &kept).is_ok());
@@ -305,4 +306,157 @@ fn auth_token_debug_is_redacted() {
     let debug = format!("{verifier:?}");
     assert!(!debug.contains("super-secret-token"), "{debug}");
     assert!(debug.contains("redacted"));
+}
+
+/// The signing rule spelled out the slow way (sort every pair, optionally drop exact duplicates,
+/// one `update` per string), for the differential test below.
+fn reference_mac(token: &str, url: &str, pairs: &[(String, String)], drop_duplicates: bool) -> [u8; 20] {
+    use hmac::{Hmac, Mac};
+    let mut sorted: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    sorted.sort_unstable();
+    if drop_duplicates {
+        sorted.dedup();
+    }
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).expect("any key length");
+    mac.update(url.as_bytes());
+    for (key, value) in sorted {
+        mac.update(key.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// SplitMix64, so that a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Keys that share long prefixes, are prefixes of one another, hold NUL bytes or multi-byte
+/// characters, or are empty: whatever the eight-byte sort keys and their tie runs must get right.
+const TRICKY_KEYS: &[&str] = &[
+    "",
+    "a",
+    "A",
+    "ab",
+    "abc",
+    "abcd",
+    "abcdefg",
+    "abcdefgh",
+    "abcdefghi",
+    "abcdefghj",
+    "abcdefgh\0",
+    "abc\0",
+    "abc\0\0",
+    "\0",
+    "\0\0",
+    "From",
+    "FromCity",
+    "FromCountry",
+    "FromCountrz",
+    "To",
+    "ToZip",
+    "ErrorCode",
+    "ErrorUrl",
+    "MessageSid",
+    "MessagingServiceSid",
+    "é",
+    "éé",
+    "日本語のキー",
+    "🍰",
+    "~",
+    "\u{7f}",
+];
+
+fn random_text(rng: &mut Rng, max: usize) -> String {
+    let pieces = [
+        "a",
+        "b",
+        "Z",
+        "0",
+        " ",
+        "+",
+        "&",
+        "=",
+        "%",
+        "é",
+        "🍰",
+        "\0",
+        "abcdefgh",
+        "+14155550100",
+    ];
+    (0..rng.below(max + 1))
+        .map(|_| pieces[rng.below(pieces.len())])
+        .collect()
+}
+
+#[test]
+fn signing_matches_the_rule_spelled_out_for_generated_requests() {
+    let mut rng = Rng(13);
+    let counts = [0, 1, 2, 3, 5, 8, 21, 22, 31, 32, 33, 34, 40, 64, 255, 256, 257, 1000];
+    for case in 0..600 {
+        let count = if case < counts.len() {
+            counts[case]
+        } else {
+            rng.below(48)
+        };
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let key = match rng.below(4) {
+                0 => random_text(&mut rng, 6),
+                _ => TRICKY_KEYS[rng.below(TRICKY_KEYS.len())].to_owned(),
+            };
+            // Long values cross the gathering buffer and SHA-1 blocks at every offset.
+            let value = match rng.below(8) {
+                0 => "x".repeat(rng.below(300)),
+                1 if !pairs.is_empty() => pairs[rng.below(pairs.len())].1.clone(),
+                _ => random_text(&mut rng, 5),
+            };
+            pairs.push((key, value));
+        }
+        // Exact duplicates, sometimes.
+        if !pairs.is_empty() && rng.below(3) == 0 {
+            let twin = pairs[rng.below(pairs.len())].clone();
+            pairs.push(twin);
+        }
+        let url = format!("https://example.com/{}", "p".repeat(rng.below(200)));
+        let token = format!("token-{case}");
+        let params = Params::from_pairs(pairs.clone());
+        let deduplicated = reference_mac(&token, &url, &pairs, true);
+        let kept = reference_mac(&token, &url, &pairs, false);
+        assert_eq!(
+            compute_signature(&token, &url, &params),
+            BASE64.encode(deduplicated),
+            "case {case}"
+        );
+        let sorted = SortedParams::new(params.iter());
+        let mut distinct = pairs.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(sorted.duplicated, distinct.len() < pairs.len(), "case {case}");
+        let verifier = SignatureVerifier::new(token.as_str());
+        for mac in [deduplicated, kept] {
+            let signature = BASE64.encode(mac);
+            let verified = verifier.verify(&url, Payload::Form(&params), &signature);
+            assert_eq!(verified.map(|v| v.url_variant), Ok(UrlVariant::AsGiven), "case {case}");
+            let mut forged = mac;
+            forged[rng.below(20)] ^= 1 << rng.below(8);
+            assert_eq!(
+                verifier.verify(&url, Payload::Form(&params), &BASE64.encode(forged)),
+                Err(SignatureError::Mismatch),
+                "case {case}"
+            );
+        }
+    }
 }
