@@ -517,7 +517,7 @@ impl Batch {
         Array::slice_as_flattened_mut(&mut self.blocks)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     fn push(&mut self, mac: &mut HmacCore<Sha1>, data: &[u8]) {
         let len = self.len;
         if data.len() < BATCH - len {
@@ -529,7 +529,7 @@ impl Batch {
     }
 
     /// `push(key)` then `push(value)`, with one check for room when both fit.
-    #[inline(always)]
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     fn push_pair(&mut self, mac: &mut HmacCore<Sha1>, key: &[u8], value: &[u8]) {
         let len = self.len;
         if key.len() + value.len() < BATCH - len {
@@ -571,7 +571,7 @@ impl Batch {
 
 /// `dst.copy_from_slice(src)`, with the lengths of most keys and values (up to 64 bytes) done in
 /// two overlapping fixed-size moves rather than a call to `memcpy`.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn copy_short(dst: &mut [u8], src: &[u8]) {
     fn both<const N: usize>(dst: &mut [u8], src: &[u8]) {
         if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
@@ -600,7 +600,7 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 /// The key's first eight bytes as a big-endian integer, zero-padded. A shorter key is read in
 /// registers (two overlapping loads), not through a padded copy on the stack: a wide load of bytes
 /// just stored one by one stalls the CPU.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn prefix(key: &str) -> u64 {
     let bytes = key.as_bytes();
     let n = bytes.len();
