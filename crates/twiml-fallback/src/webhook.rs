@@ -675,12 +675,56 @@ mod tests {
             "MessageSid=&MessageSid=SM1",
             "MessageSid=&SmsSid=SM1",
             "SmsSid=SM1&CallSid=&CallSid=CA1",
+            // 0xA6 (in "æ") is `&` with the high bit set: not a separator.
+            "x\u{e6}CallSid=CA1",
+            "MessageSid=SM1&Body=\u{e6}&CallSid=CA1",
         ] {
             assert_eq!(
                 channel_of_form(raw.as_bytes()),
                 Params::from_form(raw.as_bytes()).channel(),
                 "{raw}"
             );
+        }
+    }
+
+    mod channel_of_form_agrees_with_parsed_params_on {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Forms whose keys are mostly the four SID keys, escaped or not, with empty, short and
+        /// long values (the long ones move the `&`s across the eight-byte words).
+        fn form_like() -> impl Strategy<Value = String> {
+            let key = prop_oneof![
+                Just("CallSid".to_owned()),
+                Just("MessageSid".to_owned()),
+                Just("SmsSid".to_owned()),
+                Just("SmsMessageSid".to_owned()),
+                Just("Call%53id".to_owned()),
+                Just("%53msSid".to_owned()),
+                Just("Message+Sid".to_owned()),
+                "[CMS%+=&a-z0-9\u{e6}]{0,14}",
+            ];
+            let value = prop_oneof![Just(String::new()), "[A-Za-z0-9%+=\u{e6}]{1,40}"];
+            let pair = (key, proptest::option::of(value)).prop_map(|(key, value)| match value {
+                Some(value) => format!("{key}={value}"),
+                None => key,
+            });
+            proptest::collection::vec(pair, 0..12).prop_map(|pairs| pairs.join("&"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn generated_forms(form in form_like()) {
+                prop_assert_eq!(channel_of_form(form.as_bytes()), Params::from_form(form.as_bytes()).channel(), "{}", form);
+            }
+
+            #[test]
+            fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                prop_assert_eq!(channel_of_form(&bytes), Params::from_form(&bytes).channel());
+            }
         }
     }
 
