@@ -1,5 +1,6 @@
 //! The fallback layer's cost per request, next to a bare axum router and to tower-http's
-//! CatchPanicLayer + TimeoutLayer, on a typical SMS webhook: the 586-byte form Twilio posts
+//! CatchPanicLayer + TimeoutLayer (and to the router with a layer that does nothing: what
+//! `Router::layer` itself costs), on a typical SMS webhook: the 586-byte form Twilio posts
 //! (`fixtures/bench-inputs.json`) answered with ~150 bytes of TwiML.
 
 use std::hint::black_box;
@@ -16,7 +17,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use twiml_fallback::layer::FallbackLayer;
+use twiml_fallback::layer::{FallbackLayer, TwilioParams};
 use twiml_fallback::webhook::Params;
 
 const REPLY: &str = concat!(
@@ -26,6 +27,18 @@ const REPLY: &str = concat!(
 
 async fn sms(body: Bytes) -> ([(http::HeaderName, &'static str); 1], &'static str) {
     black_box(body);
+    ([(CONTENT_TYPE, "text/xml; charset=utf-8")], REPLY)
+}
+
+/// A handler that reads the parameters, as a real one does: parsing them itself…
+async fn sms_parsing(body: Bytes) -> ([(http::HeaderName, &'static str); 1], &'static str) {
+    black_box(Params::from_form(&body).body().map(str::len));
+    ([(CONTENT_TYPE, "text/xml; charset=utf-8")], REPLY)
+}
+
+/// …or through the layer's [`TwilioParams`], decoded once for the handler and the layer.
+async fn sms_twilio_params(params: TwilioParams) -> ([(http::HeaderName, &'static str); 1], &'static str) {
+    black_box(params.body().map(str::len));
     ([(CONTENT_TYPE, "text/xml; charset=utf-8")], REPLY)
 }
 
@@ -61,8 +74,10 @@ fn layer(c: &mut Criterion) {
         .expect("runtime");
     let form = form();
     let bare: Router = Router::new().route("/sms", post(sms));
-    let variants: [(&str, Router); 4] = [
+    let variants: [(&str, Router); 5] = [
         ("bare-router", bare.clone()),
+        // What axum's `Router::layer` costs with a layer that does nothing: every layer pays it.
+        ("noop-layer", bare.clone().layer(tower::layer::util::Identity::new())),
         ("fallback-layer", bare.clone().layer(FallbackLayer::new())),
         (
             "fallback-layer-no-deadline",
@@ -78,18 +93,37 @@ fn layer(c: &mut Criterion) {
                 )),
         ),
     ];
-    let mut group = c.benchmark_group("layer/sms-webhook");
+    run_group(c, &runtime, &form, "layer/sms-webhook", variants);
+    // The same, with handlers that read the parameters: the bare router's parses them itself,
+    // the layer's reads the TwilioParams the layer put in the request (as benches/layer-load.sh).
+    let parsing: Router = Router::new().route("/sms", post(sms_parsing));
+    let reading: Router = Router::new().route("/sms", post(sms_twilio_params));
+    let variants: [(&str, Router); 2] = [
+        ("bare-router-parsing", parsing),
+        ("fallback-layer-twilio-params", reading.layer(FallbackLayer::new())),
+    ];
+    run_group(c, &runtime, &form, "layer/sms-webhook-reading-params", variants);
+}
+
+fn run_group<const N: usize>(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    form: &Bytes,
+    group_name: &str,
+    variants: [(&str, Router); N],
+) {
+    let mut group = c.benchmark_group(group_name);
     for (name, router) in variants {
         // Every variant answers the same bytes.
         let answer = runtime.block_on(async {
-            let response = router.clone().oneshot(request(&form)).await.expect("infallible");
+            let response = router.clone().oneshot(request(form)).await.expect("infallible");
             response.into_body().collect().await.expect("body").to_bytes()
         });
         assert_eq!(&answer[..], REPLY.as_bytes(), "{name}");
         group.bench_function(name, |b| {
-            b.to_async(&runtime).iter(|| {
+            b.to_async(runtime).iter(|| {
                 let router = router.clone();
-                let request = request(&form);
+                let request = request(form);
                 async move {
                     let response = router.oneshot(request).await.expect("infallible");
                     black_box(response.into_body().collect().await.expect("body").to_bytes())

@@ -31,7 +31,7 @@ use crate::edge::TWIML_CONTENT_TYPE;
 use crate::error_code::ErrorCode;
 use crate::inbox::CaptureRequest;
 use crate::twiml::{AnswerRules, Rejection};
-use crate::webhook::{Channel, Params, channel_of_form, is_form_content_type};
+use crate::webhook::{Channel, Params, is_form_content_type};
 
 pin_project! {
     /// The response future of [`Fallback`](super::Fallback).
@@ -84,8 +84,8 @@ struct RequestContext {
     uri: http::Uri,
     /// The request's method, for a capture.
     method: Method,
-    channel: Option<Channel>,
-    /// The parameters, decoded only if a fallback needs the called number and the SID.
+    /// The parameters, decoded only if a fallback needs the called number and the SID; their
+    /// channel found when the answer is judged (from what the handler decoded, if it did).
     params: Option<TwilioParams>,
 }
 
@@ -107,7 +107,6 @@ where
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let context = RequestContext {
-            channel: shared.channel,
             shared,
             started,
             uri: requested_uri(&parts).clone(),
@@ -273,7 +272,8 @@ fn unreachable_state() {
 }
 
 impl RequestContext {
-    /// Finds the channel, records the raw parameters, and builds the inner request.
+    /// Records the raw parameters (their channel is found when the answer is judged) and builds
+    /// the inner request.
     fn prepare<ReqBody>(
         &mut self,
         mut parts: http::request::Parts,
@@ -294,11 +294,18 @@ impl RequestContext {
             }
             Collected::OverLimit(prefix) => (query(), false, RequestBody::partial(prefix, original)),
         };
-        self.channel = self.shared.channel.or_else(|| channel_of_form(&raw));
-        let params = TwilioParams::new(raw, self.channel, complete);
+        let params = TwilioParams::new(raw, self.shared.channel, complete);
         parts.extensions.insert(params.clone());
         self.params = Some(params);
         Request::from_parts(parts, body)
+    }
+
+    /// The layer's explicit channel, else the one the parameters show.
+    fn channel(&self) -> Option<Channel> {
+        match &self.params {
+            Some(params) => params.channel(),
+            None => self.shared.channel,
+        }
     }
 
     /// Whether the app's answer passes — 3xx always (Twilio follows redirects), else the core's
@@ -308,7 +315,7 @@ impl RequestContext {
             return Ok(None);
         }
         let rules = AnswerRules {
-            target: self.channel.into(),
+            target: self.channel().into(),
             strictness: self.shared.strictness,
             content: self.shared.content_policy,
         };
@@ -342,14 +349,15 @@ impl RequestContext {
     fn fallback(&self, cause: FallbackCause) -> Response<FallbackBody> {
         let error_code = cause.error_code();
         let cause_name = cause.as_str();
+        let channel = self.channel();
         let params = self.params.as_ref().map(TwilioParams::params);
         let to = params.and_then(Params::to).map(|to| clip(to, 64));
         let event = FallbackEvent {
             cause,
             error_code,
-            channel: self.channel,
+            channel,
             sid: params
-                .and_then(|params| params.sid_for(self.channel))
+                .and_then(|params| params.sid_for(channel))
                 .map(|sid| clip(sid, 64)),
             to: to.clone(),
             path: clip(self.uri.path(), 256),
@@ -370,9 +378,9 @@ impl RequestContext {
             let _ = catch_unwind(AssertUnwindSafe(|| hook(&event)));
         }
         if let (Some(sink), Some(params)) = (&self.shared.capture, &self.params) {
-            if params.is_complete() && params.params().sid_for(self.channel).is_some() {
+            if params.is_complete() && params.params().sid_for(channel).is_some() {
                 let request = CaptureRequest {
-                    channel: self.channel,
+                    channel,
                     url: self.uri.to_string(),
                     method: self.method.as_str().to_owned(),
                     params: params
@@ -386,7 +394,7 @@ impl RequestContext {
                 let _ = catch_unwind(AssertUnwindSafe(|| sink.capture(request)));
             }
         }
-        let twiml = self.shared.config.fallback(self.channel, to.as_deref()).twiml;
+        let twiml = self.shared.config.fallback(channel, to.as_deref()).twiml;
         let mut response = Response::new(FallbackBody::new(Bytes::copy_from_slice(twiml.as_bytes())));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(TWIML_CONTENT_TYPE));

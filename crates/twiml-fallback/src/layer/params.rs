@@ -5,11 +5,12 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::webhook::{Channel, Params};
+use crate::webhook::{Channel, Params, channel_of_form};
 
 /// Twilio's webhook parameters as the fallback layer read them, put in the request's extensions
 /// (and, with the `axum` feature, an extractor). They are decoded on first use, so a handler that
-/// never looks costs nothing; clones share the decoded result. Everything [`Params`] offers is
+/// never looks costs nothing; clones share the decoded result, and the layer, judging the answer,
+/// reads the channel from it rather than scanning the form a second time. Everything [`Params`] offers is
 /// here too, typed structs included ([`Params::deserialize`]).
 ///
 /// ```
@@ -24,30 +25,46 @@ use crate::webhook::{Channel, Params};
 #[derive(Clone, Debug, Default)]
 pub struct TwilioParams {
     raw: Bytes,
-    parsed: Arc<OnceLock<Params>>,
-    channel: Option<Channel>,
+    /// Shared by the clones: the handler's and the layer's.
+    found: Arc<Found>,
     complete: bool,
 }
 
+/// What is worked out from the raw parameters on first use.
+#[derive(Debug, Default)]
+struct Found {
+    params: OnceLock<Params>,
+    /// The layer's explicit channel, else the one the parameters show: read from the decoded
+    /// parameters when the handler has decoded them, else from the raw form.
+    channel: OnceLock<Option<Channel>>,
+}
+
 impl TwilioParams {
-    /// `raw` is a form body or a query string (both `application/x-www-form-urlencoded`).
+    /// `raw` is a form body or a query string (both `application/x-www-form-urlencoded`);
+    /// `channel` the layer's explicit one, if it has one.
     pub(crate) fn new(raw: Bytes, channel: Option<Channel>, complete: bool) -> Self {
+        let found = Found::default();
+        if let Some(channel) = channel {
+            let _ = found.channel.set(Some(channel));
+        }
         Self {
             raw,
-            parsed: Arc::default(),
-            channel,
+            found: Arc::new(found),
             complete,
         }
     }
 
     /// The parameters (decoded now if no one has yet).
     pub fn params(&self) -> &Params {
-        self.parsed.get_or_init(|| Params::from_form(&self.raw))
+        self.found.params.get_or_init(|| Params::from_form(&self.raw))
     }
 
     /// The channel: the layer's explicit one, else the one the parameters show.
     pub fn channel(&self) -> Option<Channel> {
-        self.channel
+        *self.found.channel.get_or_init(|| match self.found.params.get() {
+            Some(params) => params.channel(),
+            None => channel_of_form(&self.raw),
+        })
     }
 
     /// `false` when the body was over the layer's limit and was passed on unread (the parameters
@@ -68,8 +85,10 @@ impl From<Params> for TwilioParams {
     fn from(params: Params) -> Self {
         Self {
             raw: Bytes::new(),
-            channel: params.channel(),
-            parsed: Arc::new(OnceLock::from(params)),
+            found: Arc::new(Found {
+                channel: OnceLock::from(params.channel()),
+                params: OnceLock::from(params),
+            }),
             complete: true,
         }
     }
@@ -77,7 +96,7 @@ impl From<Params> for TwilioParams {
 
 impl PartialEq for TwilioParams {
     fn eq(&self, other: &Self) -> bool {
-        self.params() == other.params() && self.channel == other.channel && self.complete == other.complete
+        self.params() == other.params() && self.channel() == other.channel() && self.complete == other.complete
     }
 }
 
