@@ -326,21 +326,11 @@ fn reference_mac(token: &str, url: &str, pairs: &[(String, String)], drop_duplic
     mac.finalize().into_bytes().into()
 }
 
-/// SplitMix64, so that a failure reproduces.
-struct Rng(u64);
+/// A seeded generator (proptest's), so that a failure reproduces.
+type Rng = proptest::test_runner::TestRng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+fn below(rng: &mut Rng, n: usize) -> usize {
+    proptest::prelude::Rng::random_range(rng, 0..n)
 }
 
 /// Keys that share long prefixes, are prefixes of one another, hold NUL bytes or multi-byte
@@ -396,41 +386,41 @@ fn random_text(rng: &mut Rng, max: usize) -> String {
         "abcdefgh",
         "+14155550100",
     ];
-    (0..rng.below(max + 1))
-        .map(|_| pieces[rng.below(pieces.len())])
+    (0..below(rng, max + 1))
+        .map(|_| pieces[below(rng, pieces.len())])
         .collect()
 }
 
 #[test]
 fn signing_matches_the_rule_spelled_out_for_generated_requests() {
-    let mut rng = Rng(13);
+    let mut rng = Rng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha);
     let counts = [0, 1, 2, 3, 5, 8, 21, 22, 31, 32, 33, 34, 40, 64, 255, 256, 257, 1000];
     for case in 0..600 {
         let count = if case < counts.len() {
             counts[case]
         } else {
-            rng.below(48)
+            below(&mut rng, 48)
         };
         let mut pairs: Vec<(String, String)> = Vec::with_capacity(count);
         for _ in 0..count {
-            let key = match rng.below(4) {
+            let key = match below(&mut rng, 4) {
                 0 => random_text(&mut rng, 6),
-                _ => TRICKY_KEYS[rng.below(TRICKY_KEYS.len())].to_owned(),
+                _ => TRICKY_KEYS[below(&mut rng, TRICKY_KEYS.len())].to_owned(),
             };
             // Long values cross the gathering buffer and SHA-1 blocks at every offset.
-            let value = match rng.below(8) {
-                0 => "x".repeat(rng.below(300)),
-                1 if !pairs.is_empty() => pairs[rng.below(pairs.len())].1.clone(),
+            let value = match below(&mut rng, 8) {
+                0 => "x".repeat(below(&mut rng, 300)),
+                1 if !pairs.is_empty() => pairs[below(&mut rng, pairs.len())].1.clone(),
                 _ => random_text(&mut rng, 5),
             };
             pairs.push((key, value));
         }
         // Exact duplicates, sometimes.
-        if !pairs.is_empty() && rng.below(3) == 0 {
-            let twin = pairs[rng.below(pairs.len())].clone();
+        if !pairs.is_empty() && below(&mut rng, 3) == 0 {
+            let twin = pairs[below(&mut rng, pairs.len())].clone();
             pairs.push(twin);
         }
-        let url = format!("https://example.com/{}", "p".repeat(rng.below(200)));
+        let url = format!("https://example.com/{}", "p".repeat(below(&mut rng, 200)));
         let token = format!("token-{case}");
         let params = Params::from_pairs(pairs.clone());
         let deduplicated = reference_mac(&token, &url, &pairs, true);
@@ -451,7 +441,7 @@ fn signing_matches_the_rule_spelled_out_for_generated_requests() {
             let verified = verifier.verify(&url, Payload::Form(&params), &signature);
             assert_eq!(verified.map(|v| v.url_variant), Ok(UrlVariant::AsGiven), "case {case}");
             let mut forged = mac;
-            forged[rng.below(20)] ^= 1 << rng.below(8);
+            forged[below(&mut rng, 20)] ^= 1 << below(&mut rng, 8);
             assert_eq!(
                 verifier.verify(&url, Payload::Form(&params), &BASE64.encode(forged)),
                 Err(SignatureError::Mismatch),
