@@ -10,8 +10,8 @@ use crate::webhook::{Channel, Params, channel_of_form};
 /// Twilio's webhook parameters as the fallback layer read them, put in the request's extensions
 /// (and, with the `axum` feature, an extractor). They are decoded on first use, so a handler that
 /// never looks costs nothing; clones share the decoded result, and the layer, judging the answer,
-/// reads the channel from it rather than scanning the form a second time. Everything [`Params`] offers is
-/// here too, typed structs included ([`Params::deserialize`]).
+/// reads the channel from it rather than scanning the form a second time. Everything [`Params`]
+/// offers is here too, typed structs included ([`Params::deserialize`]).
 ///
 /// ```
 /// # #[cfg(feature = "axum")] {
