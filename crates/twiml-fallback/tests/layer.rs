@@ -187,39 +187,27 @@ async fn the_channel_is_the_same_whether_or_not_the_handler_decoded_the_paramete
     // The layer reads the channel from the parameters the handler decoded, if it did, else from
     // the raw form: a voice answer passes for a call and fails for an SMS either way.
     for decode in [false, true] {
-        let app = Router::new()
-            .route(
-                "/hook",
-                post(move |params: TwilioParams| async move {
-                    if decode {
-                        assert!(params.params().get("AccountSid").is_some());
-                    }
-                    (
-                        [(CONTENT_TYPE, "text/xml")],
-                        "<Response><Say>For a call</Say></Response>",
-                    )
-                }),
-            )
-            .layer(FallbackLayer::new());
-        for (params, channel, fallback) in [
-            (VOICE_PARAMS, Channel::Voice, false),
-            (SMS_PARAMS, Channel::Messaging, true),
-        ] {
-            let context = format!("{channel}, decoded: {decode}");
-            let (status, headers, body) = read(
-                app.clone()
-                    .oneshot(form_request(Method::POST, "/hook", params))
-                    .await
-                    .expect("ok"),
-            )
-            .await;
-            if fallback {
-                assert_fallback(status, &headers, &body, channel, "invalid-twiml", &context);
-            } else {
-                assert_eq!(headers.get(FALLBACK_HEADER), None, "{context}");
-                assert_eq!(&body[..], b"<Response><Say>For a call</Say></Response>", "{context}");
+        let handler = move |params: TwilioParams| async move {
+            if decode {
+                assert!(params.params().get("AccountSid").is_some());
             }
-        }
+            (
+                [(CONTENT_TYPE, "text/xml")],
+                "<Response><Say>For a call</Say></Response>",
+            )
+        };
+        let app = Router::new()
+            .route("/voice/hook", post(handler))
+            .route("/sms/hook", post(handler))
+            .layer(FallbackLayer::new());
+        let (_, headers, body) = call(&app, "/voice/hook").await;
+        assert_eq!(headers.get(FALLBACK_HEADER), None, "decoded: {decode}");
+        assert_eq!(
+            &body[..],
+            b"<Response><Say>For a call</Say></Response>",
+            "decoded: {decode}"
+        );
+        assert_route_falls_back(&app, "/sms/hook", Channel::Messaging, "invalid-twiml").await;
     }
 }
 
