@@ -99,6 +99,20 @@ fn signature(c: &mut Criterion) {
                 )
             })
         });
+        // The same parameters in two orders, taken in turn: each request's signing order differs
+        // from the last one of its size, so none is found remembered and each is sorted.
+        let reversed = Params::from_pairs(request.params.iter().collect::<Vec<_>>().into_iter().rev());
+        let mut turn = false;
+        group.bench_function(format!("verify-order-not-remembered/{name}"), |b| {
+            b.iter(|| {
+                turn = !turn;
+                verifier.verify(
+                    black_box(&request.url),
+                    Payload::Form(black_box(if turn { &request.params } else { &reversed })),
+                    black_box(&signature),
+                )
+            })
+        });
         group.bench_function(format!("verify-forged/{name}"), |b| {
             b.iter(|| {
                 verifier.verify(

@@ -227,6 +227,11 @@ impl Params {
         self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The pairs as received, owned strings in place (what the signature code reads).
+    pub(crate) fn as_pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The number of pairs.
     pub fn len(&self) -> usize {
         self.pairs.len()

@@ -57,6 +57,7 @@ pub use public_url::{Scheme, UrlPolicy, UrlPolicyError};
 pub use url_hint::UrlHint;
 pub use url_variants::{UrlVariant, url_variants};
 
+use std::cell::Cell;
 use std::fmt;
 
 use base64::Engine as _;
@@ -253,16 +254,11 @@ impl SignatureVerifier {
         if signature.is_empty() {
             return Err(SignatureError::Missing);
         }
-        // A signature that is not 20 bytes of base64 cannot match; comparing against a zeroed
-        // buffer keeps the work (and the timing) the same as for a well-formed wrong one.
-        let (provided, well_formed) = match decode_signature(signature) {
-            Some(bytes) => (bytes, true),
-            None => ([0u8; 20], false),
+        let pairs = match payload {
+            Payload::Form(params) => params.as_pairs(),
+            Payload::UrlOnly | Payload::Body(_) => &[],
         };
-        let mut sorted = SortedParams::empty();
-        if let Payload::Form(params) = payload {
-            sorted.sort(params.iter());
-        }
+        let sorted = SortedParams::new(pairs);
         // The SDKs' form (duplicates dropped) first, then the duplicates kept.
         let forms: &[bool] = if sorted.duplicated { &[true, false] } else { &[false] };
         let mut batch = Batch::new();
@@ -270,7 +266,7 @@ impl SignatureVerifier {
             for (token_index, keyed) in self.keyed.iter().enumerate() {
                 for &drop_duplicates in forms {
                     let expected = sorted.sign(&keyed.0, candidate, drop_duplicates, &mut batch);
-                    if bool::from(macs_equal(&expected, &provided)) && well_formed {
+                    if bool::from(signature_is(&expected, signature)) {
                         return Some(Verified {
                             token_index,
                             url_variant,
@@ -305,29 +301,82 @@ const INLINE_PAIRS: usize = 32;
 /// A parameter: key and value.
 type Pair<'p> = (&'p str, &'p str);
 
-/// Parameters in signing order: by key, then by value, bytewise.
+/// Parameters in signing order: by key, then by value, bytewise. The pairs stay where they are
+/// (a request's [`Params`], read in place); only their order is kept here.
 ///
 /// What gets sorted is one `u64` per pair: the key's first eight bytes as a big-endian integer
 /// (which orders like the key itself and tells most keys apart), its lowest bits replaced by the
 /// pair's index. Sorting those eight-byte integers is much cheaper than sorting the pairs. Runs
 /// that tie on the rest of the prefix are then settled by the full strings; exact duplicates can
 /// only sit inside such runs, so when no two keys share a prefix one pass over the sorted integers
-/// says there are none.
-struct SortedParams<'p> {
-    /// The pairs as given, while there are at most [`INLINE_PAIRS`] (the slots are `Option` so
-    /// that the array starts zeroed).
-    inline_pairs: [Option<Pair<'p>>; INLINE_PAIRS],
-    /// Their sort keys, in signing order once sorted.
+/// says there are none. Up to [`INLINE_PAIRS`] pairs, the order of the last request of the same
+/// size is tried first ([`fill_in_remembered_order`]), and the sort runs only when it does not fit.
+struct SortedParams<'p, K, V> {
+    pairs: &'p [(K, V)],
+    /// The sort keys in signing order, while there are at most [`INLINE_PAIRS`].
     inline_order: [u64; INLINE_PAIRS],
-    /// How many pairs there are.
-    len: usize,
-    /// Past [`INLINE_PAIRS`]: all the pairs and their sort keys, here instead.
-    spilled_pairs: Vec<Option<Pair<'p>>>,
+    /// Past [`INLINE_PAIRS`]: the sort keys, here instead.
     spilled_order: Vec<u64>,
     /// The low bits of a sort key holding the pair's index.
     index_mask: u64,
     /// Whether some pair occurs twice (key and value alike).
     duplicated: bool,
+}
+
+/// How many signing orders each thread remembers, one per parameter count modulo this.
+const REMEMBERED_ORDERS: usize = 4;
+
+thread_local! {
+    /// The signing order (pair indexes) of the last request this thread verified with as many
+    /// parameters as the slot's count, and that count.
+    static REMEMBERED: [Cell<(u8, [u8; INLINE_PAIRS])>; REMEMBERED_ORDERS] =
+        const { [const { Cell::new((0, [0; INLINE_PAIRS])) }; REMEMBERED_ORDERS] };
+}
+
+/// Fills `order` with the sort keys of `pairs` in the signing order remembered for their count,
+/// if that is their signing order (the keys rise), and says whether two of them tie on their
+/// prefix. Twilio sends each kind of webhook's parameters in the same order every time, so this
+/// usually replaces the sort. Nothing is trusted from the memory: `pairs.len()` rising sort keys
+/// carry as many distinct indexes below `pairs.len()` (their low bits), so they are all the pairs,
+/// and in the one order that sorts them.
+fn fill_in_remembered_order<K: AsRef<str>, V>(pairs: &[(K, V)], prefix_mask: u64, order: &mut [u64]) -> Option<bool> {
+    let (len, remembered) = REMEMBERED.with(|slots| slots[pairs.len() % REMEMBERED_ORDERS].get());
+    if usize::from(len) != pairs.len() {
+        return None;
+    }
+    let mut previous = None;
+    let mut tied = false;
+    for (slot, &index) in order.iter_mut().zip(&remembered) {
+        let (key, _) = pairs.get(usize::from(index))?;
+        let sort_key = (prefix(key.as_ref()) & prefix_mask) | u64::from(index);
+        if let Some(previous) = previous {
+            if previous >= sort_key {
+                return None;
+            }
+            tied |= (previous ^ sort_key) & prefix_mask == 0;
+        }
+        previous = Some(sort_key);
+        *slot = sort_key;
+    }
+    Some(tied)
+}
+
+/// Whether two neighbours in the sorted `order` share their prefix. Usually no two keys do, and
+/// one pass says so. (Word by word: wide loads of words the sort has just stored one by one would
+/// stall.)
+fn any_tied(order: &[u64], prefix_mask: u64) -> bool {
+    order.windows(2).any(|w| (w[0] ^ w[1]) & prefix_mask == 0)
+}
+
+/// Remembers the signing order `order` (sorted sort keys, at most [`INLINE_PAIRS`]) for its count.
+fn remember_order(order: &[u64], index_mask: u64) {
+    let mut remembered = [0u8; INLINE_PAIRS];
+    for (index, sort_key) in remembered.iter_mut().zip(order) {
+        *index = (sort_key & index_mask) as u8;
+    }
+    // At most INLINE_PAIRS: the count fits a byte.
+    let len = order.len() as u8;
+    REMEMBERED.with(|slots| slots[order.len() % REMEMBERED_ORDERS].set((len, remembered)));
 }
 
 /// The bits needed for an index below `len`.
@@ -336,120 +385,72 @@ fn index_mask(len: usize) -> u64 {
     1u64.checked_shl(bits).map_or(u64::MAX, |bit| bit - 1)
 }
 
-fn sort_key(prefix_mask: u64, index: usize, key: &str) -> u64 {
-    (prefix(key) & prefix_mask) | index as u64
-}
-
-impl<'p> SortedParams<'p> {
-    fn new(pairs: impl Iterator<Item = Pair<'p>>) -> Self {
-        let mut sorted = Self::empty();
-        sorted.sort(pairs);
+impl<'p, K: AsRef<str>, V: AsRef<str>> SortedParams<'p, K, V> {
+    /// Sorts `pairs` (into a value filled in place: it is large to move).
+    fn new(pairs: &'p [(K, V)]) -> Self {
+        let index_mask = index_mask(pairs.len());
+        let mut sorted = Self {
+            pairs,
+            inline_order: [0; INLINE_PAIRS],
+            spilled_order: Vec::new(),
+            index_mask,
+            duplicated: false,
+        };
+        let prefix_mask = !index_mask;
+        let sort_keys = pairs
+            .iter()
+            .enumerate()
+            .map(|(index, (key, _))| (prefix(key.as_ref()) & prefix_mask) | index as u64);
+        let tied = if pairs.len() <= INLINE_PAIRS {
+            let order = &mut sorted.inline_order[..pairs.len()];
+            fill_in_remembered_order(pairs, prefix_mask, order).unwrap_or_else(|| {
+                for (slot, sort_key) in order.iter_mut().zip(sort_keys) {
+                    *slot = sort_key;
+                }
+                order.sort_unstable();
+                remember_order(order, index_mask);
+                any_tied(order, prefix_mask)
+            })
+        } else {
+            sorted.spilled_order = sort_keys.collect();
+            sorted.spilled_order.sort_unstable();
+            any_tied(&sorted.spilled_order, prefix_mask)
+        };
+        if tied {
+            sorted.settle_runs();
+        }
         sorted
     }
 
-    /// No parameters (what a GET or a JSON body signs).
-    fn empty() -> Self {
-        Self {
-            inline_pairs: [None; INLINE_PAIRS],
-            inline_order: [0; INLINE_PAIRS],
-            len: 0,
-            spilled_pairs: Vec::new(),
-            spilled_order: Vec::new(),
-            index_mask: index_mask(INLINE_PAIRS),
-            duplicated: false,
-        }
-    }
-
-    /// Takes `pairs` (into an empty value, filled in place: the value is large to move).
-    fn sort(&mut self, pairs: impl Iterator<Item = Pair<'p>>) {
-        let mut pairs = pairs;
-        // One pass fills both arrays, as long as the pairs fit.
-        let prefix_mask = !self.index_mask;
-        let mut len = 0;
-        for ((slot, key), pair) in self
-            .inline_pairs
-            .iter_mut()
-            .zip(self.inline_order.iter_mut())
-            .zip(&mut pairs)
-        {
-            *slot = Some(pair);
-            *key = sort_key(prefix_mask, len, pair.0);
-            len += 1;
-        }
-        self.len = len;
-        if len == INLINE_PAIRS {
-            if let Some(next) = pairs.next() {
-                self.spill(next, pairs);
-            }
-        }
-        let order = if self.len <= INLINE_PAIRS {
-            &mut self.inline_order[..self.len]
-        } else {
-            &mut self.spilled_order[..]
-        };
-        order.sort_unstable();
-        self.settle_ties();
-    }
-
-    /// Moves everything to the heap (more than [`INLINE_PAIRS`] pairs), with sort keys whose index
-    /// bits fit the count.
-    #[cold]
-    fn spill(&mut self, next: Pair<'p>, rest: impl Iterator<Item = Pair<'p>>) {
-        let mut pairs = Vec::with_capacity(INLINE_PAIRS * 4);
-        pairs.extend_from_slice(&self.inline_pairs);
-        pairs.push(Some(next));
-        pairs.extend(rest.map(Some));
-        self.len = pairs.len();
-        self.index_mask = index_mask(pairs.len());
-        let prefix_mask = !self.index_mask;
-        self.spilled_order = pairs
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(index, (key, _))| sort_key(prefix_mask, index, key))
-            .collect();
-        self.spilled_pairs = pairs;
-    }
-
-    /// The pairs, as given.
-    fn pairs(&self) -> &[Option<Pair<'p>>] {
-        if self.len <= INLINE_PAIRS {
-            &self.inline_pairs[..self.len]
-        } else {
-            &self.spilled_pairs
-        }
+    /// The pair a sort key stands for.
+    fn pair(&self, sort_key: u64) -> Pair<'p> {
+        let (key, value) = &self.pairs[(sort_key & self.index_mask) as usize];
+        (key.as_ref(), value.as_ref())
     }
 
     /// The sort keys, in signing order.
     fn order(&self) -> &[u64] {
-        if self.len <= INLINE_PAIRS {
-            &self.inline_order[..self.len]
+        if self.pairs.len() <= INLINE_PAIRS {
+            &self.inline_order[..self.pairs.len()]
         } else {
             &self.spilled_order
         }
     }
 
     /// Sorts each run of equal prefixes by the full key, then value, and notes exact duplicates.
-    fn settle_ties(&mut self) {
-        let prefix_mask = !self.index_mask;
-        // Usually no two keys share a prefix, and one pass says so. (Word by word: wide loads of
-        // words the sort has just stored one by one would stall.)
-        let tied = self.order().windows(2).any(|w| (w[0] ^ w[1]) & prefix_mask == 0);
-        if tied {
-            self.settle_runs();
-        }
-    }
-
     #[inline(never)]
     fn settle_runs(&mut self) {
-        let index_mask = self.index_mask;
+        let (pairs, index_mask) = (self.pairs, self.index_mask);
         let prefix_mask = !index_mask;
-        let (pairs, order) = if self.len <= INLINE_PAIRS {
-            (&self.inline_pairs[..self.len], &mut self.inline_order[..self.len])
+        let order = if pairs.len() <= INLINE_PAIRS {
+            &mut self.inline_order[..pairs.len()]
         } else {
-            (&self.spilled_pairs[..], &mut self.spilled_order[..])
+            &mut self.spilled_order[..]
         };
-        let pair = |slot: &u64| pairs[(*slot & index_mask) as usize];
+        let pair = |sort_key: u64| {
+            let (key, value) = &pairs[(sort_key & index_mask) as usize];
+            (key.as_ref(), value.as_ref())
+        };
         let mut start = 0;
         while start < order.len() {
             let run_prefix = order[start] & prefix_mask;
@@ -461,8 +462,8 @@ impl<'p> SortedParams<'p> {
                     .count();
             if end - start > 1 {
                 let run = &mut order[start..end];
-                run.sort_unstable_by(|a, b| pair(a).cmp(&pair(b)));
-                self.duplicated |= run.windows(2).any(|w| pair(&w[0]) == pair(&w[1]));
+                run.sort_unstable_by(|&a, &b| pair(a).cmp(&pair(b)));
+                self.duplicated |= run.windows(2).any(|w| pair(w[0]) == pair(w[1]));
             }
             start = end;
         }
@@ -475,19 +476,18 @@ impl<'p> SortedParams<'p> {
         let mut mac = keyed.clone();
         batch.len = 0;
         batch.push(&mut mac, url.as_bytes());
-        let pairs = self.pairs();
         // Without duplicates, dropping them changes nothing.
         let drop_duplicates = drop_duplicates && self.duplicated;
         let mut previous = None;
-        for &slot in self.order() {
-            let pair = pairs[(slot & self.index_mask) as usize];
+        for &sort_key in self.order() {
+            let pair = self.pair(sort_key);
             if drop_duplicates {
-                if previous == pair {
+                if previous == Some(pair) {
                     continue;
                 }
-                previous = pair;
+                previous = Some(pair);
             }
-            let (key, value) = pair.unwrap_or_default();
+            let (key, value) = pair;
             batch.push_pair(&mut mac, key.as_bytes(), value.as_bytes());
         }
         batch.finish(mac)
@@ -622,7 +622,8 @@ fn prefix(key: &str) -> u64 {
 /// GET or a JSON body).
 pub fn compute_signature<'a>(token: &str, url: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let keyed = KeyedMac::new(&AuthToken::new(token));
-    let sorted = SortedParams::new(params.into_iter());
+    let pairs: Vec<Pair<'_>> = params.into_iter().collect();
+    let sorted = SortedParams::new(&pairs);
     BASE64.encode(sorted.sign(&keyed.0, url, true, &mut Batch::new()))
 }
 
@@ -639,21 +640,20 @@ pub fn body_sha256_hex(body: &[u8]) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn decode_signature(signature: &str) -> Option<[u8; 20]> {
-    if signature.len() != 28 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    match BASE64.decode_slice(signature, &mut out) {
-        Ok(20) => Some(out),
-        _ => None,
-    }
-}
-
-/// Whether two MACs are equal, without a branch on their contents: the bytes' differences are
-/// OR-ed together, and `subtle` compares the result with zero.
-fn macs_equal(a: &[u8; 20], b: &[u8; 20]) -> subtle::Choice {
-    let difference = a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y));
+/// Whether `signature` is `mac` in base64, without a branch on their contents: the MAC is
+/// encoded (cheaper than decoding what was sent, and the same for a signature that is not base64
+/// at all), the bytes' differences are OR-ed together, and `subtle` compares the result with zero.
+fn signature_is(mac: &[u8; 20], signature: &str) -> subtle::Choice {
+    let mut encoded = [0u8; 28];
+    let written = BASE64.encode_slice(mac, &mut encoded);
+    debug_assert_eq!(written, Ok(28), "20 bytes are 28 characters of base64");
+    let Ok(signature) = <&[u8; 28]>::try_from(signature.as_bytes()) else {
+        return subtle::Choice::from(0);
+    };
+    let difference = encoded
+        .iter()
+        .zip(signature)
+        .fold(0u8, |difference, (x, y)| difference | (x ^ y));
     difference.ct_eq(&0)
 }
 

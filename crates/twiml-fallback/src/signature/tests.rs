@@ -142,7 +142,7 @@ fn repeated_values_are_sorted_and_deduplicated_like_the_sdks() {
 #[test]
 fn a_signature_over_kept_duplicates_also_verifies() {
     let params = Params::from_pairs([("Digits", "1"), ("Digits", "1")]);
-    let kept = BASE64.encode(SortedParams::new([("Digits", "1"), ("Digits", "1")].into_iter()).sign(
+    let kept = BASE64.encode(SortedParams::new(&[("Digits", "1"), ("Digits", "1")]).sign(
         &KeyedMac::new(&AuthToken::new(TOKEN)).0,
         BASE_URL,
         false,
@@ -430,7 +430,7 @@ fn signing_matches_the_rule_spelled_out_for_generated_requests() {
             BASE64.encode(deduplicated),
             "case {case}"
         );
-        let sorted = SortedParams::new(params.iter());
+        let sorted = SortedParams::new(params.as_pairs());
         let mut distinct = pairs.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -448,5 +448,44 @@ fn signing_matches_the_rule_spelled_out_for_generated_requests() {
                 "case {case}"
             );
         }
+    }
+}
+
+#[test]
+fn an_order_remembered_from_one_request_never_decides_another_of_the_same_size() {
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect()
+    };
+    let first = pairs(&[("Body", "hi"), ("From", "+1"), ("To", "+2"), ("MessageSid", "SM1")]);
+    let reordered = pairs(&[("To", "+2"), ("MessageSid", "SM1"), ("Body", "hi"), ("From", "+1")]);
+    // Keys that tie on their eight-byte prefix, and an exact duplicate.
+    let tied = pairs(&[
+        ("MediaUrl1", "b"),
+        ("MediaUrl0", "a"),
+        ("Body", "x"),
+        ("MediaUrl0", "a"),
+    ]);
+    // One request after another on this thread, each kind twice in a row so that the second one
+    // finds its own order remembered, and each after one whose order does not fit it.
+    for request in [&first, &first, &reordered, &reordered, &tied, &tied, &first, &tied] {
+        let params = Params::from_pairs(request.clone());
+        for drop_duplicates in [true, false] {
+            let mac = reference_mac(TOKEN, BASE_URL, request, drop_duplicates);
+            assert_eq!(
+                verifier()
+                    .verify(BASE_URL, Payload::Form(&params), &BASE64.encode(mac))
+                    .map(|v| v.url_variant),
+                Ok(UrlVariant::AsGiven),
+                "{request:?}"
+            );
+        }
+        let deduplicated = BASE64.encode(reference_mac(TOKEN, BASE_URL, request, true));
+        assert_eq!(compute_signature(TOKEN, BASE_URL, &params), deduplicated, "{request:?}");
+        let mut one_more = request.clone();
+        one_more.push(("To".to_owned(), "+3".to_owned()));
+        assert_eq!(
+            verifier().verify(BASE_URL, Payload::Form(&Params::from_pairs(one_more)), &deduplicated),
+            Err(SignatureError::Mismatch)
+        );
     }
 }
