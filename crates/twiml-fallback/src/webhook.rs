@@ -405,7 +405,98 @@ pub(crate) fn decode_form_component(input: &[u8]) -> String {
 /// The channel of a raw form body or query string (as [`Params::channel`] would find it), without
 /// decoding values or allocating: only keys are looked at, and only whether their values are empty.
 /// As with [`Params::get`], the first occurrence of a key is the one that counts.
+///
+/// Twilio never escapes a key, so a form usually holds the four keys as they are spelled: they are
+/// then found by searching for them (a vectorised scan per key, from the start to the first one
+/// there), not pair by pair. Only a form with a `%` in some key, which could decode into one of
+/// the four, is read pair by pair and its keys decoded.
 pub fn channel_of_form(raw: &[u8]) -> Option<Channel> {
+    if has_escaped_key(raw) {
+        return channel_of_escaped_form(raw);
+    }
+    let keys = &*SID_KEYS;
+    if keys.call.first_has_value(raw) {
+        Some(Channel::Voice)
+    } else if keys.messaging.iter().any(|key| key.first_has_value(raw)) {
+        Some(Channel::Messaging)
+    } else {
+        None
+    }
+}
+
+/// The keys that decide a webhook's channel, each with its searcher (built once).
+struct SidKeys {
+    call: LiteralKey,
+    /// In the order Twilio sends them in an SMS webhook: `SmsMessageSid` comes third.
+    messaging: [LiteralKey; 3],
+}
+
+static SID_KEYS: std::sync::LazyLock<SidKeys> = std::sync::LazyLock::new(|| SidKeys {
+    call: LiteralKey::new("CallSid"),
+    messaging: [
+        LiteralKey::new("SmsMessageSid"),
+        LiteralKey::new("MessageSid"),
+        LiteralKey::new("SmsSid"),
+    ],
+});
+
+/// A key looked for as it is spelled, in a form none of whose keys holds an escape.
+struct LiteralKey {
+    key: &'static str,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl LiteralKey {
+    fn new(key: &'static str) -> Self {
+        Self {
+            key,
+            finder: memchr::memmem::Finder::new(key),
+        }
+    }
+
+    /// Whether the first pair with this key has a non-empty value (false when no pair has it).
+    /// A raw `&` only ever separates pairs, so the key's text at the start of the form or after
+    /// an `&`, followed by `=`, `&` or the end, is that key; anywhere else it is part of another
+    /// key or of a value. (None of the four keys begins with its own ending, so the search's
+    /// non-overlapping matches are all of them.)
+    fn first_has_value(&self, raw: &[u8]) -> bool {
+        for at in self.finder.find_iter(raw) {
+            if at > 0 && raw[at - 1] != b'&' {
+                continue;
+            }
+            let end = at + self.key.len();
+            match raw.get(end) {
+                None | Some(b'&') => return false,
+                Some(b'=') => return raw.get(end + 1).is_some_and(|&byte| byte != b'&'),
+                Some(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// Whether some key of the form holds a `%`: only such a key can decode into a key it does not
+/// spell (a `+` decodes to a space, which none of the four keys has). Each value holding a `%` is
+/// crossed once, from its first `%` back to its `=` and on to its end, so this stays linear
+/// however many escapes a long value has.
+fn has_escaped_key(raw: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(found) = memchr::memchr(b'%', &raw[from..]) {
+        let at = from + found;
+        // An `=` after the pair's start and before the `%` puts the `%` in the value.
+        match memchr::memrchr2(b'&', b'=', &raw[..at]) {
+            Some(boundary) if raw[boundary] == b'=' => {
+                from = memchr::memchr(b'&', &raw[at..]).map_or(raw.len(), |end| at + end);
+            }
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// [`channel_of_form`] for a form with an escaped key: pair by pair, decoding the keys that could
+/// be one of the four.
+fn channel_of_escaped_form(raw: &[u8]) -> Option<Channel> {
     // CallSid, MessageSid, SmsSid, SmsMessageSid: whether each was seen yet.
     let mut seen = [false; 4];
     let mut messaging = false;
@@ -683,12 +774,50 @@ mod tests {
             // 0xA6 (in "æ") is `&` with the high bit set: not a separator.
             "x\u{e6}CallSid=CA1",
             "MessageSid=SM1&Body=\u{e6}&CallSid=CA1",
+            // Keys searched for as they are spelled: `%` in values only.
+            "Body=100%25&CallSid=CA1",
+            "Body=%&x=%%&CallSid=CA1",
+            "a=b=%&CallSid=CA1",
+            "=%&SmsSid=SM1",
+            "CallSidX=1&xCallSid=2&CallSid=CA1",
+            "SmsSmsSid=SM1&MessageSidx=SM1",
+            "Body=CallSid%3DCA1&SmsMessageSid=",
+            "CallSid==",
+            "MessageSid",
+            // A `%` in a key: read pair by pair.
+            "CallSid%=x&CallSid=CA1",
+            "%=1&CallSid=CA1",
+            "x=%&%43allSid=CA1",
+            "MessageSid=&Call%53id=CA1",
         ] {
             assert_eq!(
                 channel_of_form(raw.as_bytes()),
                 Params::from_form(raw.as_bytes()).channel(),
                 "{raw}"
             );
+        }
+    }
+
+    #[test]
+    fn an_escape_counts_as_in_a_key_only_before_the_pairs_first_equals_sign() {
+        for raw in [
+            "%43allSid=CA1",
+            "a=1&C%61llSid",
+            "a=%&%=b",
+            "Body=%41&Call%53id=CA1",
+            "x%",
+        ] {
+            assert!(has_escaped_key(raw.as_bytes()), "{raw}");
+        }
+        for raw in [
+            "",
+            "a=%",
+            "a=b=%&c=%25%25",
+            "=%",
+            "a=1&b=%2B1&c",
+            "Body=%F0%9F%98%80%F0%9F%98%80",
+        ] {
+            assert!(!has_escaped_key(raw.as_bytes()), "{raw}");
         }
     }
 
@@ -723,6 +852,21 @@ mod tests {
 
             #[test]
             fn generated_forms(form in form_like()) {
+                prop_assert_eq!(channel_of_form(form.as_bytes()), Params::from_form(form.as_bytes()).channel(), "{}", form);
+            }
+
+            /// The same forms with every `%` taken out of the keys: the keys are searched for.
+            #[test]
+            fn generated_forms_without_escaped_keys(form in form_like()) {
+                let form = form
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, value)) => format!("{}={value}", key.replace('%', "")),
+                        None => pair.replace('%', ""),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("&");
+                prop_assert!(!has_escaped_key(form.as_bytes()), "{}", form);
                 prop_assert_eq!(channel_of_form(form.as_bytes()), Params::from_form(form.as_bytes()).channel(), "{}", form);
             }
 
