@@ -183,6 +183,44 @@ async fn the_channel_is_detected_from_the_parameters() {
 }
 
 #[tokio::test]
+async fn a_service_that_panics_before_returning_its_future_gets_the_fallback_and_the_next_request_is_served() {
+    // `service_fn` calls the closure in `Service::call`: this panics there, not in the future.
+    let inner = service_fn(|request: Request<RequestBody<Full<Bytes>>>| {
+        assert!(request.uri().path() != "/panic-in-call", "bug in call");
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(CONTENT_TYPE, "text/xml")
+                    .body(Full::new(Bytes::from_static(
+                        b"<Response><Message>ok</Message></Response>",
+                    )))
+                    .expect("response"),
+            )
+        }
+    });
+    let mut service = FallbackLayer::new().layer(inner);
+    for (path, marker, expected_body) in [
+        (
+            "/panic-in-call",
+            Some(&b"panic"[..]),
+            Config::default().fallback(Some(Channel::Messaging), None).twiml,
+        ),
+        ("/ok", None, "<Response><Message>ok</Message></Response>"),
+    ] {
+        let ready = service.ready().await.expect("ready");
+        let (status, headers, body) = read(
+            tower::Service::call(ready, form_request(Method::POST, path, SMS_PARAMS))
+                .await
+                .expect("ok"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers.get(FALLBACK_HEADER).map(|v| v.as_bytes()), marker, "{path}");
+        assert_eq!(&body[..], expected_body.as_bytes(), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn the_channel_is_the_same_whether_or_not_the_handler_decoded_the_parameters() {
     // The layer reads the channel from the parameters the handler decoded, if it did, else from
     // the raw form: a voice answer passes for a call and fails for an SMS either way.

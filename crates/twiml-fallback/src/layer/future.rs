@@ -89,11 +89,8 @@ struct RequestContext {
     params: Option<TwilioParams>,
 }
 
-enum Step<S, ReqBody, ResBody>
-where
-    S: Service<Request<RequestBody<ReqBody>>>,
-{
-    Next(Kind<S, ReqBody, ResBody>),
+/// Where a poll of the current state leaves the future, when it does not move to the next state.
+enum Step {
     Answer(Response<FallbackBody>),
     Fallback(FallbackCause),
     Pending,
@@ -158,8 +155,16 @@ where
                         Poll::Ready(Ok(collected)) => match (parts.take(), service.take(), body.take()) {
                             (Some(parts), Some(mut service), Some(body)) => {
                                 let request = this.context.prepare(parts, collected, body);
-                                match catch_unwind(AssertUnwindSafe(|| service.call(request))) {
-                                    Ok(future) => Step::Next(Kind::Calling { future }),
+                                // The app's future is built where it will be polled: moved once,
+                                // not through each step (it and the state around it are large).
+                                finish(this.kind.as_mut());
+                                let mut kind = this.kind.as_mut();
+                                match catch_unwind(AssertUnwindSafe(|| {
+                                    kind.set(Kind::Calling {
+                                        future: service.call(request),
+                                    })
+                                })) {
+                                    Ok(()) => continue,
                                     Err(panic) => Step::Fallback(FallbackCause::Panic(panic_message(panic))),
                                 }
                             }
@@ -179,11 +184,13 @@ where
                         if (this.context.shared.is_failure)(parts.status) {
                             Step::Fallback(FallbackCause::Status(parts.status))
                         } else {
-                            Step::Next(Kind::ReadingResponse {
+                            finish(this.kind.as_mut());
+                            this.kind.set(Kind::ReadingResponse {
                                 parts: Some(parts),
                                 body,
                                 buffer: Buffer::default(),
-                            })
+                            });
+                            continue;
                         }
                     }
                 },
@@ -222,13 +229,12 @@ where
                 KindProj::Done => panic!("ResponseFuture polled after completion"),
             };
             match step {
-                Step::Next(kind) => replace(this.kind.as_mut(), kind),
                 Step::Answer(response) => {
-                    replace(this.kind.as_mut(), Kind::Done);
+                    finish(this.kind.as_mut());
                     return Poll::Ready(Ok(response));
                 }
                 Step::Fallback(cause) => {
-                    replace(this.kind.as_mut(), Kind::Done);
+                    finish(this.kind.as_mut());
                     return Poll::Ready(Ok(this.context.fallback(cause)));
                 }
                 Step::Pending => break,
@@ -249,7 +255,7 @@ where
         }
         if let Some(sleep) = this.sleep.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
-                replace(this.kind.as_mut(), Kind::Done);
+                finish(this.kind.as_mut());
                 return Poll::Ready(Ok(this.context.fallback(FallbackCause::Timeout(deadline))));
             }
         }
@@ -257,13 +263,14 @@ where
     }
 }
 
-/// Moves to the next state. Dropping the old one (a panicked future, a half-read body) may itself
-/// panic; that must not escape either.
-fn replace<S, ReqBody, ResBody>(mut kind: Pin<&mut Kind<S, ReqBody, ResBody>>, next: Kind<S, ReqBody, ResBody>)
+/// Leaves the current state for `Done`, whence the next one is set (with nothing to drop).
+/// Dropping the old one (a panicked future, a half-read body) may itself panic; that must not
+/// escape either.
+fn finish<S, ReqBody, ResBody>(mut kind: Pin<&mut Kind<S, ReqBody, ResBody>>)
 where
     S: Service<Request<RequestBody<ReqBody>>>,
 {
-    let _ = catch_unwind(AssertUnwindSafe(move || kind.set(next)));
+    let _ = catch_unwind(AssertUnwindSafe(move || kind.set(Kind::Done)));
 }
 
 /// A state the future never leaves half-filled; reported loudly in debug builds only.
