@@ -294,7 +294,7 @@ fn signed_cases(config: &Config) -> Vec<Case> {
         },
         Case {
             // Read whole, this correctly signed voice request would get the voice fallback.
-            name: "huge body (200 KB, declared length): refused without reading it all",
+            name: "huge body (4 MB, declared length): refused, none of it kept",
             request: raw(
                 huge_voice_form(),
                 Some("application/x-www-form-urlencoded"),
@@ -510,13 +510,15 @@ pub(crate) fn log_text(running: &Running) -> String {
         .unwrap_or_default()
 }
 
-/// A voice webhook's form padded past the 64 KB limit (200 KB).
+/// A voice webhook's form padded far past the 64 KB limit (4 MB): more than workerd's HTTP stack
+/// drains of an unread body before it resets the connection, so an endpoint that answers without
+/// consuming it fails these cases nearly every run, not now and then.
 fn huge_voice_form() -> Vec<u8> {
     let mut form = Params::from_pairs(voice(&[("ErrorCode", "11200")]))
         .to_form()
         .into_bytes();
     form.extend_from_slice(b"&Padding=");
-    form.resize(200 * 1024, b'a');
+    form.resize(4 << 20, b'a');
     form
 }
 
@@ -868,7 +870,7 @@ pub async fn run_table(launcher: &dyn Launcher) {
         failures.push("refused requests: a notification counted one".to_owned());
     }
 
-    // A huge chunked body (no Content-Length) is refused without being read, like a declared one:
+    // A huge chunked body (no Content-Length) is refused without being kept, like a declared one:
     // read whole, this correctly signed voice request would get the voice fallback instead.
     let huge = huge_voice_form();
     let signature = compute_signature(TOKEN, &format!("{base}/chunked"), &Params::from_form(&huge));

@@ -245,10 +245,15 @@ async fn handle(request: web_sys::Request, env: &Env, ctx: &Context, loaded: &Lo
     let content_length = header("Content-Length");
     let reading = BodyRead::for_request(&method, content_length.as_deref());
     let body = match reading {
-        BodyRead::Skip | BodyRead::Refuse => None,
+        BodyRead::Skip => None,
+        // Over the limit: none of it kept, but all of it read (`read_limited`).
+        BodyRead::Refuse => {
+            let _ = read_limited(request, 0).await;
+            None
+        }
         // A declared length within the limit (the runtime holds the body to it): one read.
         BodyRead::UpTo(_) if content_length.is_some() => read_all(&request).await,
-        // Chunked: read until the limit, no further.
+        // Chunked: read until the limit, the rest into nothing.
         BodyRead::UpTo(limit) => read_limited(request, limit).await,
     };
     let decision = loaded.edge.decide(&EdgeRequest {
@@ -354,13 +359,20 @@ async fn read_all(request: &web_sys::Request) -> Option<Vec<u8>> {
     Some(Uint8Array::new(&buffer).to_vec())
 }
 
-/// The body read up to just past `limit` (without reading the rest), or `None` on a read error.
+/// The body read up to just past `limit`, or `None` on a read error; the rest is read into
+/// nothing. workerd needs a body consumed before the answer: answered with most of a large body
+/// unread, its HTTP stack may reset the connection, and the client never sees the answer
+/// (`wrangler dev` turns it into a 500 "Network connection lost").
 async fn read_limited(request: web_sys::Request, limit: usize) -> Option<Vec<u8>> {
     let Ok(mut stream) = Request::from(request).stream() else {
         // No body stream at all: an empty body.
         return Some(Vec::new());
     };
-    read_up_to(&mut stream, limit).await.ok()
+    let body = read_up_to(&mut stream, limit).await.ok()?;
+    if body.len() > limit {
+        while let Some(Ok(_)) = stream.next().await {}
+    }
+    Some(body)
 }
 
 /// Reads `stream` until it ends or what was read holds more than `limit` bytes (enough to know

@@ -192,8 +192,9 @@ pub enum BodyRead {
     /// Read up to this many bytes; past them stop reading and decide with
     /// [`Body::TooLarge`](super::Body::TooLarge) (see [`Body::from_read`](super::Body::from_read)).
     UpTo(usize),
-    /// Read nothing: the declared length is over the limit. [`BodyRead::body`] is then
-    /// [`Body::TooLarge`](super::Body::TooLarge).
+    /// Keep nothing: the declared length is over the limit. [`BodyRead::body`] is then
+    /// [`Body::TooLarge`](super::Body::TooLarge). A shell whose runtime must see a body consumed
+    /// before it answers (workerd) reads it into nothing; none of it reaches the decision.
     Refuse,
 }
 
