@@ -33,7 +33,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use twiml_fallback::admin::{self, Admin, AdminRequest, AdminResponse, Routed};
 use twiml_fallback::config::{Config, SMTP_PASSWORD_VARIABLE, variables_in_use};
 use twiml_fallback::edge::{
@@ -336,9 +336,14 @@ async fn handle(State(server): State<Arc<Server>>, request: Request) -> Response
     }
     let reading = BodyRead::for_request(&parts.method, header(CONTENT_LENGTH.as_str()));
     let read = match reading {
-        BodyRead::Skip | BodyRead::Refuse => None,
-        // Stop reading past the limit; a broken body is as unverifiable as a huge one, and so is
-        // one that does not arrive in time (Twilio sends a whole request at once).
+        BodyRead::Skip => None,
+        // None of it kept, all of it read (`read_body`).
+        BodyRead::Refuse => {
+            let _ = server.read_body(body, 0).await;
+            None
+        }
+        // Keep up to the limit; a broken body is as unverifiable as a huge one, and so is one that
+        // does not arrive in time (Twilio sends a whole request at once).
         BodyRead::UpTo(limit) => server.read_body(body, limit).await,
     };
     let decision = server
@@ -435,11 +440,23 @@ pub(crate) async fn send(client: &reqwest::Client, request: &OutboundRequest) ->
 }
 
 impl Server {
-    /// The body read up to `limit` within `--body-timeout-ms`: `None` when it was larger, broke
-    /// or did not arrive in time.
-    async fn read_body(&self, body: axum::body::Body, limit: usize) -> Option<bytes::Bytes> {
-        match tokio::time::timeout(self.body_timeout, Limited::new(body, limit).collect()).await {
-            Ok(collected) => collected.ok().map(|collected| collected.to_bytes()),
+    /// The body read within `--body-timeout-ms`, kept up to one byte past `limit` (more than
+    /// `limit` bytes: too large) and the rest read into nothing, as [`BodyRead`] asks; `None` when
+    /// it broke or did not arrive in time.
+    async fn read_body(&self, mut body: axum::body::Body, limit: usize) -> Option<bytes::Bytes> {
+        let read = async {
+            let mut kept = bytes::BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.ok()?.into_data() else {
+                    continue;
+                };
+                let room = (limit + 1).saturating_sub(kept.len());
+                kept.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            Some(kept.freeze())
+        };
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Ok(read) => read,
             Err(_) => {
                 self.limit_log.bit(Bite::BodyTimeout);
                 None

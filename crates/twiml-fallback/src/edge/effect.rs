@@ -189,12 +189,15 @@ pub enum BodyRead {
     /// Read nothing: the request has no body that matters (GET and HEAD carry their parameters
     /// in the query string). [`BodyRead::body`] is then no bytes.
     Skip,
-    /// Read up to this many bytes; past them stop reading and decide with
-    /// [`Body::TooLarge`](super::Body::TooLarge) (see [`Body::from_read`](super::Body::from_read)).
+    /// Keep up to this many bytes; past them keep no more, read the rest into nothing (as under
+    /// [`BodyRead::Refuse`]) and decide with [`Body::TooLarge`](super::Body::TooLarge) (see
+    /// [`Body::from_read`](super::Body::from_read)).
     UpTo(usize),
     /// Keep nothing: the declared length is over the limit. [`BodyRead::body`] is then
-    /// [`Body::TooLarge`](super::Body::TooLarge). A shell whose runtime must see a body consumed
-    /// before it answers (workerd) reads it into nothing; none of it reaches the decision.
+    /// [`Body::TooLarge`](super::Body::TooLarge). The shell still reads the body to its end, into
+    /// nothing, before it answers: answered with most of a large body unread, workerd may reset
+    /// the connection, and a client still sending gets a reset from `serve` too, so it never
+    /// sees the answer.
     Refuse,
 }
 

@@ -23,7 +23,7 @@
 //!   (TwiML with relative URLs resolved against `ErrorUrl`, plain text, a messaging "no reply"),
 //!   otherwise the fallback.
 //!
-//! Before deciding, [`BodyRead::for_request`] tells the shell how much of the body to read. The
+//! Before deciding, [`BodyRead::for_request`] tells the shell how much of the body to keep. The
 //! contract between the core and its shells is in [`effect`].
 //!
 //! Behaviour at the edges:
@@ -203,7 +203,7 @@ pub fn method_of(text: &str) -> Method {
 pub enum Body<'a> {
     /// The whole body (at most [`MAX_REQUEST_BYTES`]).
     Complete(&'a [u8]),
-    /// The body exceeded [`MAX_REQUEST_BYTES`]; the shell stopped reading it.
+    /// The body exceeded [`MAX_REQUEST_BYTES`]; the shell kept no more of it.
     TooLarge,
     /// The body could not be read whole: the connection broke, or it did not arrive in time
     /// (Twilio sends a whole request at once).
@@ -213,7 +213,7 @@ pub enum Body<'a> {
 impl<'a> Body<'a> {
     /// The body from what the shell read under [`BodyRead::UpTo`]: `None` for a read that failed
     /// or timed out, else the bytes read, which may run past the limit (then it is too large).
-    /// (Under [`BodyRead::Refuse`] the shell passes [`Body::TooLarge`] without reading.)
+    /// (Under [`BodyRead::Refuse`] the shell passes [`Body::TooLarge`], keeping none of it.)
     pub fn from_read(read: Option<&'a [u8]>) -> Self {
         match read {
             Some(bytes) if bytes.len() <= MAX_REQUEST_BYTES => Body::Complete(bytes),
