@@ -441,8 +441,8 @@ static SID_KEYS: std::sync::LazyLock<SidKeys> = std::sync::LazyLock::new(|| {
     let [message_sid, sms_message_sid, sms_sid] = MESSAGE_SID_KEYS;
     SidKeys {
         call: LiteralKey::new(CALL_SID_KEY),
-        // `SmsMessageSid` first: the search for `MessageSid` crosses it, near the form's start,
-        // before it reaches `MessageSid` near the end.
+        // `SmsMessageSid` first: it is the third parameter of Twilio's SMS form, so its search
+        // stops near the start, where `MessageSid`'s would run on to near the end.
         messaging: [sms_message_sid, message_sid, sms_sid].map(LiteralKey::new),
     }
 });
