@@ -70,7 +70,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::webhook::Params;
+use crate::webhook::{Params, Span};
 
 /// The request header carrying Twilio's signature.
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
@@ -254,17 +254,25 @@ impl SignatureVerifier {
         if signature.is_empty() {
             return Err(SignatureError::Missing);
         }
-        let pairs = match payload {
-            Payload::Form(params) => params.as_pairs(),
-            Payload::UrlOnly | Payload::Body(_) => &[],
+        let no_params = Params::new();
+        let params = match payload {
+            Payload::Form(params) => params,
+            Payload::UrlOnly | Payload::Body(_) => &no_params,
         };
-        let sorted = SortedParams::new(pairs);
+        let mut batch = Batch::new();
+        // The first token over the URL as given is what nearly every request matches: its MAC
+        // is computed while the pairs are put in order, when that takes one pass.
+        let mut buffer = OrderBuffer::new();
+        let (sorted, first_mac) = SortedParams::new_signing(params, &mut buffer, &self.keyed[0].0, url, &mut batch);
         // The SDKs' form (duplicates dropped) first, then the duplicates kept.
         let forms: &[bool] = if sorted.duplicated { &[true, false] } else { &[false] };
-        let mut batch = Batch::new();
-        let mut attempt = |url_variant, candidate: &str| {
+        // `skip_first`: the first try (token 0, the first form) was computed already.
+        let mut attempt = |url_variant, candidate: &str, mut skip_first: bool| {
             for (token_index, keyed) in self.keyed.iter().enumerate() {
                 for &drop_duplicates in forms {
+                    if std::mem::take(&mut skip_first) {
+                        continue;
+                    }
                     let expected = sorted.sign(&keyed.0, candidate, drop_duplicates, &mut batch);
                     if bool::from(signature_is(&expected, signature)) {
                         return Some(Verified {
@@ -276,12 +284,20 @@ impl SignatureVerifier {
             }
             None
         };
+        let first = Verified {
+            token_index: 0,
+            url_variant: UrlVariant::AsGiven,
+        };
         // `url_variants` yields the URL as given first; that one is tried without the iterator.
-        let matched = attempt(UrlVariant::AsGiven, url).or_else(|| {
-            url_variants(url)
-                .skip(1)
-                .find_map(|(url_variant, candidate)| attempt(url_variant, &candidate))
-        });
+        let matched = first_mac
+            .filter(|mac| bool::from(signature_is(mac, signature)))
+            .map(|_| first)
+            .or_else(|| attempt(UrlVariant::AsGiven, url, first_mac.is_some()))
+            .or_else(|| {
+                url_variants(url)
+                    .skip(1)
+                    .find_map(|(url_variant, candidate)| attempt(url_variant, &candidate, false))
+            });
         let verified = matched.ok_or(SignatureError::Mismatch)?;
         if let Payload::Body(body) = payload {
             let Some(expected_hex) = body_hash_param(url) else {
@@ -299,7 +315,7 @@ impl SignatureVerifier {
 const INLINE_PAIRS: usize = 32;
 
 /// A parameter: key and value.
-type Pair<'p> = (&'p str, &'p str);
+type Pair<'p> = (&'p [u8], &'p [u8]);
 
 /// Parameters in signing order: by key, then by value, bytewise. The pairs stay where they are
 /// (a request's [`Params`], read in place); only their order is kept here.
@@ -311,16 +327,34 @@ type Pair<'p> = (&'p str, &'p str);
 /// only sit inside such runs, so when no two keys share a prefix one pass over the sorted integers
 /// says there are none. Up to [`INLINE_PAIRS`] pairs, the order of the last request of the same
 /// size is tried first ([`fill_in_remembered_order`]), and the sort runs only when it does not fit.
-struct SortedParams<'p, K, V> {
-    pairs: &'p [(K, V)],
-    /// The sort keys in signing order, while there are at most [`INLINE_PAIRS`].
-    inline_order: [u64; INLINE_PAIRS],
-    /// Past [`INLINE_PAIRS`]: the sort keys, here instead.
-    spilled_order: Vec<u64>,
+struct SortedParams<'p> {
+    /// The [`Params`]' text: each key followed by its value.
+    text: &'p [u8],
+    /// Where each pair lies in `text`.
+    spans: &'p [Span],
+    /// The sort keys in signing order, in an [`OrderBuffer`].
+    order: &'p mut [u64],
     /// The low bits of a sort key holding the pair's index.
     index_mask: u64,
     /// Whether some pair occurs twice (key and value alike).
     duplicated: bool,
+}
+
+/// Where [`SortedParams`] keeps its sort keys: on the caller's stack up to [`INLINE_PAIRS`]
+/// (a [`SortedParams`] holding them itself would be copied whole each time it is returned),
+/// past that on the heap.
+struct OrderBuffer {
+    inline: [u64; INLINE_PAIRS],
+    spilled: Vec<u64>,
+}
+
+impl OrderBuffer {
+    fn new() -> Self {
+        Self {
+            inline: [0; INLINE_PAIRS],
+            spilled: Vec::new(),
+        }
+    }
 }
 
 /// How many signing orders each thread remembers, one per parameter count modulo this.
@@ -338,17 +372,26 @@ thread_local! {
 /// prefix. Twilio sends each kind of webhook's parameters in the same order every time, so this
 /// usually replaces the sort. Nothing is trusted from the memory: `pairs.len()` rising sort keys
 /// carry as many distinct indexes below `pairs.len()` (their low bits), so they are all the pairs,
-/// and in the one order that sorts them.
-fn fill_in_remembered_order<K: AsRef<str>, V>(pairs: &[(K, V)], prefix_mask: u64, order: &mut [u64]) -> Option<bool> {
-    let (len, remembered) = REMEMBERED.with(|slots| slots[pairs.len() % REMEMBERED_ORDERS].get());
-    if usize::from(len) != pairs.len() {
+/// and in the one order that sorts them. `each` sees every pair as it is placed, in that order;
+/// what it saw counts only if the order is confirmed and nothing ties.
+fn fill_in_remembered_order(
+    text: &[u8],
+    spans: &[Span],
+    prefix_mask: u64,
+    order: &mut [u64],
+    mut each: impl FnMut(&[u8]),
+) -> Option<bool> {
+    let (len, remembered) = REMEMBERED.with(|slots| slots[spans.len() % REMEMBERED_ORDERS].get());
+    if usize::from(len) != spans.len() {
         return None;
     }
     let mut previous = None;
     let mut tied = false;
     for (slot, &index) in order.iter_mut().zip(&remembered) {
-        let (key, _) = pairs.get(usize::from(index))?;
-        let sort_key = (prefix(key.as_ref()) & prefix_mask) | u64::from(index);
+        let span = spans.get(usize::from(index))?;
+        let key_and_value = text.get(span.start..span.end)?;
+        let key = &key_and_value[..span.value_start - span.start];
+        let sort_key = (prefix(key) & prefix_mask) | u64::from(index);
         if let Some(previous) = previous {
             if previous >= sort_key {
                 return None;
@@ -357,6 +400,7 @@ fn fill_in_remembered_order<K: AsRef<str>, V>(pairs: &[(K, V)], prefix_mask: u64
         }
         previous = Some(sort_key);
         *slot = sort_key;
+        each(key_and_value);
     }
     Some(tied)
 }
@@ -385,72 +429,88 @@ fn index_mask(len: usize) -> u64 {
     1u64.checked_shl(bits).map_or(u64::MAX, |bit| bit - 1)
 }
 
-impl<'p, K: AsRef<str>, V: AsRef<str>> SortedParams<'p, K, V> {
-    /// Sorts `pairs` (into a value filled in place: it is large to move).
-    fn new(pairs: &'p [(K, V)]) -> Self {
-        let index_mask = index_mask(pairs.len());
-        let mut sorted = Self {
-            pairs,
-            inline_order: [0; INLINE_PAIRS],
-            spilled_order: Vec::new(),
-            index_mask,
-            duplicated: false,
-        };
+impl<'p> SortedParams<'p> {
+    /// Sorts the pairs of `params`, their sort keys kept in `buffer`.
+    fn new(params: &'p Params, buffer: &'p mut OrderBuffer) -> Self {
+        Self::sort(params, buffer, |_| {}).0
+    }
+
+    /// Sorts `pairs` and, when the order remembered for their count fits them (the usual case),
+    /// signs them in the same pass with `keyed` over `url`: the MAC [`SortedParams::sign`] would
+    /// give without dropping duplicates (there are none then). `None` when the pairs had to be
+    /// sorted, or tied on a prefix.
+    fn new_signing(
+        params: &'p Params,
+        buffer: &'p mut OrderBuffer,
+        keyed: &HmacCore<Sha1>,
+        url: &str,
+        batch: &mut Batch,
+    ) -> (Self, Option<[u8; 20]>) {
+        let mut mac = keyed.clone();
+        batch.len = 0;
+        batch.push(&mut mac, url.as_bytes());
+        let (sorted, signed_in_order) = Self::sort(params, buffer, |key_and_value| batch.push(&mut mac, key_and_value));
+        let mac = signed_in_order.then(|| batch.finish(mac));
+        (sorted, mac)
+    }
+
+    /// Sorts `pairs` into `buffer`, handing them to `each` in signing order if the remembered
+    /// order fits; says whether what `each` saw is the signing order (it fit, and no two keys
+    /// tie on their prefix).
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    fn sort(params: &'p Params, buffer: &'p mut OrderBuffer, each: impl FnMut(&[u8])) -> (Self, bool) {
+        let (text, spans) = (params.text().as_bytes(), params.spans());
+        let index_mask = index_mask(spans.len());
         let prefix_mask = !index_mask;
-        let sort_keys = pairs
+        let sort_keys = spans
             .iter()
             .enumerate()
-            .map(|(index, (key, _))| (prefix(key.as_ref()) & prefix_mask) | index as u64);
-        let tied = if pairs.len() <= INLINE_PAIRS {
-            let order = &mut sorted.inline_order[..pairs.len()];
-            fill_in_remembered_order(pairs, prefix_mask, order).unwrap_or_else(|| {
-                for (slot, sort_key) in order.iter_mut().zip(sort_keys) {
-                    *slot = sort_key;
+            .map(|(index, span)| (prefix(&text[span.start..span.value_start]) & prefix_mask) | index as u64);
+        let (order, tied, remembered) = if spans.len() <= INLINE_PAIRS {
+            let order = &mut buffer.inline[..spans.len()];
+            match fill_in_remembered_order(text, spans, prefix_mask, order, each) {
+                Some(tied) => (order, tied, true),
+                None => {
+                    for (slot, sort_key) in order.iter_mut().zip(sort_keys) {
+                        *slot = sort_key;
+                    }
+                    order.sort_unstable();
+                    remember_order(order, index_mask);
+                    let tied = any_tied(order, prefix_mask);
+                    (order, tied, false)
                 }
-                order.sort_unstable();
-                remember_order(order, index_mask);
-                any_tied(order, prefix_mask)
-            })
+            }
         } else {
-            sorted.spilled_order = sort_keys.collect();
-            sorted.spilled_order.sort_unstable();
-            any_tied(&sorted.spilled_order, prefix_mask)
+            buffer.spilled = sort_keys.collect();
+            buffer.spilled.sort_unstable();
+            let tied = any_tied(&buffer.spilled, prefix_mask);
+            (&mut buffer.spilled[..], tied, false)
+        };
+        let mut sorted = Self {
+            text,
+            spans,
+            order,
+            index_mask,
+            duplicated: false,
         };
         if tied {
             sorted.settle_runs();
         }
-        sorted
+        (sorted, remembered && !tied)
     }
 
-    /// The pair a sort key stands for.
-    fn pair(&self, sort_key: u64) -> Pair<'p> {
-        let (key, value) = &self.pairs[(sort_key & self.index_mask) as usize];
-        (key.as_ref(), value.as_ref())
-    }
-
-    /// The sort keys, in signing order.
-    fn order(&self) -> &[u64] {
-        if self.pairs.len() <= INLINE_PAIRS {
-            &self.inline_order[..self.pairs.len()]
-        } else {
-            &self.spilled_order
-        }
+    /// The span of the pair a sort key stands for.
+    fn span(&self, sort_key: u64) -> Span {
+        self.spans[(sort_key & self.index_mask) as usize]
     }
 
     /// Sorts each run of equal prefixes by the full key, then value, and notes exact duplicates.
     #[inline(never)]
     fn settle_runs(&mut self) {
-        let (pairs, index_mask) = (self.pairs, self.index_mask);
+        let (text, spans, index_mask) = (self.text, self.spans, self.index_mask);
         let prefix_mask = !index_mask;
-        let order = if pairs.len() <= INLINE_PAIRS {
-            &mut self.inline_order[..pairs.len()]
-        } else {
-            &mut self.spilled_order[..]
-        };
-        let pair = |sort_key: u64| {
-            let (key, value) = &pairs[(sort_key & index_mask) as usize];
-            (key.as_ref(), value.as_ref())
-        };
+        let order = &mut *self.order;
+        let pair = |sort_key: u64| pair_of(text, spans[(sort_key & index_mask) as usize]);
         let mut start = 0;
         while start < order.len() {
             let run_prefix = order[start] & prefix_mask;
@@ -479,19 +539,24 @@ impl<'p, K: AsRef<str>, V: AsRef<str>> SortedParams<'p, K, V> {
         // Without duplicates, dropping them changes nothing.
         let drop_duplicates = drop_duplicates && self.duplicated;
         let mut previous = None;
-        for &sort_key in self.order() {
-            let pair = self.pair(sort_key);
+        for &sort_key in self.order.iter() {
+            let span = self.span(sort_key);
             if drop_duplicates {
+                let pair = pair_of(self.text, span);
                 if previous == Some(pair) {
                     continue;
                 }
                 previous = Some(pair);
             }
-            let (key, value) = pair;
-            batch.push_pair(&mut mac, key.as_bytes(), value.as_bytes());
+            batch.push(&mut mac, &self.text[span.start..span.end]);
         }
         batch.finish(mac)
     }
+}
+
+/// The key and the value `span` points at in `text`.
+fn pair_of(text: &[u8], span: Span) -> Pair<'_> {
+    (&text[span.start..span.value_start], &text[span.value_start..span.end])
 }
 
 /// How many SHA-1 blocks are gathered before they are fed to the MAC.
@@ -525,21 +590,6 @@ impl Batch {
             self.len = len + data.len();
         } else {
             self.push_and_flush(mac, data);
-        }
-    }
-
-    /// `push(key)` then `push(value)`, with one check for room when both fit.
-    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
-    fn push_pair(&mut self, mac: &mut HmacCore<Sha1>, key: &[u8], value: &[u8]) {
-        let len = self.len;
-        if key.len() + value.len() < BATCH - len {
-            copy_short(&mut self.bytes()[len..len + key.len()], key);
-            let len = len + key.len();
-            copy_short(&mut self.bytes()[len..len + value.len()], value);
-            self.len = len + value.len();
-        } else {
-            self.push(mac, key);
-            self.push(mac, value);
         }
     }
 
@@ -601,8 +651,8 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 /// registers (two overlapping loads), not through a padded copy on the stack: a wide load of bytes
 /// just stored one by one stalls the CPU.
 #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
-fn prefix(key: &str) -> u64 {
-    let bytes = key.as_bytes();
+fn prefix(key: &[u8]) -> u64 {
+    let bytes = key;
     let n = bytes.len();
     if let Some(first) = bytes.first_chunk::<8>() {
         u64::from_be_bytes(*first)
@@ -622,8 +672,9 @@ fn prefix(key: &str) -> u64 {
 /// GET or a JSON body).
 pub fn compute_signature<'a>(token: &str, url: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let keyed = KeyedMac::new(&AuthToken::new(token));
-    let pairs: Vec<Pair<'_>> = params.into_iter().collect();
-    let sorted = SortedParams::new(&pairs);
+    let params = Params::from_pairs(params);
+    let mut buffer = OrderBuffer::new();
+    let sorted = SortedParams::new(&params, &mut buffer);
     BASE64.encode(sorted.sign(&keyed.0, url, true, &mut Batch::new()))
 }
 

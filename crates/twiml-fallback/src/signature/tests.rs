@@ -142,7 +142,7 @@ fn repeated_values_are_sorted_and_deduplicated_like_the_sdks() {
 #[test]
 fn a_signature_over_kept_duplicates_also_verifies() {
     let params = Params::from_pairs([("Digits", "1"), ("Digits", "1")]);
-    let kept = BASE64.encode(SortedParams::new(&[("Digits", "1"), ("Digits", "1")]).sign(
+    let kept = BASE64.encode(SortedParams::new(&params, &mut OrderBuffer::new()).sign(
         &KeyedMac::new(&AuthToken::new(TOKEN)).0,
         BASE_URL,
         false,
@@ -430,7 +430,8 @@ fn signing_matches_the_rule_spelled_out_for_generated_requests() {
             BASE64.encode(deduplicated),
             "case {case}"
         );
-        let sorted = SortedParams::new(params.as_pairs());
+        let mut buffer = OrderBuffer::new();
+        let sorted = SortedParams::new(&params, &mut buffer);
         let mut distinct = pairs.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -481,6 +482,18 @@ fn an_order_remembered_from_one_request_never_decides_another_of_the_same_size()
         }
         let deduplicated = BASE64.encode(reference_mac(TOKEN, BASE_URL, request, true));
         assert_eq!(compute_signature(TOKEN, BASE_URL, &params), deduplicated, "{request:?}");
+        // Past the first try (the first token, the URL as given), which is signed while the
+        // order is checked: the second token, and the URL without the port it came with.
+        let rotating = SignatureVerifier::new("old-token").with_token(TOKEN);
+        let verified = rotating.verify(BASE_URL, Payload::Form(&params), &deduplicated);
+        assert_eq!(verified.map(|v| v.token_index), Ok(1), "{request:?}");
+        let with_port = BASE_URL.replace("mycompany.com", "mycompany.com:443");
+        let verified = rotating.verify(&with_port, Payload::Form(&params), &deduplicated);
+        assert_eq!(
+            verified.map(|v| (v.token_index, v.url_variant)),
+            Ok((1, UrlVariant::PortRemoved)),
+            "{request:?}"
+        );
         let mut one_more = request.clone();
         one_more.push(("To".to_owned(), "+3".to_owned()));
         assert_eq!(
