@@ -104,7 +104,7 @@ impl std::str::FromStr for Channel {
     }
 }
 
-/// The length of a key and its value in a typical webhook (an SMS webhook's average is 25 bytes).
+/// Room for a key and its value in a typical webhook (the 22 pairs of an SMS fallback average 24 bytes).
 const TYPICAL_PAIR_LEN: usize = 32;
 
 /// Twilio's webhook parameters, in the order received, repeated keys included.
