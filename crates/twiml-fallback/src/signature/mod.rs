@@ -435,10 +435,10 @@ impl<'p> SortedParams<'p> {
         Self::sort(params, buffer, |_| {}).0
     }
 
-    /// Sorts `pairs` and, when the order remembered for their count fits them (the usual case),
-    /// signs them in the same pass with `keyed` over `url`: the MAC [`SortedParams::sign`] would
-    /// give without dropping duplicates (there are none then). `None` when the pairs had to be
-    /// sorted, or tied on a prefix.
+    /// Sorts the pairs of `params` and, when the order remembered for their count fits them (the
+    /// usual case), signs them in the same pass with `keyed` over `url`: the MAC
+    /// [`SortedParams::sign`] would give without dropping duplicates (there are none then). `None`
+    /// when the pairs had to be sorted, or tied on a prefix.
     fn new_signing(
         params: &'p Params,
         buffer: &'p mut OrderBuffer,
@@ -454,9 +454,9 @@ impl<'p> SortedParams<'p> {
         (sorted, mac)
     }
 
-    /// Sorts `pairs` into `buffer`, handing them to `each` in signing order if the remembered
-    /// order fits; says whether what `each` saw is the signing order (it fit, and no two keys
-    /// tie on their prefix).
+    /// Sorts the pairs of `params` into `buffer`, handing them to `each` in signing order if the
+    /// remembered order fits; says whether what `each` saw is the signing order (it fit, and no
+    /// two keys tie on their prefix).
     #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     fn sort(params: &'p Params, buffer: &'p mut OrderBuffer, each: impl FnMut(&[u8])) -> (Self, bool) {
         let (text, spans) = (params.text().as_bytes(), params.spans());
@@ -651,8 +651,7 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 /// registers (two overlapping loads), not through a padded copy on the stack: a wide load of bytes
 /// just stored one by one stalls the CPU.
 #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
-fn prefix(key: &[u8]) -> u64 {
-    let bytes = key;
+fn prefix(bytes: &[u8]) -> u64 {
     let n = bytes.len();
     if let Some(first) = bytes.first_chunk::<8>() {
         u64::from_be_bytes(*first)
