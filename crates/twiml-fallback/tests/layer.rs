@@ -903,6 +903,172 @@ async fn an_endless_response_body_is_cut_at_the_limit_not_read_forever() {
     assert_fallback(status, &headers, &body, Channel::Voice, "too-large", "an endless body");
 }
 
+/// One step of a [`ScriptedBody`].
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// `Pending`, the task woken at once (the rest is "on the wire").
+    Wait,
+    /// `Pending`, never woken: the body stalls.
+    Stall,
+    Data(&'static str),
+    Fail,
+}
+
+/// A request body that plays its steps one poll at a time, then ends.
+struct ScriptedBody(std::collections::VecDeque<Step>);
+
+impl http_body::Body for ScriptedBody {
+    type Data = Bytes;
+    type Error = String;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, String>>> {
+        use std::task::Poll;
+        match self.0.front().copied() {
+            None => Poll::Ready(None),
+            Some(Step::Stall) => Poll::Pending,
+            Some(Step::Wait) => {
+                self.0.pop_front();
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Some(Step::Data(data)) => {
+                self.0.pop_front();
+                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(data.as_bytes())))))
+            }
+            Some(Step::Fail) => {
+                self.0.pop_front();
+                Poll::Ready(Some(Err("the client went away".to_owned())))
+            }
+        }
+    }
+}
+
+/// An SMS app answering with the `From` and `Body` it read, counting its calls.
+fn echoing_sms_app(
+    calls: Arc<Mutex<u32>>,
+) -> impl tower::Service<
+    Request<RequestBody<ScriptedBody>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(move |request: Request<RequestBody<ScriptedBody>>| {
+        let calls = Arc::clone(&calls);
+        async move {
+            *calls.lock().expect("calls") += 1;
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .expect("the body the layer read")
+                .to_bytes();
+            let params = Params::from_form(&body);
+            let (from, text) = (params.from().unwrap_or(""), params.body().unwrap_or(""));
+            let twiml = format!("<Response><Message>{from} {text}</Message></Response>");
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(CONTENT_TYPE, "text/xml")
+                    .body(Full::new(Bytes::from(twiml)))
+                    .expect("response"),
+            )
+        }
+    })
+}
+
+fn scripted_request(steps: &[Step]) -> Request<ScriptedBody> {
+    Request::post("/sms")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(ScriptedBody(steps.iter().copied().collect()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_request_body_in_pieces_reaches_the_app_whole_whenever_they_arrive() {
+    let halves = [
+        Step::Data("MessageSid=SM1&From=%2B1415"),
+        Step::Data("5550100&Body=whole"),
+    ];
+    for steps in [
+        vec![halves[0], halves[1]],
+        vec![Step::Wait, halves[0], halves[1]],
+        vec![halves[0], Step::Wait, halves[1]],
+        vec![Step::Wait, halves[0], Step::Wait, Step::Wait, halves[1], Step::Wait],
+    ] {
+        let calls = Arc::new(Mutex::new(0));
+        let app = FallbackLayer::new().layer(echoing_sms_app(Arc::clone(&calls)));
+        let (status, headers, body) = read(app.oneshot(scripted_request(&steps)).await.expect("ok")).await;
+        assert_eq!(status, StatusCode::OK, "{steps:?}");
+        assert_eq!(headers.get(FALLBACK_HEADER), None, "{steps:?}");
+        assert_eq!(
+            &body[..],
+            b"<Response><Message>+14155550100 whole</Message></Response>",
+            "{steps:?}"
+        );
+        assert_eq!(*calls.lock().expect("calls"), 1, "{steps:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_that_fails_gets_the_fallback_and_never_reaches_the_app() {
+    for steps in [
+        vec![Step::Fail],
+        vec![Step::Data("MessageSid=SM1&Bo"), Step::Fail],
+        vec![Step::Wait, Step::Fail],
+        vec![Step::Data("MessageSid=SM1&Bo"), Step::Wait, Step::Fail],
+    ] {
+        let calls = Arc::new(Mutex::new(0));
+        let (layer, events) = recording_layer();
+        let app = layer
+            .channel(Channel::Messaging)
+            .layer(echoing_sms_app(Arc::clone(&calls)));
+        let (status, headers, body) = read(app.oneshot(scripted_request(&steps)).await.expect("ok")).await;
+        assert_fallback(
+            status,
+            &headers,
+            &body,
+            Channel::Messaging,
+            "request-body-error",
+            &format!("{steps:?}"),
+        );
+        assert_eq!(*calls.lock().expect("calls"), 0, "{steps:?}");
+        let event = events.lock().expect("events").pop().expect("an event");
+        assert!(
+            event.cause.to_string().contains("the client went away"),
+            "{steps:?}: {}",
+            event.cause
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_body_that_stalls_meets_the_deadline() {
+    for steps in [
+        vec![Step::Stall],
+        vec![Step::Data("MessageSid=SM1&Bo"), Step::Wait, Step::Stall],
+    ] {
+        let calls = Arc::new(Mutex::new(0));
+        let app = FallbackLayer::new()
+            .channel(Channel::Messaging)
+            .deadline(Duration::from_millis(250))
+            .layer(echoing_sms_app(Arc::clone(&calls)));
+        let started = tokio::time::Instant::now();
+        let (status, headers, body) = read(app.oneshot(scripted_request(&steps)).await.expect("ok")).await;
+        assert_fallback(
+            status,
+            &headers,
+            &body,
+            Channel::Messaging,
+            "timeout",
+            &format!("{steps:?}"),
+        );
+        assert!(started.elapsed() >= Duration::from_millis(250), "{steps:?}");
+        assert_eq!(*calls.lock().expect("calls"), 0, "{steps:?}");
+    }
+}
+
 #[tokio::test]
 async fn markup_in_the_parameters_never_reaches_the_twiml_unescaped() {
     let body = Params::from_pairs([
