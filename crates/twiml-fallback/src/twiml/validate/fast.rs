@@ -138,6 +138,11 @@ impl<'a> Validator<'a> {
 /// One `memchr3` finds the next `<`, `&` or `>`; most text holds neither of the last two, so a
 /// run usually takes one call. A run that holds a reference counts as text, as it does for the
 /// full walk: a reference is never whitespace.
+///
+/// Inlined into the walk on native builds: left to the optimizer, whether it is depends on how
+/// the rest of the crate is split into codegen units, and an out-of-line call per text run cost
+/// the layer 2.5 % of what it adds to a request (callgrind). The Worker keeps its size.
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn text_end(bytes: &[u8], mut at: usize) -> Result<usize, Unusual> {
     let start = at;
     loop {
@@ -167,7 +172,8 @@ fn text_end(bytes: &[u8], mut at: usize) -> Result<usize, Unusual> {
 }
 
 /// A tag's attributes from `at` (just past its name) into `slots`: how many, whether the tag is
-/// empty (`/>`), and the offset after it.
+/// empty (`/>`), and the offset after it. Inlined on native builds, as [`text_end`] is.
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn attributes_from<'a>(
     text: &'a str,
     mut at: usize,

@@ -122,10 +122,13 @@ pub(super) fn find_forbidden_character(document: &[u8]) -> Option<(usize, char)>
     let mut control = None;
     let mut chunks = document.chunks_exact(8);
     let mut base = 0;
+    // Every byte of the words read, OR-ed: no high bit, no byte of U+FFFE or U+FFFF.
+    let mut seen = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_ne_bytes(word);
+        seen |= word;
         // Sets the high bit of every byte below 0x20 (and, harmlessly, of some bytes above 0x80).
         if word.wrapping_sub(LOW) & !word & HIGH_BITS != 0 {
             if let Some(found) = chunk.iter().position(|&byte| is_forbidden_control(byte)) {
@@ -142,8 +145,12 @@ pub(super) fn find_forbidden_character(document: &[u8]) -> Option<(usize, char)>
             .position(|&byte| is_forbidden_control(byte))
             .map(|found| base + found);
     }
-    // U+FFFE and U+FFFF are EF BF BE / EF BF BF.
+    // U+FFFE and U+FFFF are EF BF BE / EF BF BF: only a document with a byte over 0x7F (a
+    // control found early leaves `seen` short, so look then too) can hold them.
     let scan_end = control.unwrap_or(document.len());
+    if control.is_none() && seen & HIGH_BITS == 0 && chunks.remainder().is_ascii() {
+        return None;
+    }
     let noncharacter =
         memchr::memchr_iter(0xEF, &document[..scan_end]).find_map(|index| match document.get(index + 1..index + 3) {
             Some([0xBF, 0xBE]) => Some((index, '\u{FFFE}')),

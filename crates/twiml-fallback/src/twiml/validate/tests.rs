@@ -147,6 +147,20 @@ fn invalid_utf8_and_forbidden_characters_are_parse_failures() {
     assert!(control.message.contains("U+0007"), "{control}");
     let nonchar = first_error("<Response><Say>\u{FFFE}</Say></Response>", TargetChannel::Voice);
     assert!(nonchar.message.contains("U+FFFE"), "{nonchar}");
+    // Wherever they fall against the eight-byte words the scan reads: in the first, in the
+    // tail after the last whole word, after an ASCII-only run; and of a control and a
+    // noncharacter, the first is reported.
+    for (document, character, column) in [
+        ("\u{FFFF}<Response/>", "U+FFFF", 1),
+        ("<Response/>\u{FFFF}", "U+FFFF", 12),
+        ("<Response>hello</Response>\u{FFFE}", "U+FFFE", 27),
+        ("<Response>\u{1}\u{FFFF}</Response>", "U+0001", 11),
+        ("<Response>\u{FFFE}\u{1}</Response>", "U+FFFE", 11),
+    ] {
+        let error = first_error(document, TargetChannel::Voice);
+        assert!(error.message.contains(character), "{document:?}: {error}");
+        assert_eq!(error.column, column, "{document:?}: {error}");
+    }
 }
 
 #[test]
