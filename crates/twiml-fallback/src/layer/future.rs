@@ -157,7 +157,8 @@ where
                                 let request = this.context.prepare(parts, collected, body);
                                 // The app's future is built where it will be polled: moved once,
                                 // not through each step (it and the state around it are large).
-                                finish(this.kind.as_mut());
+                                // What it replaces holds nothing left to drop but the emptied
+                                // buffer, so no `finish` first.
                                 let mut kind = this.kind.as_mut();
                                 match catch_unwind(AssertUnwindSafe(|| {
                                     kind.set(Kind::Calling {
