@@ -32,7 +32,7 @@ use http::StatusCode;
 
 use super::validate::{Diagnostic, MAX_DOCUMENT_BYTES, Report, Strictness, TargetChannel, validate};
 use crate::error_code::ErrorCode;
-use crate::webhook::Channel;
+use crate::webhook::{Channel, media_type};
 
 /// The Content-Type of the TwiML this crate serves, and the one a corrected answer gets.
 pub const TWIML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
@@ -76,7 +76,12 @@ impl ContentKind {
         let Some(value) = content_type else {
             return ContentKind::Missing;
         };
-        let media_type = value.split(';').next().unwrap_or("").trim();
+        // What apps (axum's and this crate's own answers) serve TwiML under, spelled exactly:
+        // known without taking the value apart.
+        if value == TWIML_CONTENT_TYPE || value == "text/xml" {
+            return ContentKind::Xml;
+        }
+        let media_type = media_type(value);
         if media_type.is_empty() {
             return ContentKind::Missing;
         }
