@@ -2,9 +2,15 @@
 //! CatchPanicLayer + TimeoutLayer (and to the router with a layer that does nothing: what
 //! `Router::layer` itself costs), on a typical SMS webhook: the 586-byte form Twilio posts
 //! (`fixtures/bench-inputs.json`) answered with ~150 bytes of TwiML.
+//!
+//! Its floor is `floor-layer`: the least a layer doing the fallback layer's job must do, written
+//! plainly from stock parts (see [`floor`]).
 
 use std::hint::black_box;
 use std::time::Duration;
+
+#[path = "layer/floor.rs"]
+mod floor;
 
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
@@ -45,6 +51,14 @@ async fn sms_twilio_params(
     ([(CONTENT_TYPE, "text/xml; charset=utf-8")], REPLY)
 }
 
+/// …or from the floor layer's raw form, parsing it itself.
+async fn sms_raw_form(
+    Extension(raw): Extension<floor::RawForm>,
+) -> ([(http::HeaderName, &'static str); 1], &'static str) {
+    black_box((raw.is_call, Params::from_form(&raw.form).body().map(str::len)));
+    ([(CONTENT_TYPE, "text/xml; charset=utf-8")], REPLY)
+}
+
 fn form() -> Bytes {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/bench-inputs.json")).expect("fixture is JSON");
@@ -77,11 +91,13 @@ fn layer(c: &mut Criterion) {
         .expect("runtime");
     let form = form();
     let bare: Router = Router::new().route("/sms", post(sms));
-    let variants: [(&str, Router); 5] = [
+    let variants: [(&str, Router); 6] = [
         ("bare-router", bare.clone()),
         // What axum's `Router::layer` costs with a layer that does nothing: every layer pays it.
         ("noop-layer", bare.clone().layer(tower::layer::util::Identity::new())),
         ("fallback-layer", bare.clone().layer(FallbackLayer::new())),
+        // The least any layer doing the same job must do (see `floor`), in the same run.
+        ("floor-layer", bare.clone().layer(floor::FloorLayer)),
         (
             "fallback-layer-no-deadline",
             bare.clone().layer(FallbackLayer::new().no_deadline()),
@@ -98,12 +114,15 @@ fn layer(c: &mut Criterion) {
     ];
     run_group(c, &runtime, &form, "layer/sms-webhook", variants);
     // The same, with handlers that read the parameters: the bare router's parses them itself,
-    // the layer's reads the TwilioParams the layer put in the request (as benches/layer-load.sh).
+    // the layer's reads the TwilioParams the layer put in the request (as benches/layer-load.sh), the
+    // floor layer's parses the raw form the floor put there.
     let parsing: Router = Router::new().route("/sms", post(sms_parsing));
     let reading: Router = Router::new().route("/sms", post(sms_twilio_params));
-    let variants: [(&str, Router); 2] = [
+    let reading_raw: Router = Router::new().route("/sms", post(sms_raw_form));
+    let variants: [(&str, Router); 3] = [
         ("bare-router-parsing", parsing),
         ("fallback-layer-twilio-params", reading.layer(FallbackLayer::new())),
+        ("floor-layer-raw-form", reading_raw.layer(floor::FloorLayer)),
     ];
     run_group(c, &runtime, &form, "layer/sms-webhook-reading-params", variants);
 }
