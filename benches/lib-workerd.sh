@@ -21,7 +21,7 @@ workerd_prepare() {
   source "$REPO_ROOT/scripts/lib/worker-toolchain.sh"
   setup_worker_toolchain >/dev/null
   mkdir -p "$work/rs"
-  cp workers/edge-fallback/build/index.js workers/edge-fallback/build/*.wasm "$work/rs/"
+  cp workers/edge-fallback/build/index.js workers/edge-fallback/build/shim.mjs workers/edge-fallback/build/*.wasm "$work/rs/"
   cp benches/worker/js-worker.mjs "$work/js-worker.mjs"
 }
 
@@ -49,7 +49,8 @@ workerd_config() {
   } >"$work/$file"
 }
 
-# The Rust Worker's modules: worker-build's entry module and its wasm.
+# The Rust Worker's modules: its main module (index.js, first in name order), worker-build's
+# shim.mjs and the wasm.
 workerd_rs_worker() {
   local work=$1 file
   printf 'const rsWorker :Workerd.Worker = (\n  modules = [\n'

@@ -24,9 +24,12 @@ CRATE="$REPO_ROOT/workers/edge-fallback"
 BUNDLE="$CRATE/build"
 export CARGO_TARGET_DIR="$REPO_ROOT/target/worker"
 
-# Whether the bundle is older than anything it is built from.
+# The bundle: index.js (entry.mjs, the main module), shim.mjs (worker-build's JS) and index_bg.wasm.
+ENTRY="$CRATE/entry.mjs"
+
+# Whether worker-build's output is older than anything it is built from.
 bundle_is_stale() {
-  [ -f "$BUNDLE/index.js" ] && [ -f "$BUNDLE/index_bg.wasm" ] || return 0
+  [ -f "$BUNDLE/shim.mjs" ] && [ -f "$BUNDLE/index_bg.wasm" ] || return 0
   local newer
   newer=$(find "$CRATE/src" "$CRATE/Cargo.toml" "$CRATE/Cargo.lock" "$REPO_ROOT/crates/twiml-fallback/src" \
                "$REPO_ROOT/crates/twiml-fallback/Cargo.toml" -newer "$BUNDLE/index_bg.wasm" -print -quit 2>/dev/null)
@@ -35,13 +38,14 @@ bundle_is_stale() {
 
 sizes() {
   local file
-  for file in "$BUNDLE/index_bg.wasm" "$BUNDLE/index.js"; do
+  for file in "$BUNDLE/index_bg.wasm" "$BUNDLE/shim.mjs" "$BUNDLE/index.js"; do
     printf '  %-28s %8d bytes, gzip -9 %7d bytes\n' "${file#"$REPO_ROOT"/}" "$(stat -c %s "$file")" "$(gzip -9 -c "$file" | wc -c)"
   done
 }
 
 build() {
   if [ "${1:-}" != --force ] && ! bundle_is_stale; then
+    install_entry
     log "worker bundle is up to date ($BUNDLE)"
     return 0
   fi
@@ -49,8 +53,19 @@ build() {
   log "worker-build --release ($WASM_TOOLCHAIN)"
   (cd "$CRATE" && env "${WORKER_BUILD_ENV[@]}" "$WORKER_BUILD" --release) || die "worker build failed"
   [ -f "$BUNDLE/index.js" ] && [ -f "$BUNDLE/index_bg.wasm" ] || die "worker-build produced no bundle in $BUNDLE"
+  # worker-build's main module becomes shim.mjs, imported by ours (entry.mjs: a plain fetch
+  # handler, where worker-build's is a class workerd constructs per request). Its worker/shim.mjs
+  # is an alias of the old main for older wrangler.toml files; ours names index.js.
+  mv "$BUNDLE/index.js" "$BUNDLE/shim.mjs"
+  rm -rf "$BUNDLE/worker"
   strip_names "$BUNDLE/index_bg.wasm"
+  install_entry
   sizes
+}
+
+# Our main module over worker-build's, copied whenever it changed.
+install_entry() {
+  cmp -s "$ENTRY" "$BUNDLE/index.js" || cp "$ENTRY" "$BUNDLE/index.js"
 }
 
 # worker-build keeps the function-name section (it passes --debuginfo to wasm-opt after the

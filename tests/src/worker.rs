@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use crate::{InboxLauncher, Launcher, ReplayLauncher, Running, wait_until_up};
 
+/// The built bundle's modules (`scripts/worker.sh build`): the main module first.
+const BUNDLE_MODULES: [&str; 3] = ["index.js", "shim.mjs", "index_bg.wasm"];
+
 /// The built Worker and the wrangler that runs it.
 pub struct Worker {
     wrangler: PathBuf,
@@ -119,6 +122,10 @@ pub struct Start<'a> {
     pub admin_token: Option<&'a str>,
     /// What backs `INBOX`.
     pub inbox: InboxBinding,
+    /// Start as if a `WebAssembly.RuntimeError` had reached the bundle's global `error` listener
+    /// before the first request: a main module over the Worker's sets worker-build's
+    /// `criticalError` flag, which the Worker's entry must honour by resetting the instance.
+    pub critical_error: bool,
 }
 
 impl<'a> Start<'a> {
@@ -132,6 +139,7 @@ impl<'a> Start<'a> {
             vars: &[],
             admin_token: None,
             inbox: InboxBinding::Sqlite,
+            critical_error: false,
         }
     }
 }
@@ -182,10 +190,28 @@ impl Worker {
             InboxBinding::WithoutSql => inbox_manifest("new_classes"),
             InboxBinding::None => String::new(),
         };
+        let main = if start.critical_error {
+            let bundle = dir.0.join("bundle");
+            std::fs::create_dir_all(&bundle).expect("the bundle's copy");
+            for module in BUNDLE_MODULES {
+                let name = if module == "index.js" { "entry.mjs" } else { module };
+                std::fs::copy(self.bundle.join(module), bundle.join(name)).expect("copy the bundle");
+            }
+            std::fs::write(
+                bundle.join("index.js"),
+                "import handler from \"./entry.mjs\";\nexport * from \"./entry.mjs\";\n\
+                 globalThis.__worker_init_state.criticalError = true;\nexport default handler;\n",
+            )
+            .expect("write the flagging main module");
+            bundle.join("index.js")
+        } else {
+            self.bundle.join("index.js")
+        };
         let manifest = format!(
             "name = \"twiml-fallback-e2e\"\nmain = \"{}\"\ncompatibility_date = \"2026-11-01\"\n\n\
+             [[rules]]\ntype = \"ESModule\"\nglobs = [\"**/*.mjs\"]\n\n\
              [[send_email]]\nname = \"ALERT_EMAIL\"\n\n{inbox}[vars]\n{vars}",
-            self.bundle.join("index.js").display()
+            main.display()
         );
         std::fs::write(dir.0.join("wrangler.toml"), manifest).expect("write wrangler.toml");
         let port = free_port();
@@ -333,7 +359,7 @@ impl Worker {
             wrangler.display()
         );
         assert!(
-            bundle.join("index_bg.wasm").exists() && bundle.join("index.js").exists(),
+            BUNDLE_MODULES.iter().all(|module| bundle.join(module).exists()),
             "the built Worker is missing in {} (TWIML_FALLBACK_WORKER_BUNDLE; {how})",
             bundle.display()
         );
@@ -389,7 +415,7 @@ impl Workerd {
     pub fn from_env() -> Option<Workerd> {
         let workerd = PathBuf::from(std::env::var_os("TWIML_FALLBACK_WORKERD")?);
         let bundle = PathBuf::from(std::env::var_os("TWIML_FALLBACK_WORKER_BUNDLE")?);
-        (workerd.exists() && bundle.join("index_bg.wasm").exists()).then_some(Workerd {
+        (workerd.exists() && BUNDLE_MODULES.iter().all(|module| bundle.join(module).exists())).then_some(Workerd {
             workerd,
             bundle,
             inbox: true,
@@ -415,7 +441,7 @@ impl Workerd {
     /// [`Workerd::without_inbox`]) in a fresh folder.
     pub async fn start(&self, config: &str, tokens: &[&str]) -> Running {
         let dir = TempDir::new("workerd");
-        for module in ["index.js", "index_bg.wasm"] {
+        for module in BUNDLE_MODULES {
             std::fs::copy(self.bundle.join(module), dir.0.join(module)).expect("copy the bundle");
         }
         let mut bindings = vec![format!("(name = \"FALLBACK_CONFIG\", text = {})", capnp_text(config))];
@@ -458,6 +484,7 @@ const config :Workerd.Config = (
 const worker :Workerd.Worker = (
   modules = [
     (name = "index.js", esModule = embed "index.js"),
+    (name = "shim.mjs", esModule = embed "shim.mjs"),
     (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
   ],
   compatibilityDate = "2026-11-01",

@@ -455,3 +455,44 @@ async fn without_the_inbox_binding_nothing_is_kept_and_the_config_line_says_so()
     let record = lines.iter().find(|line| line["event"] == "fallback").expect("a record");
     assert!(record.get("inbox").is_none(), "{record}");
 }
+
+/// The Worker's entry module (`workers/edge-fallback/entry.mjs`) calls the Rust handler without
+/// worker-build's per-request class, so it must still honour the bundle's `criticalError` flag:
+/// the first request after a `WebAssembly.RuntimeError` resets the wasm instance, once, and every
+/// request is answered as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built Worker and wrangler (scripts/test.sh provides them)"]
+async fn after_a_critical_error_the_entry_resets_the_wasm_instance_once_and_keeps_answering() {
+    let state = TempDir::new("critical-error");
+    let running = Worker::from_env()
+        .start_with(Start {
+            critical_error: true,
+            ..Start::new("", &[TOKEN], &state.0)
+        })
+        .await;
+    let logs = running.logs.clone().expect("logs");
+    let defaults = Config::default();
+    let expected = defaults.fallback(Some(Channel::Messaging), None).twiml;
+    for sid in [
+        "SM80000000000000000000000000000001",
+        "SM80000000000000000000000000000002",
+    ] {
+        let answer = send(&running.base_url, &inbound_sms(sid)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body, expected);
+    }
+    eventually("both requests' records", &logs, || {
+        json_lines(&logs)
+            .iter()
+            .filter(|line| line["event"] == "fallback")
+            .count()
+            == 2
+    })
+    .await;
+    let text = std::fs::read_to_string(&logs).expect("the log");
+    assert_eq!(
+        text.matches("Reinitializing Wasm application").count(),
+        1,
+        "one reset, before the first request:\n{text}"
+    );
+}

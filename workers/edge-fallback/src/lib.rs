@@ -13,7 +13,9 @@
 //! requests (`/_twiml-fallback/…`) are routed by the core before the endpoint decides anything,
 //! and performed in the inbox object — replay passes too, which the object also runs from its
 //! alarm (`replay.rs`), and `alerts test`. It never panics on input (a panic aborts the wasm
-//! instance): every request gets an answer.
+//! instance, which the glue instantiates afresh for the next request): every request gets an
+//! answer. workerd calls `fetch` through `entry.mjs`, the bundle's main module, a plain handler
+//! object over worker-build's bundle (`scripts/worker.sh build`).
 //!
 //! Configuration, read once per isolate:
 //! - `FALLBACK_CONFIG` (`[vars]`): the configuration document, TOML or JSON;
