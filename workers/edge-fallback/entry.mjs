@@ -6,7 +6,8 @@
 // more Proxies and an `async` function: about a tenth of what a request costs this Worker under
 // raw workerd (BENCHMARKS.md, "The Worker's entry module"). This module's default export is a
 // plain `{ fetch }` object instead, which workerd calls as it is, and it hands the request to the
-// same Rust handler with the same `env` and `ctx`.
+// same Rust handler with the same `env` and `ctx` (`fetch` in src/lib.rs, which returns the
+// Response itself when nothing waits, else a promise of it).
 //
 // Panic recovery stays as worker-build built it. Before every call into the wasm instance, the
 // glue checks whether a panic or a trap terminated it, and instantiates it afresh if so: that
