@@ -177,10 +177,11 @@ fn load(env: &Env) -> Rc<Loaded> {
 /// body is one `arrayBuffer()` away, and what the core decides then is logged and answered at
 /// once. That path is one `then` on the body's promise, whose callback returns the `Response`;
 /// a health check (no body) is answered before `fetch` returns. A Rust future per request (what
-/// `#[event(fetch)]` makes) costs two `queueMicrotask`s, a JS promise and three closures more:
-/// without it the Worker serves 11 % more requests per second under raw workerd (BENCHMARKS.md,
-/// "The Worker's request without a future"). Whatever does wait — an admin request, a chunked or
-/// refused body, an inbox commit, a recovery request — runs as a future.
+/// `#[event(fetch)]` makes) costs two `queueMicrotask`s and a JS promise more, and three closures
+/// where this path has one: without it the Worker serves 11 % more requests per second under raw
+/// workerd (BENCHMARKS.md, "The Worker's request without a future"). Whatever does wait — an
+/// admin request, a chunked or refused body, an effect that holds the answer
+/// ([`Effect::holds_the_answer`]: an inbox commit, a recovery request) — runs as a future.
 ///
 /// It takes the raw `web_sys` request: `worker::Request` would read the `cf` object and the URL
 /// into a `Url` on every request, which the endpoint never uses (a measurable share of each).
@@ -306,25 +307,19 @@ impl Incoming {
             now_ms: now_ms(),
             inbox_failing: INBOX_FAILING.get(),
         });
-        let waits = decision.effects.iter().any(waits);
+        let waits = decision.effects.iter().any(Effect::holds_the_answer);
         let mut performed: Pin<Box<dyn Future<Output = JsValue>>> = Box::pin(async move {
             let answer = perform(decision.response, decision.effects, &self.env, &self.ctx, &self.loaded).await;
             into_js(respond(&answer))
         });
-        // Without an effect that waits, `perform` never reaches an await that is pending, so one
-        // poll finishes it (and registers no waker: a timer is armed only by those effects).
+        // Without an effect that holds the answer (an inbox commit, a recovery request), `perform`
+        // never reaches an await that is pending, so one poll finishes it (and registers no
+        // waker: a timer is armed only by those effects).
         if !waits && let Some(response) = (&mut performed).now_or_never() {
             return response;
         }
         promised(performed)
     }
-}
-
-/// Whether performing `effect` waits for the network: an inbox commit (the answer waits for it)
-/// or a recovery request (the answer depends on it). A log line is written at once, and an
-/// incident notice is filed after the answer (`ctx.wait_until`).
-fn waits(effect: &Effect) -> bool {
-    matches!(effect, Effect::Keep(_) | Effect::Recover(_))
 }
 
 /// Reads an admin request's body (to the admin API's limit), routes it again with it and

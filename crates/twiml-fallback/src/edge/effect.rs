@@ -76,6 +76,19 @@ pub enum Effect {
     Recover(RecoveryPlan),
 }
 
+impl Effect {
+    /// Whether the answer waits for this effect: an entry is committed before answering, and a
+    /// recovery's judgement is the answer. A log line is written as it comes and an incident
+    /// notice is filed off the caller's path, so a decision with neither of the others can be
+    /// answered as soon as its lines are written (the Worker then answers without a future).
+    pub fn holds_the_answer(&self) -> bool {
+        match self {
+            Effect::Keep(_) | Effect::Recover(_) => true,
+            Effect::Log(_) | Effect::Incident(_) => false,
+        }
+    }
+}
+
 /// An HTTP request the core wants sent, complete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboundRequest {

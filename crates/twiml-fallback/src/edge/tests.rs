@@ -1106,6 +1106,26 @@ fn the_same_request_without_the_probe_id_is_kept_notified_and_recovered() {
 }
 
 #[test]
+fn only_a_commit_to_the_inbox_or_a_recovery_holds_the_answer() {
+    let held = |decision: &Decision| {
+        decision
+            .effects
+            .iter()
+            .map(Effect::holds_the_answer)
+            .collect::<Vec<_>>()
+    };
+    // Keep, log, incident: the commit holds the answer, the line and the notice do not.
+    let filed = decide_signed(&edge(ALERTS).with_inbox(true), &Method::POST, INBOUND_SMS);
+    assert_eq!(held(&filed), [true, false, false], "{:?}", filed.effects);
+    // Without the inbox, nothing holds it.
+    let logged = decide_signed(&edge(ALERTS), &Method::POST, INBOUND_SMS);
+    assert!(!held(&logged).contains(&true), "{:?}", logged.effects);
+    // A recovery does.
+    let recovered = edge(&format!("{ALERTS}{RECOVERY}")).decide(&post(VOICE_BODY, &sign(URL, VOICE_BODY)));
+    assert!(matches!(recovered.effects[0], Effect::Recover(_)) && held(&recovered)[0]);
+}
+
+#[test]
 fn a_forged_or_unsigned_probe_is_refused_like_any_forged_request() {
     let edge = everything_on();
     let probe = with_probe(INBOUND_SMS);
